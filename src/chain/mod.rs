@@ -1,0 +1,192 @@
+//! Chain access. Everything the facilitator knows about the ledger comes
+//! through [`ChainProvider`], so the verify pipeline and the settlement
+//! service never care whether the answer came from the embedded devnet or
+//! from a Blockfrost-compatible HTTP API.
+//!
+//! The one rule every implementation keeps (DESIGN.md invariant 1): **an
+//! error is never absence**. A lookup that failed or was ambiguous is
+//! [`UtxoState::Unknown`], never `Spent` and never `Unspent`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::cardano::{Network, TxId, UtxoRef, Value};
+
+/// What the facilitator needs to know about one unspent output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UtxoInfo {
+    /// Owner address as raw bytes (header byte first).
+    pub address: Vec<u8>,
+    /// The full value held.
+    pub value: Value,
+}
+
+/// The tri-state answer for one UTxO reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UtxoState {
+    Unspent(UtxoInfo),
+    /// Positive evidence that the output existed and was consumed, or that the
+    /// producing transaction exists but has no output at that index.
+    Spent,
+    /// The backend could not say (error, timeout, ambiguity). Never treated as spent or unspent.
+    Unknown(String),
+}
+
+/// The chain tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tip {
+    pub slot: u64,
+    pub height: u64,
+    /// Unix seconds of the tip block.
+    pub time: i64,
+    #[serde(serialize_with = "ser_hex32")]
+    pub hash: [u8; 32],
+}
+
+fn ser_hex32<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+/// The protocol parameters the verify pipeline and the devnet ledger use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtocolParams {
+    pub min_fee_a: u64,
+    pub min_fee_b: u64,
+    pub max_tx_size: u64,
+    pub max_val_size: u64,
+    pub coins_per_utxo_size: u64,
+    pub key_deposit: u64,
+    pub pool_deposit: u64,
+    pub max_collateral_inputs: u64,
+    pub collateral_percent: u64,
+    pub min_fee_ref_script_cost_per_byte: u64,
+    pub protocol_major: u64,
+    pub protocol_minor: u64,
+    pub epoch: u64,
+}
+
+impl ProtocolParams {
+    /// Mainnet's current values; the devnet uses these.
+    pub fn mainnet_like() -> Self {
+        ProtocolParams {
+            min_fee_a: 44,
+            min_fee_b: 155_381,
+            max_tx_size: 16_384,
+            max_val_size: 5_000,
+            coins_per_utxo_size: 4_310,
+            key_deposit: 2_000_000,
+            pool_deposit: 500_000_000,
+            max_collateral_inputs: 3,
+            collateral_percent: 150,
+            min_fee_ref_script_cost_per_byte: 15,
+            protocol_major: 10,
+            protocol_minor: 0,
+            epoch: 0,
+        }
+    }
+
+    /// Linear minimum fee for a transaction of `size` bytes.
+    pub fn min_fee(&self, size: u64) -> u64 {
+        self.min_fee_a.saturating_mul(size).saturating_add(self.min_fee_b)
+    }
+}
+
+/// Result of handing a transaction to the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Accepted,
+    /// A definitive rejection by the node, with its reason (e.g. `BadInputsUTxO`).
+    Rejected(String),
+    /// The outcome cannot be known (timeout after sending, 5xx, transport error).
+    Unknown(String),
+}
+
+/// What the chain says about a transaction id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Evidence {
+    NotSeen,
+    Mempool,
+    /// In a block; `depth` counts blocks on top of it (0 = in the tip block).
+    Included {
+        depth: u64,
+        height: u64,
+        slot: u64,
+        #[serde(serialize_with = "ser_hex32")]
+        block: [u8; 32],
+    },
+}
+
+/// A backend failure (not a verdict about any UTxO or transaction).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{op}: {message}")]
+pub struct ChainError {
+    pub op: &'static str,
+    pub message: String,
+}
+
+impl ChainError {
+    pub fn new(op: &'static str, message: impl Into<String>) -> Self {
+        ChainError { op, message: message.into() }
+    }
+}
+
+/// Health of a dependency as reported by /health.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyHealth {
+    pub status: DependencyStatus,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tip: Option<Tip>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DependencyStatus {
+    Up,
+    Down,
+}
+
+/// Read and submit access to one Cardano network.
+#[async_trait]
+pub trait ChainProvider: Send + Sync + 'static {
+    /// The network this provider serves.
+    fn network(&self) -> Network;
+
+    /// Tri-state lookup of a batch of references; the answer has one entry per ref, in order.
+    async fn utxos(&self, refs: &[UtxoRef]) -> Vec<UtxoState>;
+
+    async fn tip(&self) -> Result<Tip, ChainError>;
+
+    async fn protocol_params(&self) -> Result<Arc<ProtocolParams>, ChainError>;
+
+    /// Submit signed transaction CBOR.
+    async fn submit(&self, tx_cbor: &[u8]) -> SubmitOutcome;
+
+    async fn evidence(&self, tx_id: &TxId) -> Result<Evidence, ChainError>;
+
+    /// Called after this service submitted `tx_id` spending `spent`: drop cached answers.
+    fn invalidate(&self, _spent: &[UtxoRef]) {}
+
+    /// Slot for a unix time, from the provider's slot clock.
+    fn slot_at(&self, unix_seconds: i64) -> u64;
+
+    /// Cheap liveness probe for /health (a tip query, measured).
+    async fn health(&self) -> DependencyHealth {
+        let start = std::time::Instant::now();
+        let r = self.tip().await;
+        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        match r {
+            Ok(tip) => DependencyHealth { status: DependencyStatus::Up, latency_ms, tip: Some(tip), error: None },
+            Err(e) => DependencyHealth { status: DependencyStatus::Down, latency_ms, tip: None, error: Some(e.to_string()) },
+        }
+    }
+}
+
+pub type DynChain = Arc<dyn ChainProvider>;

@@ -1,0 +1,31 @@
+//! # x402-facilitator
+//!
+//! An x402 payment facilitator for Cardano. Resource servers (paid APIs) call
+//! it to verify a buyer's signed transaction (`POST /verify`) and to submit it
+//! exactly once and follow it to confirmation (`POST /settle`).
+//!
+//! ## Map of the crate
+//!
+//! | module | one reason to change |
+//! |---|---|
+//! | [`config`] | configuration layering, validation, the mainnet guard |
+//! | [`telemetry`] | JSON (pino/bunyan) or pretty logs, Sentry |
+//! | [`app`] | wiring [`config::Settings`] into a running service; graceful shutdown |
+//! | [`http`] | routes, the tower stack, errors as JSON |
+//! | [`protocol`] | x402 v1/v2 wire types, header codecs, reason codes (no chain logic) |
+//! | [`cardano`] | transactions over pallas, addresses, assets, networks, slot clock |
+//! | [`scheme`] | the `exact` Cardano verification pipeline |
+//! | [`chain`] | [`chain::ChainProvider`]: the embedded devnet ledger and Blockfrost |
+//! | [`store`] | [`store::Store`]: reservations and the settlement journal (memory, Redis) |
+//! | [`settle`] | settlement service and reconciler (the journal state machine) |
+
+pub mod app;
+pub mod cardano;
+pub mod chain;
+pub mod config;
+pub mod http;
+pub mod protocol;
+pub mod scheme;
+pub mod settle;
+pub mod store;
+pub mod telemetry;

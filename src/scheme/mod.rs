@@ -1,0 +1,1 @@
+//! Payment schemes. Only `exact` on Cardano for now.

@@ -1,0 +1,1 @@
+//! Settlement service and reconciler.

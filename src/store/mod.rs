@@ -1,0 +1,237 @@
+//! The shared, atomic state of the facilitator: UTxO reservations, the
+//! settlement journal, its index of records awaiting chain evidence, the
+//! reconciler lease and payment-identifier idempotency records.
+//!
+//! Two implementations pass one test suite: [`memory::MemoryStore`] (the
+//! embedded default, one process) and [`redis::RedisStore`] (any number of
+//! replicas; every multi-key operation is one Lua script, so Redis is the
+//! single arbiter). Both are fail-closed: an error is returned, never a guess.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cardano::{TxId, UtxoRef};
+use crate::chain::DependencyHealth;
+
+pub mod memory;
+pub mod redis;
+
+/// Outcome of an all-or-nothing reservation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every input is now held by the owner (new, or refreshed).
+    Reserved,
+    /// Nothing was written: `input` is held by another transaction.
+    Conflict { input: UtxoRef, holder: TxId },
+}
+
+/// States of the settlement journal (DESIGN.md section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettlementState {
+    Claimed,
+    Submitting,
+    Submitted,
+    Pending,
+    Confirmed,
+    Failed,
+    Expired,
+}
+
+impl SettlementState {
+    pub const ALL: [SettlementState; 7] = [
+        SettlementState::Claimed,
+        SettlementState::Submitting,
+        SettlementState::Submitted,
+        SettlementState::Pending,
+        SettlementState::Confirmed,
+        SettlementState::Failed,
+        SettlementState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettlementState::Claimed => "claimed",
+            SettlementState::Submitting => "submitting",
+            SettlementState::Submitted => "submitted",
+            SettlementState::Pending => "pending",
+            SettlementState::Confirmed => "confirmed",
+            SettlementState::Failed => "failed",
+            SettlementState::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No further transition except CONFIRMED -> SUBMITTED on rollback.
+    pub fn is_final(self) -> bool {
+        matches!(self, SettlementState::Failed | SettlementState::Expired)
+    }
+}
+
+/// One journal record. Every field the audit trail needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettlementRecord {
+    pub tx_id: TxId,
+    pub state: SettlementState,
+    /// Fencing token: a fresh UUID on every claim; every transition names it.
+    pub attempt: String,
+    /// CAIP-2 network.
+    pub network: String,
+    pub payer: String,
+    pub pay_to: String,
+    pub asset: String,
+    pub amount: String,
+    /// Hex digest of the payment requirements this settlement was made under.
+    pub requirements_digest: String,
+    /// Confirmations the requirements asked for (-1 mempool, 0 in a block, n on top).
+    pub required_confirmations: i64,
+    pub inputs: Vec<UtxoRef>,
+    /// Last slot at which the transaction can still land (its ttl), if bounded.
+    pub ttl_slot: Option<u64>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub submitted_at: Option<i64>,
+    pub confirmed_at: Option<i64>,
+    pub confirmations: Option<u64>,
+    pub block_hash: Option<String>,
+    pub block_height: Option<u64>,
+    pub error: Option<String>,
+    /// How many times this record's transaction was handed to the network.
+    pub submissions: u32,
+    /// Unix milliseconds after which an unconfirmed record may be expired.
+    pub expires_at: i64,
+    /// Base64 of the signed transaction, for audit and recovery.
+    pub tx_cbor_b64: String,
+}
+
+/// Result of an atomic claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The record did not exist and now does, as given.
+    Claimed(SettlementRecord),
+    /// A record already exists; nothing was written.
+    Existing(SettlementRecord),
+}
+
+/// Result of a compare-and-set transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    Applied(SettlementRecord),
+    /// Current state or attempt did not match; the record as it is now (None if gone).
+    Conflict(Option<SettlementRecord>),
+}
+
+/// When a record should next be looked at by the reconciler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Put (or move) the record in the pending index, due at this unix-ms time.
+    At(i64),
+    /// Take it out of the index.
+    Done,
+    /// Leave the index as it is.
+    Keep,
+}
+
+/// A page of journal records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<SettlementRecord>,
+    /// Opaque cursor for the next page; None at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// Answer of the payment-identifier idempotency check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyOutcome {
+    /// First use of this id: the caller proceeds and later stores the answer.
+    New,
+    /// Same id, same payload, answer not stored yet (a concurrent request is working on it).
+    InProgress,
+    /// Same id, same payload: the stored answer (JSON text).
+    Stored(String),
+    /// Same id, different payload.
+    Mismatch,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The atomic shared state. Every method is one atomic step.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reserve every input for `owner` for `ttl`, all or nothing. Inputs already
+    /// held by `owner` are refreshed.
+    async fn reserve(&self, inputs: &[UtxoRef], owner: &TxId, ttl: Duration) -> Result<ReserveOutcome, StoreError>;
+
+    /// Release the inputs held by `owner` (those held by someone else are left alone).
+    async fn release(&self, inputs: &[UtxoRef], owner: &TxId) -> Result<(), StoreError>;
+
+    /// Who holds this input now.
+    async fn holder(&self, input: &UtxoRef) -> Result<Option<TxId>, StoreError>;
+
+    /// Number of inputs currently reserved.
+    async fn reservations_active(&self) -> Result<u64, StoreError>;
+
+    /// Create the journal record if absent (state CLAIMED expected), atomically.
+    async fn claim(&self, record: &SettlementRecord, retention: Duration, schedule: Schedule) -> Result<ClaimOutcome, StoreError>;
+
+    /// Replace the record with `next` iff its current state is `from` and its
+    /// attempt is `next.attempt`'s predecessor `expected_attempt`; update the index.
+    async fn transition(
+        &self,
+        expected_state: SettlementState,
+        expected_attempt: &str,
+        next: &SettlementRecord,
+        retention: Duration,
+        schedule: Schedule,
+    ) -> Result<CasOutcome, StoreError>;
+
+    async fn get(&self, tx_id: &TxId) -> Result<Option<SettlementRecord>, StoreError>;
+
+    /// Records by state (all states when None), newest first, `limit` per page.
+    async fn list(&self, state: Option<SettlementState>, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+
+    /// Records whose next check is due at `now_ms`, oldest first.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<TxId>, StoreError>;
+
+    /// Count of records per state (for metrics).
+    async fn count_by_state(&self) -> Result<Vec<(SettlementState, u64)>, StoreError>;
+
+    /// Take or renew a named lease for `holder`; true when `holder` has it.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// payment-identifier: begin (or look up) the request with this id and payload digest.
+    async fn idempotency_begin(&self, id: &str, payload_digest: &str, ttl: Duration) -> Result<IdempotencyOutcome, StoreError>;
+
+    /// Store the answer for an id begun with the same digest.
+    async fn idempotency_complete(&self, id: &str, payload_digest: &str, answer_json: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Forget an id whose request ended without an answer worth keeping (e.g. a 503).
+    async fn idempotency_abort(&self, id: &str, payload_digest: &str) -> Result<(), StoreError>;
+
+    /// Round-trip probe for /health.
+    async fn health(&self) -> DependencyHealth;
+
+    /// Which backend this is (`memory` or `redis`).
+    fn backend(&self) -> &'static str;
+
+    /// Close connections at shutdown.
+    async fn close(&self) {}
+}
+
+pub type DynStore = Arc<dyn Store>;
