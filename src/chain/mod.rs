@@ -90,7 +90,9 @@ impl ProtocolParams {
 
     /// Linear minimum fee for a transaction of `size` bytes.
     pub fn min_fee(&self, size: u64) -> u64 {
-        self.min_fee_a.saturating_mul(size).saturating_add(self.min_fee_b)
+        self.min_fee_a
+            .saturating_mul(size)
+            .saturating_add(self.min_fee_b)
     }
 }
 
@@ -130,7 +132,10 @@ pub struct ChainError {
 
 impl ChainError {
     pub fn new(op: &'static str, message: impl Into<String>) -> Self {
-        ChainError { op, message: message.into() }
+        ChainError {
+            op,
+            message: message.into(),
+        }
     }
 }
 
@@ -183,10 +188,27 @@ pub trait ChainProvider: Send + Sync + 'static {
         let r = self.tip().await;
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         match r {
-            Ok(tip) => DependencyHealth { status: DependencyStatus::Up, latency_ms, tip: Some(tip), error: None },
-            Err(e) => DependencyHealth { status: DependencyStatus::Down, latency_ms, tip: None, error: Some(e.to_string()) },
+            Ok(tip) => DependencyHealth {
+                status: DependencyStatus::Up,
+                latency_ms,
+                tip: Some(tip),
+                error: None,
+            },
+            Err(e) => DependencyHealth {
+                status: DependencyStatus::Down,
+                latency_ms,
+                tip: None,
+                error: Some(e.to_string()),
+            },
         }
     }
 }
 
 pub type DynChain = Arc<dyn ChainProvider>;
+
+/// Build the provider named by the configuration.
+pub async fn build(settings: &crate::config::Settings) -> Result<DynChain, ChainError> {
+    // WIRING-PENDING: devnet and blockfrost land from the chain branch.
+    let _ = settings;
+    Err(ChainError::new("build", "no chain provider wired yet"))
+}
