@@ -1,0 +1,3 @@
+//! Shared test harness: the app (in process or as the binary), Node tools.
+pub mod app;
+pub mod node;
