@@ -36,6 +36,8 @@ pub struct AppInner {
     pub chain: DynChain,
     pub store: DynStore,
     pub started: Instant,
+    /// API keys and rate limits, shared by every route.
+    pub guard: Arc<crate::http::guard::Guard>,
     /// Set when shutdown begins; /ready answers 503 from then on.
     draining: AtomicBool,
     /// Fires when shutdown begins, for background tasks.
@@ -151,11 +153,13 @@ impl App {
             reason: e.to_string(),
         })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let guard = crate::http::guard::Guard::new(&settings);
         let state = AppState(Arc::new(AppInner {
             settings: Arc::new(settings),
             chain,
             store,
             started: Instant::now(),
+            guard,
             draining: AtomicBool::new(false),
             shutdown: shutdown_rx,
         }));

@@ -8,6 +8,7 @@
 //! queue) → body limit (413) → CORS → router.
 
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod observe;
@@ -100,7 +101,9 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
 /// The whole service: the routes wrapped in the global stack.
 pub fn service(state: AppState) -> Router {
     let settings = state.settings.clone();
-    stack(routes(state), &settings)
+    let guard = state.guard.clone();
+    let routes = routes(state).layer(middleware::from_fn_with_state(guard, guard::guard));
+    stack(routes, &settings)
 }
 
 /// Wrap any router in the global stack. Global layers wrap the router as a

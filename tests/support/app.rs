@@ -59,7 +59,10 @@ pub fn start(app: App) -> TestApp {
     TestApp {
         addr,
         base: format!("http://{addr}"),
-        client: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("client"),
         state,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -72,13 +75,28 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self.client.get(self.url(path)).send().await.expect("request sent");
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self.client.post(self.url(path)).json(body).send().await.expect("request sent");
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
@@ -144,9 +162,13 @@ impl BinApp {
         config["server"]["port"] = serde_json::json!(port);
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
-        std::fs::write(dir.path().join("config/config.json"), config.to_string()).expect("write config");
+        std::fs::write(dir.path().join("config/config.json"), config.to_string())
+            .expect("write config");
         let mut cmd = Command::new(bin());
-        cmd.current_dir(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.current_dir(dir.path())
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, _) in std::env::vars() {
             if k.starts_with("X402_") || k == "MAINNET" {
                 cmd.env_remove(k);
@@ -171,12 +193,24 @@ impl BinApp {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("binary exited early with {status}: {:?}", lines.lock().expect("lock"));
+                panic!(
+                    "binary exited early with {status}: {:?}",
+                    lines.lock().expect("lock")
+                );
             }
-            assert!(Instant::now() < deadline, "binary did not listen: {:?}", lines.lock().expect("lock"));
+            assert!(
+                Instant::now() < deadline,
+                "binary did not listen: {:?}",
+                lines.lock().expect("lock")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        BinApp { child, port, lines, _dir: dir }
+        BinApp {
+            child,
+            port,
+            lines,
+            _dir: dir,
+        }
     }
 
     pub fn base(&self) -> String {
@@ -189,7 +223,11 @@ impl BinApp {
 
     /// Send a signal by name (TERM, INT, KILL).
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill runs");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
         assert!(status.success());
     }
 

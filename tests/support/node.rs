@@ -17,6 +17,9 @@ pub fn bin(name: &str) -> Option<PathBuf> {
 
 /// Is `node` on PATH and are the interop packages installed?
 pub fn available() -> bool {
-    std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
         && interop_dir().join("node_modules").exists()
 }
