@@ -36,6 +36,8 @@ pub struct AppInner {
     pub chain: DynChain,
     pub store: DynStore,
     pub started: Instant,
+    /// The settlement service and its reconciler.
+    pub settlement: Arc<crate::settle::Settlement>,
     /// API keys and rate limits, shared by every route.
     pub guard: Arc<crate::http::guard::Guard>,
     /// Set when shutdown begins; /ready answers 503 from then on.
@@ -154,8 +156,12 @@ impl App {
         })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let guard = crate::http::guard::Guard::new(&settings);
+        let settings = Arc::new(settings);
+        let settlement =
+            crate::settle::Settlement::new(store.clone(), chain.clone(), settings.clone());
         let state = AppState(Arc::new(AppInner {
-            settings: Arc::new(settings),
+            settings,
+            settlement,
             chain,
             store,
             started: Instant::now(),
@@ -200,6 +206,41 @@ impl App {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let service = crate::http::service(state.clone());
 
+        let reconciler = state.settlement.spawn_reconciler(state.shutdown_signal());
+        let guard = state.guard.clone();
+        let mut prune_stop = state.shutdown_signal();
+        let prune_every = Duration::from_millis(state.settings.rate_limit.window_ms.max(1000));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(prune_every) => guard.prune(),
+                    _ = prune_stop.wait_for(|v| *v) => break,
+                }
+            }
+        });
+
+        if let Some(port) = state.settings.metrics.port {
+            let addr = format!("{}:{port}", state.settings.server.host);
+            match TcpListener::bind(&addr).await {
+                Ok(l) => {
+                    tracing::info!(address = %addr, "metrics listening on a separate port");
+                    let mut stop = state.shutdown_signal();
+                    let router = axum::Router::new()
+                        .route("/metrics", axum::routing::get(crate::http::metrics::render));
+                    tokio::spawn(async move {
+                        let _ = axum::serve(l, router)
+                            .with_graceful_shutdown(async move {
+                                let _ = stop.wait_for(|v| *v).await;
+                            })
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(address = %addr, error = %e, "metrics listener could not bind; /metrics unavailable")
+                }
+            }
+        }
+
         let signal_state = state.clone();
         let mut begun = shutdown_tx.subscribe();
         tokio::spawn(async move {
@@ -231,6 +272,7 @@ impl App {
             }
         };
 
+        let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
         state.store.close().await;
         tracing::info!("store closed; shutdown complete");
         sentry.flush(Duration::from_secs(2));

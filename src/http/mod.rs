@@ -7,6 +7,7 @@
 //! → load shedding (503 beyond `server.maxConcurrentRequests`, no unbounded
 //! queue) → body limit (413) → CORS → router.
 
+pub mod admin;
 pub mod error;
 pub mod guard;
 pub mod health;
@@ -35,10 +36,20 @@ pub use error::ApiError;
 
 /// The routes, with the per-route layer that records the matched template.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.settings.metrics.port.is_none() {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    router
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/metrics", get(metrics::render))
+        .nest(
+            "/admin",
+            admin::routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                admin::authorize,
+            )),
+        )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(observe::remember_route))
