@@ -225,8 +225,9 @@ impl App {
                 Ok(l) => {
                     tracing::info!(address = %addr, "metrics listening on a separate port");
                     let mut stop = state.shutdown_signal();
-                    let router = axum::Router::new()
-                        .route("/metrics", axum::routing::get(crate::http::metrics::render));
+                    let router: axum::Router = axum::Router::new()
+                        .route("/metrics", axum::routing::get(crate::http::metrics::render))
+                        .with_state(state.clone());
                     tokio::spawn(async move {
                         let _ = axum::serve(l, router)
                             .with_graceful_shutdown(async move {
