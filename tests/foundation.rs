@@ -558,3 +558,13 @@ fn sigterm_drains_in_flight_requests_and_refuses_new_connections() {
         "{lines:?}"
     );
 }
+
+/// config/config.example.json lists every key with its default: it parses to
+/// exactly the built-in defaults, and the defaults have no key it lacks.
+#[test]
+fn config_example_lists_every_key_with_its_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/config.example.json");
+    let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let defaults = serde_json::to_value(x402_facilitator::config::Settings::default()).unwrap();
+    assert_eq!(example, defaults, "regenerate with: cargo run -- check-config > config/config.example.json");
+}
