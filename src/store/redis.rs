@@ -43,7 +43,7 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, Script, ServerErrorKind, TlsMode, Value,
+    RedisConnectionInfo, RedisError, Script, ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 
 use super::{
@@ -55,7 +55,7 @@ use crate::chain::{DependencyHealth, DependencyStatus};
 use crate::config::RedisSettings;
 
 /// Tuning that the plain settings do not carry.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct RedisStoreOptions {
     /// When above zero, every journal write that changed something (`claim`
     /// that created, `transition` that applied) is followed by `WAIT n` on the
@@ -75,6 +75,9 @@ pub struct RedisStoreOptions {
     /// connection, so enable it only with replicas close to the master.
     pub journal_replicas: u32,
     pub journal_replica_timeout: Duration,
+    /// PEM of the CA that signed the servers' certificates, for TLS with a
+    /// private CA; `None` trusts the public web PKI roots.
+    pub tls_root_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for RedisStoreOptions {
@@ -82,7 +85,21 @@ impl Default for RedisStoreOptions {
         RedisStoreOptions {
             journal_replicas: 0,
             journal_replica_timeout: Duration::from_millis(500),
+            tls_root_ca_pem: None,
         }
+    }
+}
+
+impl std::fmt::Debug for RedisStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreOptions")
+            .field("journal_replicas", &self.journal_replicas)
+            .field("journal_replica_timeout", &self.journal_replica_timeout)
+            .field(
+                "tls_root_ca_pem",
+                &self.tls_root_ca_pem.as_ref().map(|_| "set"),
+            )
+            .finish()
     }
 }
 
@@ -122,7 +139,10 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         let scrub = Scrubber::new(settings);
         let connect_timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
-        let target = Target::from_settings(settings)
+        if settings.tls {
+            ensure_crypto_provider();
+        }
+        let target = Target::from_settings(settings, options.tls_root_ca_pem.as_deref())
             .map_err(|e| scrub.unavailable("invalid redis settings", &e))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
@@ -861,6 +881,16 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     idempotency_abort: script(include_str!("lua/idempotency_abort.lua")),
 });
 
+/// rustls needs one process-wide crypto provider, and this dependency graph
+/// compiles in two (so rustls will not guess and would panic on the first
+/// handshake). Install one unless the application already did.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only means another thread installed one first: fine either way.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Secrets
 
@@ -925,7 +955,11 @@ enum Dialer {
 }
 
 impl Target {
-    fn from_settings(s: &RedisSettings) -> Result<Target, RedisError> {
+    fn from_settings(s: &RedisSettings, root_ca: Option<&[u8]>) -> Result<Target, RedisError> {
+        let certificates = || TlsCertificates {
+            client_tls: None,
+            root_cert: root_ca.map(<[u8]>::to_vec),
+        };
         let invalid = |what: &'static str| RedisError::from((ErrorKind::InvalidClientConfig, what));
         if let Some(service) = s.sentinel.service_name.as_deref().filter(|n| !n.is_empty()) {
             let mut sentinels = Vec::with_capacity(s.sentinel.addresses.len());
@@ -967,6 +1001,11 @@ impl Target {
             }
             if s.tls {
                 b = b.set_client_to_redis_tls_mode(TlsMode::Secure);
+                if root_ca.is_some() {
+                    b = b
+                        .set_client_to_redis_certificates(certificates())
+                        .set_client_to_sentinel_certificates(certificates());
+                }
             }
             return Ok(Target {
                 dialer: Dialer::Sentinel(tokio::sync::Mutex::new(b.build()?)),
@@ -1002,7 +1041,11 @@ impl Target {
         if let Some(p) = s.password.as_ref().filter(|p| !p.is_empty()) {
             info = info.set_password(p.expose());
         }
-        let client = Client::open(addr.into_connection_info()?.set_redis_settings(info))?;
+        let info = addr.into_connection_info()?.set_redis_settings(info);
+        let client = match root_ca {
+            Some(_) if s.tls => Client::build_with_tls(info, certificates())?,
+            _ => Client::open(info)?,
+        };
         Ok(Target {
             dialer: Dialer::Direct(client),
             describe: format!("{describe} db {}", s.db),

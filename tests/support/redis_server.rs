@@ -53,6 +53,17 @@ pub struct Options {
     pub replica_of: Option<u16>,
     /// Also listen on a unix socket in the server's directory.
     pub unix_socket: bool,
+    /// Serve TLS only (no plain port), with the certificate in `tests/support/tls`.
+    pub tls: bool,
+}
+
+/// PEM of the CA that signed the harness's TLS server certificate.
+pub fn tls_ca_pem() -> Vec<u8> {
+    std::fs::read(tls_dir().join("ca.pem")).unwrap()
+}
+
+fn tls_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
 }
 
 enum Kind {
@@ -158,9 +169,16 @@ impl RedisServer {
                 ]
             }
             Kind::Server(o) => {
+                let (plain, tls) = if o.tls {
+                    (0, self.port)
+                } else {
+                    (self.port, 0)
+                };
                 let mut a: Vec<String> = [
                     "--port",
-                    &self.port.to_string(),
+                    &plain.to_string(),
+                    "--tls-port",
+                    &tls.to_string(),
                     "--bind",
                     "127.0.0.1",
                     "--dir",
@@ -191,6 +209,19 @@ impl RedisServer {
                         m.to_string(),
                     ]);
                 }
+                if o.tls {
+                    let t = tls_dir();
+                    a.extend([
+                        "--tls-cert-file".to_string(),
+                        t.join("server.pem").display().to_string(),
+                        "--tls-key-file".to_string(),
+                        t.join("server.key").display().to_string(),
+                        "--tls-ca-cert-file".to_string(),
+                        t.join("ca.pem").display().to_string(),
+                        "--tls-auth-clients".to_string(),
+                        "no".to_string(),
+                    ]);
+                }
                 if o.unix_socket {
                     a.extend([
                         "--unixsocket".to_string(),
@@ -211,8 +242,18 @@ impl RedisServer {
         }
     }
 
-    /// Start the process and wait until it answers PING; `Err(log)` if it died.
+    fn tls(&self) -> bool {
+        matches!(&self.kind, Kind::Server(o) if o.tls)
+    }
+
+    fn ready_lines(&self) -> usize {
+        self.log().matches("Ready to accept connections").count()
+    }
+
+    /// Start the process and wait until it answers PING (for a TLS server:
+    /// until it logs that it is ready); `Err(log)` if it died.
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let ready_before = self.ready_lines();
         let child = Command::new(&self.bin)
             .args(self.args())
             .current_dir(self.dir.path())
@@ -231,7 +272,11 @@ impl RedisServer {
             {
                 return Err(format!("exited with {status}\n{}", self.log()));
             }
-            if self.ping_ok() {
+            if if self.tls() {
+                self.ready_lines() > ready_before
+            } else {
+                self.ping_ok()
+            } {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
