@@ -97,14 +97,15 @@ pub struct App {
 
 /// Build the store named by `store.backend`.
 pub async fn build_store(settings: &Settings) -> Result<DynStore, StartupError> {
-    // WIRING-PENDING: memory and redis stores land from the store branch.
-    let _ = (
-        settings.store.backend == StoreBackend::Memory,
-        &settings.chain.redis,
-    );
-    Err(StartupError::Store(
-        "no store implementation wired yet".into(),
-    ))
+    match settings.store.backend {
+        StoreBackend::Memory => Ok(Arc::new(crate::store::memory::MemoryStore::new())),
+        StoreBackend::Redis => {
+            let store = crate::store::redis::RedisStore::connect(&settings.chain.redis)
+                .await
+                .map_err(|e| StartupError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 impl App {

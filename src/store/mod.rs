@@ -266,3 +266,53 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Largest page [`Store::list`] returns; larger limits are clamped to it (and 0 to 1).
+pub const MAX_PAGE: usize = 1_000;
+
+/// Position in a journal listing: the last record of the previous page.
+///
+/// Listings are ordered by `(updated_at, tx_id)`, newest first, in both stores,
+/// so a cursor names one exact point in that order and paging neither skips nor
+/// repeats records that did not change meanwhile. Callers treat the text as
+/// opaque; the admin API can call [`ListCursor::parse`] to answer a malformed
+/// cursor with 400 before asking the store (which reports it as
+/// [`StoreError::Corrupt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    pub updated_at: i64,
+    pub tx_id: TxId,
+}
+
+impl ListCursor {
+    /// The text handed to clients.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.updated_at, self.tx_id)
+    }
+
+    /// Read a cursor produced by [`ListCursor::encode`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (at, id) = s.split_once('.')?;
+        if at.is_empty() || at.len() > 20 {
+            return None;
+        }
+        Some(ListCursor {
+            updated_at: at.parse().ok()?,
+            tx_id: id.parse().ok()?,
+        })
+    }
+}
+
+/// Open the store the configuration names: the in-process [`memory::MemoryStore`],
+/// or a [`redis::RedisStore`] that must be reachable now (startup fails otherwise).
+pub async fn open(
+    backend: crate::config::StoreBackend,
+    redis: &crate::config::RedisSettings,
+) -> Result<DynStore, StoreError> {
+    match backend {
+        crate::config::StoreBackend::Memory => Ok(Arc::new(memory::MemoryStore::new())),
+        crate::config::StoreBackend::Redis => {
+            Ok(Arc::new(redis::RedisStore::connect(redis).await?))
+        }
+    }
+}
