@@ -138,7 +138,7 @@ impl EnvelopeError {
 
 fn first_line(e: &serde_json::Error) -> String {
     let mut s = e.to_string();
-    s.truncate(200);
+    crate::cardano::types::truncate_chars(&mut s, 200);
     s
 }
 

@@ -255,7 +255,7 @@ fn transfer_method(extra: &Json) -> Result<(), Reject> {
         )),
         other => {
             let mut other = other.to_owned();
-            other.truncate(40);
+            crate::cardano::types::truncate_chars(&mut other, 40);
             Err(reject(
                 Reason::InvalidRequirements,
                 format!("unknown assetTransferMethod \"{other}\""),
@@ -406,7 +406,7 @@ fn stage_a(
     let payload: CardanoExactPayload =
         serde_json::from_value(req.payload().clone()).map_err(|e| {
             let mut m = e.to_string();
-            m.truncate(200);
+            crate::cardano::types::truncate_chars(&mut m, 200);
             reject(
                 Reason::InvalidPayloadShape,
                 format!("payload must be {{transaction, nonce}}: {m}"),
