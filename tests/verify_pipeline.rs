@@ -1333,3 +1333,127 @@ proptest! {
         let _ = verify_body(&bytes);
     }
 }
+
+// ---------------------------------------------------------------- stable fuzz harness
+
+/// Stable-toolchain stand-in for `cargo fuzz` (see fuzz/README.md): mutates a
+/// corpus of real and built transactions and feeds every mutant to the decoder,
+/// the witness check and (for one in eight) the whole offline pipeline.
+/// Run: `FUZZ_ITERS=2000000 cargo test --test verify_pipeline -- --ignored --nocapture stable_fuzz`
+#[test]
+#[ignore]
+fn stable_fuzz_decode_tx() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use x402_facilitator::cardano::{ParsedTx, TxDecodeError};
+
+    let iters: u64 = std::env::var("FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let seed: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x402);
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let w = world();
+    let mut corpus: Vec<Vec<u8>> = vec![w.lovelace_payment().tx, w.token_payment().tx, tx_bytes()];
+    corpus.push(
+        w.build(
+            &w.spec(Value::lovelace(2_000_000)),
+            &[w.buyer.clone(), w.third.clone()],
+        )
+        .tx,
+    );
+    for f in ["mainnet_90bd64b1", "mainnet_3e1ae85c", "preview_b41ebebf"] {
+        let path = format!("{}/tests/fixtures/{f}.tx.hex", env!("CARGO_MANIFEST_DIR"));
+        corpus.push(hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap());
+    }
+    const INTERESTING: &[u8] = &[
+        0x00, 0x01, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x20, 0x3b, 0x40, 0x58, 0x5b, 0x5f, 0x60,
+        0x7f, 0x80, 0x81, 0x84, 0x9b, 0x9f, 0xa0, 0xa1, 0xbb, 0xbf, 0xc0, 0xd8, 0xd9, 0xf4, 0xf5,
+        0xf6, 0xf7, 0xfb, 0xff,
+    ];
+
+    let start = std::time::Instant::now();
+    let (mut decoded, mut pipeline_runs) = (0u64, 0u64);
+    for i in 0..iters {
+        let mut data = corpus[rng.gen_range(0..corpus.len())].clone();
+        let rounds = rng.gen_range(1..=4);
+        for _ in 0..rounds {
+            let len = data.len();
+            match rng.gen_range(0..9) {
+                0 if len > 0 => {
+                    let p = rng.gen_range(0..len);
+                    data[p] ^= 1 << rng.gen_range(0..8);
+                }
+                1 if len > 0 => {
+                    let p = rng.gen_range(0..len);
+                    data[p] = INTERESTING[rng.gen_range(0..INTERESTING.len())];
+                }
+                2 => {
+                    let p = rng.gen_range(0..=len);
+                    let n = rng.gen_range(1..16);
+                    let bytes: Vec<u8> = (0..n).map(|_| rng.r#gen()).collect();
+                    data.splice(p..p, bytes);
+                }
+                3 if len > 1 => {
+                    let a = rng.gen_range(0..len);
+                    let b = (a + rng.gen_range(1..64)).min(len);
+                    data.drain(a..b);
+                }
+                4 if len > 1 => {
+                    let a = rng.gen_range(0..len);
+                    let b = (a + rng.gen_range(1..64)).min(len);
+                    let chunk = data[a..b].to_vec();
+                    let p = rng.gen_range(0..=data.len());
+                    data.splice(p..p, chunk);
+                }
+                5 => {
+                    let other = &corpus[rng.gen_range(0..corpus.len())];
+                    let cut_a = rng.gen_range(0..=data.len());
+                    let cut_b = rng.gen_range(0..=other.len());
+                    data.truncate(cut_a);
+                    data.extend_from_slice(&other[cut_b..]);
+                }
+                6 => data.truncate(rng.gen_range(0..=len)),
+                7 => {
+                    let n = rng.gen_range(0..512);
+                    data = (0..n).map(|_| rng.r#gen()).collect();
+                }
+                _ if len > 0 => {
+                    // Overwrite a run with a big length header.
+                    let p = rng.gen_range(0..len);
+                    let head = [0x9b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+                    for (k, b) in head.iter().enumerate() {
+                        if p + k < data.len() {
+                            data[p + k] = *b;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        match ParsedTx::decode(&data) {
+            Ok(tx) => {
+                decoded += 1;
+                assert_eq!(tx.raw(), &data[..]);
+                let _ = tx.verify_witnesses();
+                let _ = tx.unsupported_features();
+            }
+            Err(TxDecodeError::DecoderPanicked) => {
+                panic!("pallas panicked on iteration {i}: {}", hex::encode(&data))
+            }
+            Err(_) => {}
+        }
+        if i % 8 == 0 {
+            pipeline_runs += 1;
+            let _ = verify_body(&with_tx(&data));
+        }
+    }
+    println!(
+        "stable fuzz: {iters} inputs (seed {seed}), {decoded} decoded as transactions, {pipeline_runs} full offline pipeline runs, {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+}
