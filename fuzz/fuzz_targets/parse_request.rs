@@ -4,7 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 use x402_facilitator::cardano::Network;
 use x402_facilitator::protocol::parse_request;
-use x402_facilitator::scheme::exact_cardano::{VerifyLimits, check_envelope, decode_and_check_signatures};
+use x402_facilitator::scheme::exact_cardano::{
+    VerifyLimits, check_envelope, decode_and_check_signatures,
+};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = parse_request(data) {
