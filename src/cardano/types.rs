@@ -19,8 +19,20 @@ pub enum ParseError {
 
 fn malformed(expected: &'static str, got: &str) -> ParseError {
     let mut got = got.to_owned();
-    got.truncate(80);
+    truncate_chars(&mut got, 80);
     ParseError::Malformed { expected, got }
+}
+
+/// Shorten `s` to at most `max` bytes without splitting a UTF-8 character
+/// (`String::truncate` panics inside a character, and request text is arbitrary).
+pub fn truncate_chars(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }
 
 /// Canonical transaction id: blake2b-256 of the original transaction-body bytes.
@@ -52,11 +64,7 @@ impl FromStr for TxId {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let expected = "64 lower-case hex characters";
-        if s.len() != 64
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(malformed(expected, s));
         }
         let mut out = [0u8; 32];
@@ -109,11 +117,7 @@ impl FromStr for UtxoRef {
         let expected = "<64 hex>#<output index>";
         let (id, ix) = s.split_once('#').ok_or_else(|| malformed(expected, s))?;
         let tx_id = id.parse().map_err(|_| malformed(expected, s))?;
-        if ix.is_empty()
-            || ix.len() > 10
-            || !ix.bytes().all(|b| b.is_ascii_digit())
-            || (ix.len() > 1 && ix.starts_with('0'))
-        {
+        if ix.is_empty() || ix.len() > 10 || !ix.bytes().all(|b| b.is_ascii_digit()) || (ix.len() > 1 && ix.starts_with('0')) {
             return Err(malformed(expected, s));
         }
         let index = ix.parse().map_err(|_| malformed(expected, s))?;
@@ -160,16 +164,8 @@ impl AssetId {
     }
     fn from_parts(policy: &str, name: &str, whole: &str) -> Result<Self, ParseError> {
         let expected = "<56 hex policy id>.<0-64 hex asset name> in lower case";
-        let lower_hex = |s: &str| {
-            s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        };
-        if policy.len() != 56
-            || name.len() > 64
-            || name.len() % 2 != 0
-            || !lower_hex(policy)
-            || !lower_hex(name)
-        {
+        let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if policy.len() != 56 || name.len() > 64 || !name.len().is_multiple_of(2) || !lower_hex(policy) || !lower_hex(name) {
             return Err(malformed(expected, whole));
         }
         let mut p = [0u8; 28];
@@ -220,12 +216,9 @@ impl FromStr for Asset {
         if s == "lovelace" {
             return Ok(Asset::Lovelace);
         }
-        let (p, n) = s.split_once('.').ok_or_else(|| {
-            malformed(
-                "\"lovelace\" or <56 hex policy id>.<0-64 hex asset name>",
-                s,
-            )
-        })?;
+        let (p, n) = s
+            .split_once('.')
+            .ok_or_else(|| malformed("\"lovelace\" or <56 hex policy id>.<0-64 hex asset name>", s))?;
         Ok(Asset::Native(AssetId::from_parts(p, n, s)?))
     }
 }
@@ -239,10 +232,7 @@ pub struct Value {
 
 impl Value {
     pub fn lovelace(coin: u64) -> Self {
-        Value {
-            coin,
-            assets: BTreeMap::new(),
-        }
+        Value { coin, assets: BTreeMap::new() }
     }
 
     /// Quantity of one asset (lovelace included).
@@ -273,5 +263,21 @@ impl Value {
         let slot = self.assets.entry(id).or_insert(0);
         *slot = slot.checked_add(q)?;
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_never_split_characters() {
+        let s = "é".repeat(100);
+        assert!(s.parse::<TxId>().is_err());
+        assert!(s.parse::<UtxoRef>().is_err());
+        assert!(s.parse::<Asset>().is_err());
+        let mut t = "aé".repeat(10);
+        truncate_chars(&mut t, 2);
+        assert_eq!(t, "a");
     }
 }
