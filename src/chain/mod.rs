@@ -7,6 +7,9 @@
 //! error is never absence**. A lookup that failed or was ambiguous is
 //! [`UtxoState::Unknown`], never `Spent` and never `Unspent`.
 
+pub mod blockfrost;
+pub mod cache;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
