@@ -1,8 +1,26 @@
 //! Cardano knowledge: transactions, addresses, assets, networks and the slot
 //! clock. Nothing here knows HTTP or x402.
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`types`] | ids, UTxO references, assets, values (no pallas) |
+//! | [`network`] | networks and their constants |
+//! | [`cbor`] | iterative CBOR well-formedness scanner guarding every decoder |
+//! | [`tx`] | [`ParsedTx`], the owned view of one signed transaction |
+//! | [`address`] | strict Shelley address parsing and bech32 |
+//! | [`phase1`] | the ledger's phase-1 rules, shared by verify and the devnet |
+//! | [`keys`] | CIP-1852 HD keys from a BIP39 mnemonic (tests, demo, devnet faucet) |
+//! | [`builder`] | building and signing simple payments |
 
+pub mod address;
+pub mod builder;
+pub mod cbor;
+pub mod keys;
 pub mod network;
+pub mod phase1;
+pub mod tx;
 pub mod types;
 
 pub use network::Network;
+pub use tx::{ParsedTx, TxDecodeError, TxOut, VkeyWitness, WitnessError};
 pub use types::{Asset, AssetId, TxId, UtxoRef, Value};

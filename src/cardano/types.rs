@@ -153,7 +153,7 @@ impl AssetId {
     fn from_parts(policy: &str, name: &str, whole: &str) -> Result<Self, ParseError> {
         let expected = "<56 hex policy id>.<0-64 hex asset name> in lower case";
         let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if policy.len() != 56 || name.len() > 64 || name.len() % 2 != 0 || !lower_hex(policy) || !lower_hex(name) {
+        if policy.len() != 56 || name.len() > 64 || !name.len().is_multiple_of(2) || !lower_hex(policy) || !lower_hex(name) {
             return Err(malformed(expected, whole));
         }
         let mut p = [0u8; 28];

@@ -1,0 +1,386 @@
+//! Cardano addresses: strict parsing of raw bytes and bech32 text.
+//!
+//! `payTo` in a payment requirement and every output address the facilitator
+//! reasons about go through here. pallas-addresses is lenient about trailing
+//! bytes after a Shelley payload, which would let two different byte strings
+//! name "the same" address; this module insists on the exact CIP-19 lengths so
+//! that comparing address bytes is comparing addresses.
+
+use std::fmt;
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+
+/// Why an address could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("address is empty")]
+    Empty,
+    #[error("not valid bech32: {0}")]
+    Bech32(String),
+    #[error("unknown address header type {0:#04x}")]
+    UnknownHeader(u8),
+    #[error("wrong length {len} for a {kind} address")]
+    BadLength { kind: &'static str, len: usize },
+    #[error("bech32 prefix {hrp:?} does not match network id {network_id}")]
+    PrefixMismatch { hrp: String, network_id: u8 },
+    #[error("malformed pointer in a pointer address")]
+    BadPointer,
+    #[error("malformed Byron address")]
+    BadByron,
+    #[error("a {0} address cannot receive a payment here")]
+    NotShelley(&'static str),
+}
+
+/// The payment (or stake) credential of an address: who may spend from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// Blake2b-224 hash of an Ed25519 verification key.
+    KeyHash([u8; 28]),
+    /// Hash of a native or Plutus script.
+    ScriptHash([u8; 28]),
+}
+
+impl Credential {
+    pub fn hash(&self) -> &[u8; 28] {
+        match self {
+            Credential::KeyHash(h) | Credential::ScriptHash(h) => h,
+        }
+    }
+    pub fn key_hash(&self) -> Option<[u8; 28]> {
+        match self {
+            Credential::KeyHash(h) => Some(*h),
+            Credential::ScriptHash(_) => None,
+        }
+    }
+}
+
+/// The delegation part of a Shelley address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StakePart {
+    /// Enterprise address: no delegation.
+    None,
+    Credential(Credential),
+    /// Pointer address (slot, tx index, cert index); deprecated but still spendable.
+    Pointer(u64, u64, u64),
+}
+
+/// A parsed Shelley payment address (CIP-19 header types 0 to 7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShelleyAddress {
+    /// The exact address bytes, header first.
+    pub bytes: Vec<u8>,
+    /// 1 mainnet, 0 testnets (the header's low nibble).
+    pub network_id: u8,
+    pub payment: Credential,
+    pub stake: StakePart,
+}
+
+impl ShelleyAddress {
+    pub fn is_enterprise(&self) -> bool {
+        matches!(self.stake, StakePart::None)
+    }
+    pub fn to_bech32(&self) -> String {
+        // A Shelley address is at most 57 bytes plus a pointer: always within bech32 limits.
+        to_bech32(&self.bytes).unwrap_or_else(|_| hex::encode(&self.bytes))
+    }
+}
+
+impl fmt::Display for ShelleyAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_bech32())
+    }
+}
+
+/// Any address that may appear in a transaction output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnyAddress {
+    Shelley(ShelleyAddress),
+    /// A Byron (bootstrap) address; spendable only with bootstrap witnesses.
+    Byron,
+    /// A reward (stake) address: headers 14 and 15. Never valid in an output.
+    Reward {
+        network_id: u8,
+        credential: Credential,
+    },
+}
+
+fn hash28(b: &[u8]) -> [u8; 28] {
+    let mut h = [0u8; 28];
+    h.copy_from_slice(&b[..28]);
+    h
+}
+
+fn read_varuint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v = v.checked_mul(128)?.checked_add(u64::from(b & 0x7f))?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        if i == 9 {
+            return None;
+        }
+    }
+    None
+}
+
+/// Classify and strictly parse raw address bytes.
+pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
+    let header = *bytes.first().ok_or(AddressError::Empty)?;
+    let typ = header >> 4;
+    let network_id = header & 0x0f;
+    let len = bytes.len();
+    let exact = |kind: &'static str, want: usize| {
+        if len == want {
+            Ok(())
+        } else {
+            Err(AddressError::BadLength { kind, len })
+        }
+    };
+    let shelley = |payment: Credential, stake: StakePart| {
+        AnyAddress::Shelley(ShelleyAddress {
+            bytes: bytes.to_vec(),
+            network_id,
+            payment,
+            stake,
+        })
+    };
+    match typ {
+        0..=3 => {
+            exact("base", 57)?;
+            let p = hash28(&bytes[1..29]);
+            let s = hash28(&bytes[29..57]);
+            let payment = if typ & 1 == 0 {
+                Credential::KeyHash(p)
+            } else {
+                Credential::ScriptHash(p)
+            };
+            let stake = if typ & 2 == 0 {
+                Credential::KeyHash(s)
+            } else {
+                Credential::ScriptHash(s)
+            };
+            Ok(shelley(payment, StakePart::Credential(stake)))
+        }
+        4 | 5 => {
+            if len < 30 {
+                return Err(AddressError::BadLength {
+                    kind: "pointer",
+                    len,
+                });
+            }
+            let p = hash28(&bytes[1..29]);
+            let payment = if typ == 4 {
+                Credential::KeyHash(p)
+            } else {
+                Credential::ScriptHash(p)
+            };
+            let mut pos = 29;
+            let a = read_varuint(bytes, &mut pos).ok_or(AddressError::BadPointer)?;
+            let b = read_varuint(bytes, &mut pos).ok_or(AddressError::BadPointer)?;
+            let c = read_varuint(bytes, &mut pos).ok_or(AddressError::BadPointer)?;
+            if pos != len {
+                return Err(AddressError::BadPointer);
+            }
+            Ok(shelley(payment, StakePart::Pointer(a, b, c)))
+        }
+        6 | 7 => {
+            exact("enterprise", 29)?;
+            let p = hash28(&bytes[1..29]);
+            let payment = if typ == 6 {
+                Credential::KeyHash(p)
+            } else {
+                Credential::ScriptHash(p)
+            };
+            Ok(shelley(payment, StakePart::None))
+        }
+        8 => {
+            // Byron: CBOR [tag 24 bytes, crc]. Bound the structure before pallas looks at it.
+            super::cbor::scan_single_item(bytes, 8).map_err(|_| AddressError::BadByron)?;
+            match pallas_addresses::Address::from_bytes(bytes) {
+                Ok(pallas_addresses::Address::Byron(_)) => Ok(AnyAddress::Byron),
+                _ => Err(AddressError::BadByron),
+            }
+        }
+        14 | 15 => {
+            exact("reward", 29)?;
+            let h = hash28(&bytes[1..29]);
+            let credential = if typ == 14 {
+                Credential::KeyHash(h)
+            } else {
+                Credential::ScriptHash(h)
+            };
+            Ok(AnyAddress::Reward {
+                network_id,
+                credential,
+            })
+        }
+        _ => Err(AddressError::UnknownHeader(header)),
+    }
+}
+
+/// Parse raw bytes that must be a Shelley payment address (no Byron, no reward address).
+pub fn parse_shelley_bytes(bytes: &[u8]) -> Result<ShelleyAddress, AddressError> {
+    match parse_any(bytes)? {
+        AnyAddress::Shelley(a) => Ok(a),
+        AnyAddress::Byron => Err(AddressError::NotShelley("Byron")),
+        AnyAddress::Reward { .. } => Err(AddressError::NotShelley("reward")),
+    }
+}
+
+/// Decode bech32 text (Bech32, not Bech32m) into its prefix and bytes.
+pub fn decode_bech32(s: &str) -> Result<(String, Vec<u8>), AddressError> {
+    let checked =
+        CheckedHrpstring::new::<Bech32>(s).map_err(|e| AddressError::Bech32(e.to_string()))?;
+    let hrp = checked.hrp().to_lowercase();
+    Ok((hrp, checked.byte_iter().collect()))
+}
+
+/// Parse a bech32 Shelley payment address (`addr1...` / `addr_test1...`), checking
+/// that the prefix agrees with the header's network id.
+pub fn parse_shelley_bech32(s: &str) -> Result<ShelleyAddress, AddressError> {
+    let (hrp, bytes) = decode_bech32(s)?;
+    let addr = parse_shelley_bytes(&bytes)?;
+    let want = if addr.network_id == 1 {
+        "addr"
+    } else {
+        "addr_test"
+    };
+    if hrp != want {
+        return Err(AddressError::PrefixMismatch {
+            hrp,
+            network_id: addr.network_id,
+        });
+    }
+    Ok(addr)
+}
+
+/// Bech32 text of raw Shelley payment or reward address bytes.
+pub fn to_bech32(bytes: &[u8]) -> Result<String, AddressError> {
+    let hrp = match parse_any(bytes)? {
+        AnyAddress::Shelley(a) if a.network_id == 1 => "addr",
+        AnyAddress::Shelley(_) => "addr_test",
+        AnyAddress::Reward { network_id: 1, .. } => "stake",
+        AnyAddress::Reward { .. } => "stake_test",
+        AnyAddress::Byron => return Err(AddressError::NotShelley("Byron")),
+    };
+    let hrp = Hrp::parse(hrp).map_err(|e| AddressError::Bech32(e.to_string()))?;
+    bech32::encode::<Bech32>(hrp, bytes).map_err(|e| AddressError::Bech32(e.to_string()))
+}
+
+/// The payment key hash of an address's owner, if it is a key-hash Shelley address.
+/// `None` for script, Byron, reward and malformed addresses.
+pub fn payment_key_hash(bytes: &[u8]) -> Option<[u8; 28]> {
+    match parse_any(bytes).ok()? {
+        AnyAddress::Shelley(a) => a.payment.key_hash(),
+        _ => None,
+    }
+}
+
+/// Raw bytes of an enterprise address for a payment key hash.
+pub fn enterprise_address_bytes(network_id: u8, payment_key_hash: &[u8; 28]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(29);
+    v.push(0x60 | (network_id & 0x0f));
+    v.extend_from_slice(payment_key_hash);
+    v
+}
+
+/// Raw bytes of a base address (key payment, key stake).
+pub fn base_address_bytes(
+    network_id: u8,
+    payment_key_hash: &[u8; 28],
+    stake_key_hash: &[u8; 28],
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(57);
+    v.push(network_id & 0x0f);
+    v.extend_from_slice(payment_key_hash);
+    v.extend_from_slice(stake_key_hash);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // CIP-19 test vectors (payment key hash 9493315cd9..., stake key hash 337b62cfff...).
+    const BASE_MAINNET: &str = "addr1qx2fxv2umyhttkxyxp8x0dlpdt3k6cwng5pxj3jhsydzer3n0d3vllmyqwsx5wktcd8cc3sq835lu7drv2xwl2wywfgse35a3x";
+    const ENTERPRISE_MAINNET: &str = "addr1vx2fxv2umyhttkxyxp8x0dlpdt3k6cwng5pxj3jhsydzers66hrl8";
+    const ENTERPRISE_TESTNET: &str =
+        "addr_test1vz2fxv2umyhttkxyxp8x0dlpdt3k6cwng5pxj3jhsydzerspjrlsz";
+    const SCRIPT_ENTERPRISE: &str = "addr1w8phkx6acpnf78fuvxn0mkew3l0fd058hzquvz7w36x4gtcyjy7wx";
+    const POINTER: &str = "addr1gx2fxv2umyhttkxyxp8x0dlpdt3k6cwng5pxj3jhsydzer5pnz75xxcrzqf96k";
+    const STAKE: &str = "stake1uyehkck0lajq8gr28t9uxnuvgcqrc6070x3k9r8048z8y5gh6ffgw";
+    const KEY_HASH: &str = "9493315cd92eb5d8c4304e67b7e16ae36d61d34502694657811a2c8e";
+
+    #[test]
+    fn parses_cip19_vectors() {
+        let kh: [u8; 28] = hex::decode(KEY_HASH).unwrap().try_into().unwrap();
+        let a = parse_shelley_bech32(BASE_MAINNET).unwrap();
+        assert_eq!(a.network_id, 1);
+        assert_eq!(a.payment, Credential::KeyHash(kh));
+        assert!(matches!(
+            a.stake,
+            StakePart::Credential(Credential::KeyHash(_))
+        ));
+        assert_eq!(a.to_bech32(), BASE_MAINNET);
+
+        let e = parse_shelley_bech32(ENTERPRISE_MAINNET).unwrap();
+        assert!(e.is_enterprise());
+        assert_eq!(e.bytes, enterprise_address_bytes(1, &kh));
+        let t = parse_shelley_bech32(ENTERPRISE_TESTNET).unwrap();
+        assert_eq!(t.network_id, 0);
+        assert_eq!(to_bech32(&t.bytes).unwrap(), ENTERPRISE_TESTNET);
+
+        let s = parse_shelley_bech32(SCRIPT_ENTERPRISE).unwrap();
+        assert!(matches!(s.payment, Credential::ScriptHash(_)));
+        assert_eq!(payment_key_hash(&s.bytes), None);
+
+        let p = parse_shelley_bech32(POINTER).unwrap();
+        assert_eq!(p.stake, StakePart::Pointer(2498243, 27, 3));
+        assert_eq!(payment_key_hash(&p.bytes), Some(kh));
+    }
+
+    #[test]
+    fn rejects_reward_byron_and_mismatched_prefix() {
+        assert!(matches!(
+            parse_shelley_bech32(STAKE),
+            Err(AddressError::NotShelley("reward"))
+        ));
+        let (_, bytes) = decode_bech32(ENTERPRISE_MAINNET).unwrap();
+        let wrong = bech32::encode::<Bech32>(Hrp::parse("addr_test").unwrap(), &bytes).unwrap();
+        assert!(matches!(
+            parse_shelley_bech32(&wrong),
+            Err(AddressError::PrefixMismatch { .. })
+        ));
+        let byron = bs58_decode_byron();
+        assert!(matches!(
+            parse_shelley_bytes(&byron),
+            Err(AddressError::NotShelley("Byron"))
+        ));
+        assert!(parse_shelley_bech32("not an address").is_err());
+    }
+
+    #[test]
+    fn strict_lengths() {
+        let (_, mut bytes) = decode_bech32(ENTERPRISE_MAINNET).unwrap();
+        bytes.push(0);
+        assert!(matches!(
+            parse_any(&bytes),
+            Err(AddressError::BadLength { .. })
+        ));
+        assert!(matches!(parse_any(&[]), Err(AddressError::Empty)));
+        assert!(matches!(
+            parse_any(&[0x90; 29]),
+            Err(AddressError::UnknownHeader(0x90))
+        ));
+    }
+
+    /// `Ae2tdPwUPEZLs4HtbuNey7tK4hTKrwNwYtGqp7bDfCy2WdR3P6735W5Yfpe`, base58-decoded.
+    fn bs58_decode_byron() -> Vec<u8> {
+        hex::decode("82d818582183581cf11939f42338d59e21baa08645ac1f0038d5ee969f99fe98f402fe79a0001ac9d64e5b")
+            .unwrap()
+    }
+}

@@ -1,0 +1,444 @@
+//! A small, iterative CBOR well-formedness scanner.
+//!
+//! pallas' decoders are recursive and trust declared lengths, so a hostile
+//! payload (deeply nested arrays, a length header claiming 2^60 items, a
+//! duplicated map key that the decoder silently overwrites) could exhaust the
+//! stack, allocate without bound, or make our view of a transaction differ
+//! from the node's. Every byte of a request therefore passes through
+//! [`scan_single_item`] before pallas sees it. The scanner never recurses,
+//! never allocates more than a small amount per map key, and proves that the
+//! input is exactly one well-formed data item.
+
+use std::collections::HashSet;
+
+/// Why a byte string is not exactly one acceptable CBOR data item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CborError {
+    #[error("input is empty")]
+    Empty,
+    #[error("input ends in the middle of a CBOR item (offset {0})")]
+    Truncated(usize),
+    #[error("malformed CBOR at offset {offset}: {what}")]
+    Malformed { offset: usize, what: &'static str },
+    #[error("CBOR nesting deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("duplicate map key at offset {0}")]
+    DuplicateKey(usize),
+    #[error("{trailing} unexpected byte(s) after the CBOR item (which ends at offset {end})")]
+    TrailingBytes { end: usize, trailing: usize },
+}
+
+/// Default nesting limit. Real transactions nest well under 20 levels (a
+/// multi-asset output inside the outputs array inside the body inside the tx);
+/// Plutus data may go deeper, but this facilitator rejects scripts anyway.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+#[derive(Debug)]
+enum Kind {
+    Array,
+    Map {
+        keys: HashSet<Vec<u8>>,
+        key_start: usize,
+    },
+    Tag,
+    /// Indefinite-length byte (2) or text (3) string: only definite chunks of the same major type.
+    Chunks(u8),
+}
+
+#[derive(Debug)]
+struct Frame {
+    kind: Kind,
+    /// Items still expected; `None` for indefinite length (ends with a break).
+    remaining: Option<u64>,
+    seen: u64,
+    start: usize,
+}
+
+struct Head {
+    major: u8,
+    info: u8,
+    /// Argument value (length, integer, tag number); 0 for indefinite/break.
+    arg: u64,
+}
+
+fn read_head(bytes: &[u8], pos: &mut usize) -> Result<Head, CborError> {
+    let start = *pos;
+    let ib = *bytes.get(start).ok_or(CborError::Truncated(start))?;
+    let major = ib >> 5;
+    let info = ib & 0x1f;
+    let extra = match info {
+        0..=23 => 0usize,
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        31 => 0,
+        _ => {
+            return Err(CborError::Malformed {
+                offset: start,
+                what: "reserved additional information",
+            });
+        }
+    };
+    let end = start
+        .checked_add(1 + extra)
+        .ok_or(CborError::Truncated(start))?;
+    let arg_bytes = bytes
+        .get(start + 1..end)
+        .ok_or(CborError::Truncated(start))?;
+    let arg = if info < 24 {
+        u64::from(info)
+    } else {
+        arg_bytes
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    };
+    *pos = end;
+    Ok(Head { major, info, arg })
+}
+
+/// A key's identity for duplicate detection: integers and definite strings by
+/// value (so `0x01` and `0x18 0x01` collide), anything else by its raw bytes.
+fn normalized_key(bytes: &[u8], start: usize, end: usize) -> Vec<u8> {
+    let mut pos = start;
+    if let Ok(h) = read_head(bytes, &mut pos) {
+        match h.major {
+            0 | 1 if pos == end => {
+                let mut k = vec![h.major];
+                k.extend_from_slice(&h.arg.to_be_bytes());
+                return k;
+            }
+            2 | 3 if h.info != 31 => {
+                let mut k = vec![h.major];
+                k.extend_from_slice(bytes.get(pos..end).unwrap_or_default());
+                return k;
+            }
+            _ => {}
+        }
+    }
+    let mut k = vec![0xff];
+    k.extend_from_slice(bytes.get(start..end).unwrap_or_default());
+    k
+}
+
+/// Check that `bytes` is exactly one well-formed CBOR data item, nested at most
+/// `max_depth` levels, with no duplicate key in any map and nothing after it.
+/// Returns the length of the item (always `bytes.len()` on success).
+pub fn scan_single_item(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
+    if bytes.is_empty() {
+        return Err(CborError::Empty);
+    }
+    let end = scan_prefix(bytes, max_depth)?;
+    if end != bytes.len() {
+        return Err(CborError::TrailingBytes {
+            end,
+            trailing: bytes.len() - end,
+        });
+    }
+    Ok(end)
+}
+
+/// Scan the first data item of `bytes` and return where it ends.
+pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut pos = 0usize;
+    loop {
+        let item_start = pos;
+        let remaining_bytes = (bytes.len() - pos) as u64;
+        // Record where a map key begins so we can check it once complete.
+        if let Some(Frame {
+            kind: Kind::Map { key_start, .. },
+            seen,
+            ..
+        }) = stack.last_mut()
+            && *seen % 2 == 0
+        {
+            *key_start = item_start;
+        }
+        let head = read_head(bytes, &mut pos)?;
+        let in_chunks = match stack.last() {
+            Some(Frame {
+                kind: Kind::Chunks(m),
+                ..
+            }) => Some(*m),
+            _ => None,
+        };
+        // A break code closes the innermost indefinite container.
+        if head.major == 7 && head.info == 31 {
+            let Some(frame) = stack.pop() else {
+                return Err(CborError::Malformed {
+                    offset: item_start,
+                    what: "unexpected break",
+                });
+            };
+            if frame.remaining.is_some() || matches!(frame.kind, Kind::Tag) {
+                return Err(CborError::Malformed {
+                    offset: item_start,
+                    what: "break inside a definite-length item",
+                });
+            }
+            if matches!(frame.kind, Kind::Map { .. }) && frame.seen % 2 != 0 {
+                return Err(CborError::Malformed {
+                    offset: item_start,
+                    what: "map ends after a key without a value",
+                });
+            }
+            if let Some(done) = complete(&mut stack, bytes, frame.start, pos)? {
+                return Ok(done);
+            }
+            continue;
+        }
+        if let Some(m) = in_chunks
+            && (head.major != m || head.info == 31)
+        {
+            return Err(CborError::Malformed {
+                offset: item_start,
+                what: "bad chunk in an indefinite-length string",
+            });
+        }
+        let mut push = |kind: Kind, remaining: Option<u64>| -> Result<(), CborError> {
+            if stack.len() >= max_depth {
+                return Err(CborError::TooDeep(max_depth));
+            }
+            stack.push(Frame {
+                kind,
+                remaining,
+                seen: 0,
+                start: item_start,
+            });
+            Ok(())
+        };
+        match head.major {
+            0 | 1 => {
+                if head.info == 31 {
+                    return Err(CborError::Malformed {
+                        offset: item_start,
+                        what: "indefinite integer",
+                    });
+                }
+            }
+            2 | 3 => {
+                if head.info == 31 {
+                    push(Kind::Chunks(head.major), None)?;
+                    continue;
+                }
+                if head.arg > remaining_bytes {
+                    return Err(CborError::Truncated(item_start));
+                }
+                pos += head.arg as usize;
+                if pos > bytes.len() {
+                    return Err(CborError::Truncated(item_start));
+                }
+                if head.major == 3
+                    && std::str::from_utf8(&bytes[pos - head.arg as usize..pos]).is_err()
+                {
+                    return Err(CborError::Malformed {
+                        offset: item_start,
+                        what: "text string is not UTF-8",
+                    });
+                }
+            }
+            4 => {
+                if head.info == 31 {
+                    push(Kind::Array, None)?;
+                    continue;
+                }
+                if head.arg > remaining_bytes {
+                    return Err(CborError::Truncated(item_start));
+                }
+                if head.arg > 0 {
+                    push(Kind::Array, Some(head.arg))?;
+                    continue;
+                }
+            }
+            5 => {
+                let map = Kind::Map {
+                    keys: HashSet::new(),
+                    key_start: 0,
+                };
+                if head.info == 31 {
+                    push(map, None)?;
+                    continue;
+                }
+                if head.arg > remaining_bytes / 2 {
+                    return Err(CborError::Truncated(item_start));
+                }
+                if head.arg > 0 {
+                    push(map, Some(head.arg * 2))?;
+                    continue;
+                }
+            }
+            6 => {
+                if head.info == 31 {
+                    return Err(CborError::Malformed {
+                        offset: item_start,
+                        what: "indefinite tag",
+                    });
+                }
+                push(Kind::Tag, Some(1))?;
+                continue;
+            }
+            _ => {
+                // major 7: simple values and floats
+                if head.info == 24 && head.arg < 32 {
+                    return Err(CborError::Malformed {
+                        offset: item_start,
+                        what: "non-canonical simple value",
+                    });
+                }
+            }
+        }
+        if let Some(done) = complete(&mut stack, bytes, item_start, pos)? {
+            return Ok(done);
+        }
+    }
+}
+
+/// An item spanning `start..end` is complete: account for it in the enclosing
+/// frames, closing any definite containers it finishes. `Some(end)` when the
+/// root item is complete.
+fn complete(
+    stack: &mut Vec<Frame>,
+    bytes: &[u8],
+    mut start: usize,
+    end: usize,
+) -> Result<Option<usize>, CborError> {
+    loop {
+        let Some(frame) = stack.last_mut() else {
+            return Ok(Some(end));
+        };
+        if let Kind::Map { keys, key_start } = &mut frame.kind
+            && frame.seen % 2 == 0
+        {
+            debug_assert_eq!(*key_start, start);
+            if !keys.insert(normalized_key(bytes, start, end)) {
+                return Err(CborError::DuplicateKey(start));
+            }
+        }
+        frame.seen += 1;
+        match frame.remaining.as_mut() {
+            Some(r) => {
+                *r -= 1;
+                if *r == 0 {
+                    start = frame.start;
+                    stack.pop();
+                    continue;
+                }
+                return Ok(None);
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(hex_s: &str) -> Result<usize, CborError> {
+        scan_single_item(&hex::decode(hex_s).unwrap(), DEFAULT_MAX_DEPTH)
+    }
+
+    #[test]
+    fn accepts_well_formed_items() {
+        for s in [
+            "00",
+            "17",
+            "1818",
+            "1b0000000000000001",
+            "20",
+            "40",
+            "4401020304",
+            "60",
+            "6161",
+            "80",
+            "83010203",
+            "9f0102ff",
+            "a0",
+            "a201020304",
+            "bf0102ff",
+            "c24101",
+            "5f4101ff",
+            "f4",
+            "f5",
+            "f6",
+            "f90000",
+            "fa00000000",
+            "fb0000000000000000",
+            "8301820203820405",
+        ] {
+            assert!(ok(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_ill_formed_items() {
+        for s in [
+            "",
+            "18",
+            "1c",
+            "41",
+            "62",
+            "81",
+            "8201",
+            "9f01",
+            "bf01ff",
+            "ff",
+            "5f01ff",
+            "5f4101",
+            "c2",
+            "f818",
+            "7f6161ff00",
+            "61ff",
+        ] {
+            assert!(ok(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        assert_eq!(
+            ok("0000"),
+            Err(CborError::TrailingBytes {
+                end: 1,
+                trailing: 1
+            })
+        );
+        assert!(matches!(ok("8001"), Err(CborError::TrailingBytes { .. })));
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_even_when_encoded_differently() {
+        assert!(matches!(ok("a201020103"), Err(CborError::DuplicateKey(_))));
+        assert!(matches!(
+            ok("a20102180103"),
+            Err(CborError::DuplicateKey(_))
+        ));
+        assert!(matches!(
+            ok("bf41aa0141aa02ff"),
+            Err(CborError::DuplicateKey(_))
+        ));
+        assert!(ok("a2410102410203").is_ok());
+    }
+
+    #[test]
+    fn huge_declared_lengths_do_not_allocate() {
+        assert!(ok("9b7fffffffffffffff").is_err());
+        assert!(ok("bb7fffffffffffffff").is_err());
+        assert!(ok("5b7fffffffffffffff").is_err());
+        assert!(ok("5bffffffffffffffff").is_err());
+    }
+
+    #[test]
+    fn depth_is_bounded_without_recursion() {
+        let mut deep = vec![0x81u8; 1_000_000];
+        deep.push(0x00);
+        assert_eq!(
+            scan_single_item(&deep, DEFAULT_MAX_DEPTH),
+            Err(CborError::TooDeep(DEFAULT_MAX_DEPTH))
+        );
+        let mut fine = vec![0x81u8; 10];
+        fine.push(0x00);
+        assert!(scan_single_item(&fine, DEFAULT_MAX_DEPTH).is_ok());
+    }
+}
