@@ -34,7 +34,10 @@ use serde_json::Value as Json;
 
 use crate::cardano::{AssetId, Network, TxId, UtxoRef, Value};
 use crate::chain::cache::{RefreshingCell, TtlCache};
-use crate::chain::{ChainError, ChainProvider, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState};
+use crate::chain::{
+    ChainError, ChainProvider, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState,
+    observe,
+};
 use crate::config::{BlockfrostSettings, CacheSettings, Secret};
 
 /// Most distinct transactions looked up at once for one `utxos` call.
@@ -131,9 +134,18 @@ struct ErrorBody {
 
 fn error_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(ErrorBody { message: Some(Json::String(m)), .. }) => m,
-        Ok(ErrorBody { message: Some(other), .. }) => other.to_string(),
-        Ok(ErrorBody { error: Some(e), message: None }) => e,
+        Ok(ErrorBody {
+            message: Some(Json::String(m)),
+            ..
+        }) => m,
+        Ok(ErrorBody {
+            message: Some(other),
+            ..
+        }) => other.to_string(),
+        Ok(ErrorBody {
+            error: Some(e),
+            message: None,
+        }) => e,
         _ => String::from_utf8_lossy(body).into_owned(),
     };
     truncate(text, 2_000)
@@ -184,30 +196,48 @@ pub fn node_reasons(message: &str) -> Vec<String> {
 /// the recognised reasons joined by `", "`, or the message itself.
 pub fn rejection_reason(message: &str) -> String {
     let reasons = node_reasons(message);
-    if reasons.is_empty() { truncate(message.trim().to_owned(), 500) } else { reasons.join(", ") }
+    if reasons.is_empty() {
+        truncate(message.trim().to_owned(), 500)
+    } else {
+        reasons.join(", ")
+    }
 }
 
 /// Decode an address as Blockfrost writes it (bech32 for Shelley, base58 for Byron).
 pub(crate) fn address_from_text(s: &str) -> Option<Vec<u8>> {
-    if s.starts_with("addr") || s.starts_with("stake") {
-        pallas_addresses::Address::from_bech32(s).ok().map(|a| a.to_vec())
+    if s.starts_with("addr") {
+        crate::cardano::address::decode_bech32(s)
+            .ok()
+            .map(|(_, bytes)| bytes)
     } else {
-        pallas_addresses::ByronAddress::from_base58(s).ok().map(|a| a.to_vec())
+        pallas_addresses::ByronAddress::from_base58(s)
+            .ok()
+            .map(|a| a.to_vec())
     }
 }
 
 /// Accept a JSON number (integral) or a decimal string as `u64`.
 fn flex_u64(v: &Json) -> Option<u64> {
     match v {
-        Json::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19).map(|f| f as u64)),
-        Json::String(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        Json::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
+        }),
+        Json::String(s)
+            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse().ok()
+        }
         _ => None,
     }
 }
 
 fn field_u64(obj: &Json, name: &str) -> Result<u64, String> {
     match obj.get(name) {
-        Some(v) => flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}")),
+        Some(v) => {
+            flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}"))
+        }
         None => Err(format!("field {name} missing")),
     }
 }
@@ -216,7 +246,9 @@ fn field_u64(obj: &Json, name: &str) -> Result<u64, String> {
 fn field_u64_or(obj: &Json, name: &str, default: u64) -> Result<u64, String> {
     match obj.get(name) {
         None | Some(Json::Null) => Ok(default),
-        Some(v) => flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}")),
+        Some(v) => {
+            flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}"))
+        }
     }
 }
 
@@ -254,7 +286,9 @@ fn value_from_amounts(amounts: &[Amount]) -> Option<Value> {
 }
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -288,12 +322,21 @@ impl BlockfrostProvider {
     /// Shelley anchor; for a network without one (a remote devnet) it is read
     /// from the server's `/genesis` (slot length) and `/blocks/latest` (a recent
     /// slot and its time), so this call fails when that server cannot be reached.
-    pub async fn new(network: Network, settings: &BlockfrostSettings, cache: &CacheSettings) -> Result<Self, ChainError> {
+    pub async fn new(
+        network: Network,
+        settings: &BlockfrostSettings,
+        cache: &CacheSettings,
+    ) -> Result<Self, ChainError> {
         let base = match settings.url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => network
                 .blockfrost_url()
-                .ok_or_else(|| ChainError::new("init", format!("no Blockfrost URL for {network}: set chain.blockfrost.url")))?
+                .ok_or_else(|| {
+                    ChainError::new(
+                        "init",
+                        format!("no Blockfrost URL for {network}: set chain.blockfrost.url"),
+                    )
+                })?
                 .to_owned(),
         };
         let http = reqwest::Client::builder()
@@ -310,12 +353,23 @@ impl BlockfrostProvider {
             project_id: settings.project_id.clone().filter(|p| !p.is_empty()),
             max_retries: settings.max_retries,
             base_delay: Duration::from_millis(settings.retry_base_delay_ms),
-            clock: SlotClock { anchor_slot: 0, anchor_time: 0, slot_length: 1 },
+            clock: SlotClock {
+                anchor_slot: 0,
+                anchor_time: 0,
+                slot_length: 1,
+            },
             params: RefreshingCell::new(ttl, Duration::from_secs(3_600)),
-            utxo_cache: TtlCache::new(Duration::from_secs(cache.utxo_ttl_seconds), UTXO_CACHE_CAPACITY),
+            utxo_cache: TtlCache::new(
+                Duration::from_secs(cache.utxo_ttl_seconds),
+                UTXO_CACHE_CAPACITY,
+            ),
         };
         provider.clock = match network.shelley_anchor() {
-            Some((slot, time)) => SlotClock { anchor_slot: slot, anchor_time: time, slot_length: 1 },
+            Some((slot, time)) => SlotClock {
+                anchor_slot: slot,
+                anchor_time: time,
+                slot_length: 1,
+            },
             None => provider.fetch_clock().await?,
         };
         Ok(provider)
@@ -335,7 +389,11 @@ impl BlockfrostProvider {
         let genesis = self.get_json(op, "/genesis").await?;
         let slot_length = field_u64(&genesis, "slot_length").map_err(|e| ChainError::new(op, e))?;
         let tip = self.fetch_tip().await?;
-        Ok(SlotClock { anchor_slot: tip.slot, anchor_time: tip.time, slot_length: slot_length.max(1) })
+        Ok(SlotClock {
+            anchor_slot: tip.slot,
+            anchor_time: tip.time,
+            slot_length: slot_length.max(1),
+        })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -347,9 +405,15 @@ impl BlockfrostProvider {
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(MAX_BACKOFF);
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(MAX_BACKOFF);
         let half = exp / 2;
-        let jittered = half + Duration::from_micros(rand::thread_rng().gen_range(0..=half.as_micros().min(u64::MAX as u128) as u64));
+        let jittered = half
+            + Duration::from_micros(
+                rand::thread_rng().gen_range(0..=half.as_micros().min(u64::MAX as u128) as u64),
+            );
         jittered.max(retry_after.unwrap_or_default().min(MAX_BACKOFF))
     }
 
@@ -357,7 +421,8 @@ impl BlockfrostProvider {
     async fn get(&self, op: &'static str, path: &str) -> Result<Reply, HttpFailure> {
         let mut attempt = 0u32;
         loop {
-            let (failure, retry_after) = match self.request(reqwest::Method::GET, path).send().await {
+            let (failure, retry_after) = match self.request(reqwest::Method::GET, path).send().await
+            {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
@@ -365,7 +430,10 @@ impl BlockfrostProvider {
                         Ok(body) if code == 200 => return Ok(Reply::Body(body)),
                         Ok(_) if code == 404 => return Ok(Reply::NotFound),
                         Ok(body) => {
-                            let f = HttpFailure::Status { code, message: error_message(&body) };
+                            let f = HttpFailure::Status {
+                                code,
+                                message: error_message(&body),
+                            };
                             if !retryable_status(code) {
                                 return Err(f);
                             }
@@ -389,7 +457,8 @@ impl BlockfrostProvider {
     /// GET a JSON document that must exist.
     async fn get_json(&self, op: &'static str, path: &str) -> Result<Json, ChainError> {
         match self.get(op, path).await {
-            Ok(Reply::Body(b)) => serde_json::from_slice(&b).map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}"))),
+            Ok(Reply::Body(b)) => serde_json::from_slice(&b)
+                .map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}"))),
             Ok(Reply::NotFound) => Err(ChainError::new(op, format!("{path}: not found"))),
             Err(f) => Err(ChainError::new(op, f.to_string())),
         }
@@ -399,9 +468,21 @@ impl BlockfrostProvider {
         let op = "tip";
         let b = self.get_json(op, "/blocks/latest").await?;
         let bad = |e: String| ChainError::new(op, e);
-        let hash = b.get("hash").and_then(Json::as_str).and_then(hex32).ok_or_else(|| bad("block hash missing or malformed".into()))?;
-        let time = b.get("time").and_then(Json::as_i64).ok_or_else(|| bad("block time missing".into()))?;
-        Ok(Tip { slot: field_u64(&b, "slot").map_err(bad)?, height: field_u64(&b, "height").map_err(bad)?, time, hash })
+        let hash = b
+            .get("hash")
+            .and_then(Json::as_str)
+            .and_then(hex32)
+            .ok_or_else(|| bad("block hash missing or malformed".into()))?;
+        let time = b
+            .get("time")
+            .and_then(Json::as_i64)
+            .ok_or_else(|| bad("block time missing".into()))?;
+        Ok(Tip {
+            slot: field_u64(&b, "slot").map_err(bad)?,
+            height: field_u64(&b, "height").map_err(bad)?,
+            time,
+            hash,
+        })
     }
 
     async fn fetch_params(&self) -> Result<ProtocolParams, ChainError> {
@@ -418,7 +499,11 @@ impl BlockfrostProvider {
                 pool_deposit: field_u64(&p, "pool_deposit")?,
                 max_collateral_inputs: field_u64_or(&p, "max_collateral_inputs", 0)?,
                 collateral_percent: field_u64_or(&p, "collateral_percent", 0)?,
-                min_fee_ref_script_cost_per_byte: field_u64_or(&p, "min_fee_ref_script_cost_per_byte", 0)?,
+                min_fee_ref_script_cost_per_byte: field_u64_or(
+                    &p,
+                    "min_fee_ref_script_cost_per_byte",
+                    0,
+                )?,
                 protocol_major: field_u64(&p, "protocol_major_ver")?,
                 protocol_minor: field_u64(&p, "protocol_minor_ver")?,
                 epoch: field_u64(&p, "epoch")?,
@@ -433,7 +518,11 @@ impl BlockfrostProvider {
         let all = |s: UtxoState| wanted.iter().map(|ix| (*ix, s.clone())).collect::<Vec<_>>();
         let body = match self.get("utxos", &path).await {
             Ok(Reply::Body(b)) => b,
-            Ok(Reply::NotFound) => return all(UtxoState::Unknown(format!("transaction {tx_id} not found (unknown, or not yet in a block)"))),
+            Ok(Reply::NotFound) => {
+                return all(UtxoState::Unknown(format!(
+                    "transaction {tx_id} not found (unknown, or not yet in a block)"
+                )));
+            }
             Err(f) => return all(UtxoState::Unknown(format!("{path}: {f}"))),
         };
         let parsed: TxUtxos = match serde_json::from_slice(&body) {
@@ -442,19 +531,35 @@ impl BlockfrostProvider {
         };
         let mut out = Vec::with_capacity(wanted.len());
         for ix in wanted {
-            let matches: Vec<&TxUtxoOutput> = parsed.outputs.iter().filter(|o| o.output_index == ix).collect();
+            let matches: Vec<&TxUtxoOutput> = parsed
+                .outputs
+                .iter()
+                .filter(|o| o.output_index == ix)
+                .collect();
             let state = match matches.as_slice() {
                 [] => UtxoState::Spent,
-                [o] if o.collateral => UtxoState::Unknown(format!("{tx_id}#{ix} is a collateral output")),
-                [o] => match (&o.consumed_by_tx, address_from_text(&o.address), value_from_amounts(&o.amount)) {
+                [o] if o.collateral => {
+                    UtxoState::Unknown(format!("{tx_id}#{ix} is a collateral output"))
+                }
+                [o] => match (
+                    &o.consumed_by_tx,
+                    address_from_text(&o.address),
+                    value_from_amounts(&o.amount),
+                ) {
                     (Some(Some(_)), _, _) => UtxoState::Spent,
-                    (_, None, _) | (_, _, None) => UtxoState::Unknown(format!("{path}: malformed output {ix}")),
-                    (Some(None), Some(address), Some(value)) => UtxoState::Unspent(UtxoInfo { address, value }),
+                    (_, None, _) | (_, _, None) => {
+                        UtxoState::Unknown(format!("{path}: malformed output {ix}"))
+                    }
+                    (Some(None), Some(address), Some(value)) => {
+                        UtxoState::Unspent(UtxoInfo { address, value })
+                    }
                     (None, Some(address), Some(value)) => {
                         // The server does not report consumption: ask the owner's UTxO set.
                         match self.in_address_utxos(&o.address, tx_id, ix).await {
                             Ok(true) => UtxoState::Unspent(UtxoInfo { address, value }),
-                            Ok(false) => UtxoState::Unknown(format!("{tx_id}#{ix}: consumption not reported and not among the owner's UTxOs")),
+                            Ok(false) => UtxoState::Unknown(format!(
+                                "{tx_id}#{ix}: consumption not reported and not among the owner's UTxOs"
+                            )),
                             Err(e) => UtxoState::Unknown(e),
                         }
                     }
@@ -471,25 +576,37 @@ impl BlockfrostProvider {
         for page in 1..=ADDRESS_FALLBACK_PAGES {
             let path = format!("/addresses/{address}/utxos?count=100&page={page}");
             let items: Vec<AddressUtxo> = match self.get("utxos", &path).await {
-                Ok(Reply::Body(b)) => serde_json::from_slice(&b).map_err(|e| format!("{path}: malformed answer: {e}"))?,
+                Ok(Reply::Body(b)) => serde_json::from_slice(&b)
+                    .map_err(|e| format!("{path}: malformed answer: {e}"))?,
                 Ok(Reply::NotFound) => return Ok(false),
                 Err(f) => return Err(format!("{path}: {f}")),
             };
-            if items.iter().any(|u| u.tx_hash == want && u.output_index == ix) {
+            if items
+                .iter()
+                .any(|u| u.tx_hash == want && u.output_index == ix)
+            {
                 return Ok(true);
             }
             if items.len() < 100 {
                 return Ok(false);
             }
         }
-        Err(format!("{address} has more than {} UTxOs; cannot confirm {tx_id}#{ix}", ADDRESS_FALLBACK_PAGES * 100))
+        Err(format!(
+            "{address} has more than {} UTxOs; cannot confirm {tx_id}#{ix}",
+            ADDRESS_FALLBACK_PAGES * 100
+        ))
     }
 
     async fn do_submit(&self, tx_cbor: &[u8]) -> SubmitOutcome {
         let body = bytes::Bytes::copy_from_slice(tx_cbor);
         let mut attempt = 0u32;
         loop {
-            let sent = self.request(reqwest::Method::POST, "/tx/submit").header(reqwest::header::CONTENT_TYPE, "application/cbor").body(body.clone()).send().await;
+            let sent = self
+                .request(reqwest::Method::POST, "/tx/submit")
+                .header(reqwest::header::CONTENT_TYPE, "application/cbor")
+                .body(body.clone())
+                .send()
+                .await;
             let (why, retry_after) = match sent {
                 Err(e) if e.is_connect() => (format!("connect: {e}"), None),
                 // The request may have reached the node: never send it again.
@@ -499,24 +616,46 @@ impl BlockfrostProvider {
                     let retry_after = retry_after(&resp);
                     let body = match resp.bytes().await {
                         Ok(b) => b,
-                        Err(e) => return SubmitOutcome::Unknown(format!("HTTP {code} with an unreadable body: {e}")),
+                        Err(e) => {
+                            return SubmitOutcome::Unknown(format!(
+                                "HTTP {code} with an unreadable body: {e}"
+                            ));
+                        }
                     };
                     match code {
                         200..=299 => {
-                            return match serde_json::from_slice::<String>(&body).ok().filter(|s| hex32(s).is_some()) {
+                            return match serde_json::from_slice::<String>(&body)
+                                .ok()
+                                .filter(|s| hex32(s).is_some())
+                            {
                                 Some(_) => SubmitOutcome::Accepted,
-                                None => SubmitOutcome::Unknown(format!("HTTP {code} without a transaction id in the body")),
+                                None => SubmitOutcome::Unknown(format!(
+                                    "HTTP {code} without a transaction id in the body"
+                                )),
                             };
                         }
-                        400 => return SubmitOutcome::Rejected(rejection_reason(&error_message(&body))),
+                        400 => {
+                            return SubmitOutcome::Rejected(rejection_reason(&error_message(&body)));
+                        }
                         // The server refused before handing the transaction to the node.
-                        425 | 429 => (format!("HTTP {code}: {}", error_message(&body)), retry_after),
-                        _ => return SubmitOutcome::Unknown(format!("HTTP {code}: {}", error_message(&body))),
+                        425 | 429 => (
+                            format!("HTTP {code}: {}", error_message(&body)),
+                            retry_after,
+                        ),
+                        _ => {
+                            return SubmitOutcome::Unknown(format!(
+                                "HTTP {code}: {}",
+                                error_message(&body)
+                            ));
+                        }
                     }
                 }
             };
             if attempt >= self.max_retries {
-                return SubmitOutcome::Unknown(format!("not accepted after {} attempts: {why}", attempt + 1));
+                return SubmitOutcome::Unknown(format!(
+                    "not accepted after {} attempts: {why}",
+                    attempt + 1
+                ));
             }
             let delay = self.backoff(attempt, retry_after);
             tracing::debug!(attempt, ?delay, error = %why, "submit not taken; retrying");
@@ -530,32 +669,48 @@ impl BlockfrostProvider {
         let path = format!("/txs/{}", tx_id.to_hex());
         match self.get(op, &path).await {
             Ok(Reply::Body(b)) => {
-                let tx: Json = serde_json::from_slice(&b).map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}")))?;
-                let block = tx.get("block").and_then(Json::as_str).and_then(hex32).ok_or_else(|| ChainError::new(op, "block hash missing"))?;
+                let tx: Json = serde_json::from_slice(&b)
+                    .map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}")))?;
+                let block = tx
+                    .get("block")
+                    .and_then(Json::as_str)
+                    .and_then(hex32)
+                    .ok_or_else(|| ChainError::new(op, "block hash missing"))?;
                 let height = field_u64(&tx, "block_height").map_err(|e| ChainError::new(op, e))?;
                 let slot = field_u64(&tx, "slot").map_err(|e| ChainError::new(op, e))?;
                 let tip = self.fetch_tip().await?;
-                Ok(Evidence::Included { depth: tip.height.saturating_sub(height), height, slot, block })
+                Ok(Evidence::Included {
+                    depth: tip.height.saturating_sub(height),
+                    height,
+                    slot,
+                    block,
+                })
             }
-            Ok(Reply::NotFound) => match self.get(op, &format!("/mempool/{}", tx_id.to_hex())).await {
-                Ok(Reply::Body(_)) => Ok(Evidence::Mempool),
-                Ok(Reply::NotFound) => Ok(Evidence::NotSeen),
-                // A server without a mempool endpoint (or plan) says nothing either way.
-                Err(HttpFailure::Status { code, .. }) if (400..500).contains(&code) => Ok(Evidence::NotSeen),
-                Err(f) => Err(ChainError::new(op, f.to_string())),
-            },
+            Ok(Reply::NotFound) => {
+                match self.get(op, &format!("/mempool/{}", tx_id.to_hex())).await {
+                    Ok(Reply::Body(_)) => Ok(Evidence::Mempool),
+                    Ok(Reply::NotFound) => Ok(Evidence::NotSeen),
+                    // A server without a mempool endpoint (or plan) says nothing either way.
+                    Err(HttpFailure::Status { code, .. }) if (400..500).contains(&code) => {
+                        Ok(Evidence::NotSeen)
+                    }
+                    Err(f) => Err(ChainError::new(op, f.to_string())),
+                }
+            }
             Err(f) => Err(ChainError::new(op, f.to_string())),
         }
     }
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Record one operation's latency in `chain_request_duration_seconds{op}`.
-pub(crate) fn observe(op: &'static str, started: Instant) {
-    metrics::histogram!("chain_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 #[async_trait]
@@ -598,7 +753,10 @@ impl ChainProvider for BlockfrostProvider {
             }
         }
         observe("utxos", started);
-        answers.into_iter().map(|a| a.unwrap_or_else(|| UtxoState::Unknown("not looked up".into()))).collect()
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| UtxoState::Unknown("not looked up".into())))
+            .collect()
     }
 
     async fn tip(&self) -> Result<Tip, ChainError> {
@@ -650,16 +808,29 @@ mod tests {
     #[test]
     fn reasons_from_plain_and_json_messages() {
         let plain = "transaction submit error ShelleyTxValidationError ShelleyBasedEraBabbage (ApplyTxError [UtxowFailure (UtxoFailure (FromAlonzoUtxoFail (ValueNotConservedUTxO (Value 0 (fromList [])) (Value 1 (fromList []))))),UtxowFailure (UtxoFailure (FromAlonzoUtxoFail (BadInputsUTxO (fromList [TxIn (TxId {_unTxId = SafeHash \\\"70\\\"}) (TxIx 1)]))))])";
-        assert_eq!(node_reasons(plain), vec!["ValueNotConservedUTxO", "BadInputsUTxO"]);
+        assert_eq!(
+            node_reasons(plain),
+            vec!["ValueNotConservedUTxO", "BadInputsUTxO"]
+        );
         let json = r#"{"contents":{"contents":{"contents":{"era":"ShelleyBasedEraConway","error":["ConwayUtxowFailure (UtxoFailure (FeeTooSmallUTxO (Coin 1) (Coin 2)))","ConwayUtxowFailure (MissingVKeyWitnessesUTXOW (fromList []))"]}}}}"#;
-        assert_eq!(node_reasons(json), vec!["FeeTooSmallUTxO", "MissingVKeyWitnessesUTXOW"]);
+        assert_eq!(
+            node_reasons(json),
+            vec!["FeeTooSmallUTxO", "MissingVKeyWitnessesUTXOW"]
+        );
         assert_eq!(rejection_reason("something else"), "something else");
-        assert_eq!(rejection_reason(json), "FeeTooSmallUTxO, MissingVKeyWitnessesUTXOW");
+        assert_eq!(
+            rejection_reason(json),
+            "FeeTooSmallUTxO, MissingVKeyWitnessesUTXOW"
+        );
     }
 
     #[test]
     fn slot_clock_extrapolates_both_ways() {
-        let c = SlotClock { anchor_slot: 4_492_800, anchor_time: 1_596_059_091, slot_length: 1 };
+        let c = SlotClock {
+            anchor_slot: 4_492_800,
+            anchor_time: 1_596_059_091,
+            slot_length: 1,
+        };
         assert_eq!(c.slot_at(1_596_059_091 + 10), 4_492_810);
         assert_eq!(c.slot_at(1_596_059_091 - 10), 4_492_790);
         assert_eq!(c.slot_at(0), 0);
@@ -667,13 +838,18 @@ mod tests {
 
     #[test]
     fn amounts_parse_strictly() {
-        let a: Vec<Amount> = serde_json::from_str(r#"[{"unit":"lovelace","quantity":"5"}]"#).unwrap();
+        let a: Vec<Amount> =
+            serde_json::from_str(r#"[{"unit":"lovelace","quantity":"5"}]"#).unwrap();
         assert_eq!(value_from_amounts(&a), Some(Value::lovelace(5)));
-        let bad: Vec<Amount> = serde_json::from_str(r#"[{"unit":"lovelace","quantity":"-5"}]"#).unwrap();
+        let bad: Vec<Amount> =
+            serde_json::from_str(r#"[{"unit":"lovelace","quantity":"-5"}]"#).unwrap();
         assert_eq!(value_from_amounts(&bad), None);
         let no_ada: Vec<Amount> = serde_json::from_str(r#"[]"#).unwrap();
         assert_eq!(value_from_amounts(&no_ada), None);
-        let bad_unit: Vec<Amount> = serde_json::from_str(r#"[{"unit":"lovelace","quantity":"1"},{"unit":"zz","quantity":"1"}]"#).unwrap();
+        let bad_unit: Vec<Amount> = serde_json::from_str(
+            r#"[{"unit":"lovelace","quantity":"1"},{"unit":"zz","quantity":"1"}]"#,
+        )
+        .unwrap();
         assert_eq!(value_from_amounts(&bad_unit), None);
     }
 }

@@ -50,7 +50,11 @@ impl<T> RefreshingCell<T> {
         RefreshingCell {
             ttl,
             max_stale,
-            state: parking_lot::Mutex::new(CellState { value: None, attempts: 0, last_error: None }),
+            state: parking_lot::Mutex::new(CellState {
+                value: None,
+                attempts: 0,
+                last_error: None,
+            }),
             gate: tokio::sync::Mutex::new(()),
         }
     }
@@ -58,7 +62,10 @@ impl<T> RefreshingCell<T> {
     /// The cached value if it is younger than the TTL.
     pub fn fresh(&self) -> Option<Arc<T>> {
         let s = self.state.lock();
-        s.value.as_ref().filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone())
+        s.value
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(v, _)| v.clone())
     }
 
     /// Forget the value (the next read refreshes).
@@ -68,7 +75,10 @@ impl<T> RefreshingCell<T> {
 
     fn stale_ok(&self) -> Option<Arc<T>> {
         let s = self.state.lock();
-        s.value.as_ref().filter(|(_, at)| at.elapsed() < self.ttl + self.max_stale).map(|(v, _)| v.clone())
+        s.value
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < self.ttl + self.max_stale)
+            .map(|(v, _)| v.clone())
     }
 
     /// Return the fresh value, or refresh it with `fetch` (one caller at a time).
@@ -85,11 +95,10 @@ impl<T> RefreshingCell<T> {
     {
         let seen_attempts = {
             let s = self.state.lock();
-            if let Some((v, at)) = &s.value {
-                if at.elapsed() < self.ttl {
+            if let Some((v, at)) = &s.value
+                && at.elapsed() < self.ttl {
                     return Ok(v.clone());
                 }
-            }
             s.attempts
         };
 
@@ -98,11 +107,10 @@ impl<T> RefreshingCell<T> {
             let s = self.state.lock();
             if s.attempts != seen_attempts {
                 // Someone refreshed (or tried to) while we waited: share their result.
-                if let Some((v, at)) = &s.value {
-                    if at.elapsed() < self.ttl {
+                if let Some((v, at)) = &s.value
+                    && at.elapsed() < self.ttl {
                         return Ok(v.clone());
                     }
-                }
                 if let Some(e) = &s.last_error {
                     let e = e.clone();
                     drop(s);
@@ -150,7 +158,11 @@ pub struct TtlCache<K, V> {
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// `ttl` of zero disables the cache (every `get` misses, `insert` is a no-op).
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        TtlCache { ttl, capacity: capacity.max(1), map: parking_lot::Mutex::new(HashMap::new()) }
+        TtlCache {
+            ttl,
+            capacity: capacity.max(1),
+            map: parking_lot::Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -208,7 +220,10 @@ mod tests {
 
     #[tokio::test]
     async fn single_flight_shares_one_fetch() {
-        let cell = Arc::new(RefreshingCell::<u32>::new(Duration::from_secs(60), Duration::ZERO));
+        let cell = Arc::new(RefreshingCell::<u32>::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+        ));
         let calls = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -231,7 +246,10 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_share_a_failure_and_later_callers_retry() {
-        let cell = Arc::new(RefreshingCell::<u32>::new(Duration::from_secs(60), Duration::ZERO));
+        let cell = Arc::new(RefreshingCell::<u32>::new(
+            Duration::from_secs(60),
+            Duration::ZERO,
+        ));
         let calls = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
         for _ in 0..8 {
@@ -260,7 +278,10 @@ mod tests {
         cell.get_or_refresh(|| async { Ok(1) }).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(cell.fresh().is_none());
-        let v = cell.get_or_refresh(|| async { Err(ChainError::new("p", "x")) }).await.unwrap();
+        let v = cell
+            .get_or_refresh(|| async { Err(ChainError::new("p", "x")) })
+            .await
+            .unwrap();
         assert_eq!(*v, 1);
     }
 

@@ -9,6 +9,7 @@
 
 pub mod blockfrost;
 pub mod cache;
+pub mod devnet;
 
 use std::sync::Arc;
 
@@ -193,3 +194,9 @@ pub trait ChainProvider: Send + Sync + 'static {
 }
 
 pub type DynChain = Arc<dyn ChainProvider>;
+
+/// Record one chain operation's latency in the `chain_request_duration_seconds`
+/// histogram, labelled by `op` (`utxos`, `tip`, `protocol_params`, `submit`, `evidence`).
+pub(crate) fn observe(op: &'static str, started: std::time::Instant) {
+    metrics::histogram!("chain_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+}
