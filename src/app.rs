@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::chain::DynChain;
+use crate::chain::devnet::Devnet;
+use crate::chain::{ChainHandle, DynChain};
 use crate::config::{Settings, StoreBackend};
 use crate::store::DynStore;
 use crate::telemetry::SentryGuard;
@@ -35,6 +36,8 @@ pub struct AppInner {
     pub settings: Arc<Settings>,
     pub chain: DynChain,
     pub store: DynStore,
+    /// The embedded ledger, when it is the chain backend.
+    pub devnet: Option<Arc<Devnet>>,
     pub started: Instant,
     /// The settlement service and its reconciler.
     pub settlement: Arc<crate::settle::Settlement>,
@@ -125,12 +128,12 @@ impl App {
             "startup: store ready"
         );
 
-        let chain: DynChain = crate::chain::build(&settings)
+        let chain = crate::chain::build(&settings)
             .await
             .map_err(|e| StartupError::Chain(e.to_string()))?;
         tracing::info!(
             step = "chain",
-            network = chain.network().caip2(),
+            network = chain.provider.network().caip2(),
             "startup: chain provider ready"
         );
 
@@ -141,9 +144,10 @@ impl App {
     pub async fn build_with(
         settings: Settings,
         store: DynStore,
-        chain: DynChain,
+        chain: ChainHandle,
         sentry: SentryGuard,
     ) -> Result<App, StartupError> {
+        let ChainHandle { provider: chain, devnet } = chain;
         let addr_text = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr_text)
             .await
@@ -165,6 +169,7 @@ impl App {
             settlement,
             chain,
             store,
+            devnet,
             started: Instant::now(),
             guard,
             draining: AtomicBool::new(false),
@@ -275,6 +280,9 @@ impl App {
         };
 
         let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
+        if let Some(d) = &state.devnet {
+            d.shutdown().await;
+        }
         state.store.close().await;
         tracing::info!("store closed; shutdown complete");
         sentry.flush(Duration::from_secs(2));

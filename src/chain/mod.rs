@@ -7,6 +7,10 @@
 //! error is never absence**. A lookup that failed or was ambiguous is
 //! [`UtxoState::Unknown`], never `Spent` and never `Unspent`.
 
+pub mod blockfrost;
+pub mod cache;
+pub mod devnet;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -206,9 +210,28 @@ pub trait ChainProvider: Send + Sync + 'static {
 
 pub type DynChain = Arc<dyn ChainProvider>;
 
-/// Build the provider named by the configuration.
-pub async fn build(settings: &crate::config::Settings) -> Result<DynChain, ChainError> {
-    // WIRING-PENDING: devnet and blockfrost land from the chain branch.
-    let _ = settings;
-    Err(ChainError::new("build", "no chain provider wired yet"))
+/// The configured chain backend, and the devnet itself when it is the backend
+/// (the app serves its API and tests drive its clock and rollbacks).
+pub struct ChainHandle {
+    pub provider: DynChain,
+    pub devnet: Option<Arc<devnet::Devnet>>,
+}
+
+/// Build the provider named by the configuration: the embedded devnet when
+/// `chain.network` is `devnet` and no Blockfrost URL is set, else Blockfrost.
+pub async fn build(settings: &crate::config::Settings) -> Result<ChainHandle, ChainError> {
+    let chain = &settings.chain;
+    let has_url = chain.blockfrost.url.as_ref().is_some_and(|u| !u.is_empty());
+    if chain.network == Network::Devnet && !has_url {
+        let devnet = devnet::Devnet::start(&chain.devnet).map_err(|e| ChainError::new("devnet", e.to_string()))?;
+        return Ok(ChainHandle { provider: devnet.clone(), devnet: Some(devnet) });
+    }
+    let bf = blockfrost::BlockfrostProvider::new(chain.network, &chain.blockfrost, &chain.cache).await?;
+    Ok(ChainHandle { provider: Arc::new(bf), devnet: None })
+}
+
+/// Record one chain operation's latency in the `chain_request_duration_seconds`
+/// histogram, labelled by `op` (`utxos`, `tip`, `protocol_params`, `submit`, `evidence`).
+pub(crate) fn observe(op: &'static str, started: std::time::Instant) {
+    metrics::histogram!("chain_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
 }

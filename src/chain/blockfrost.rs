@@ -1,0 +1,855 @@
+//! [`ChainProvider`] over a Blockfrost-compatible HTTP API: hosted Blockfrost
+//! (by network, with a `project_id`), or any compatible endpoint given by
+//! `chain.blockfrost.url` (Yaci Store, Dolos, another facilitator's
+//! `/devnet/api/v0`).
+//!
+//! The client's first duty is never to turn an error into a verdict
+//! (DESIGN.md invariant 1):
+//!
+//! * a UTxO is `Unspent` only when the producing transaction's
+//!   `/txs/{hash}/utxos` lists the output without `consumed_by_tx` (or, for a
+//!   server that does not report `consumed_by_tx` at all, when the output is
+//!   among its owner's `/addresses/{addr}/utxos`); it is `Spent` only on
+//!   positive evidence (`consumed_by_tx` set, or the transaction exists and has
+//!   no output at that index); everything else — a 404 on the transaction
+//!   (unknown, or still in a mempool), a 5xx, a timeout, a body that does not
+//!   parse — is `Unknown`;
+//! * a submission is `Rejected` only on a 400 from the server (the node's
+//!   verdict). A submission whose request may have reached the server is never
+//!   sent again and, if no answer came back, is `Unknown`: re-sending would make
+//!   the node answer `BadInputsUTxO` for a transaction it had in fact accepted.
+//!
+//! Reads are retried with exponential backoff and jitter on 425, 429, 5xx and
+//! transport errors; a submission is retried only when it certainly did not
+//! reach the node (connect failure, 425 mempool full, 429 rate limit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::cardano::{AssetId, Network, TxId, UtxoRef, Value};
+use crate::chain::cache::{RefreshingCell, TtlCache};
+use crate::chain::{
+    ChainError, ChainProvider, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState,
+    observe,
+};
+use crate::config::{BlockfrostSettings, CacheSettings, Secret};
+
+/// Most distinct transactions looked up at once for one `utxos` call.
+const LOOKUP_CONCURRENCY: usize = 8;
+/// Pages of an owner's UTxOs read when a server omits `consumed_by_tx`.
+const ADDRESS_FALLBACK_PAGES: u32 = 5;
+/// Longest single backoff, whatever the retry count or `Retry-After` says.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Entries kept in the UTxO cache.
+const UTXO_CACHE_CAPACITY: usize = 50_000;
+
+/// Converts unix time to slots for one network.
+///
+/// Slots have been 1 s long since Shelley, so one (slot, time) anchor after
+/// the Shelley fork is enough; `slot_length` is kept for a custom devnet whose
+/// genesis says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotClock {
+    pub anchor_slot: u64,
+    pub anchor_time: i64,
+    pub slot_length: u64,
+}
+
+impl SlotClock {
+    pub fn slot_at(&self, unix_seconds: i64) -> u64 {
+        let len = self.slot_length.max(1) as i64;
+        if unix_seconds >= self.anchor_time {
+            let ahead = (unix_seconds - self.anchor_time) / len;
+            self.anchor_slot.saturating_add(ahead as u64)
+        } else {
+            let behind = (self.anchor_time - unix_seconds) / len;
+            self.anchor_slot.saturating_sub(behind as u64)
+        }
+    }
+}
+
+/// A Blockfrost(-compatible) backend with its caches and retry policy.
+pub struct BlockfrostProvider {
+    network: Network,
+    base: String,
+    http: reqwest::Client,
+    project_id: Option<Secret>,
+    max_retries: u32,
+    base_delay: Duration,
+    clock: SlotClock,
+    params: RefreshingCell<ProtocolParams>,
+    utxo_cache: TtlCache<UtxoRef, UtxoInfo>,
+}
+
+impl std::fmt::Debug for BlockfrostProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockfrostProvider")
+            .field("network", &self.network)
+            .field("base", &self.base)
+            .field("project_id", &self.project_id)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one HTTP exchange produced, before any interpretation.
+#[derive(Debug)]
+enum Reply {
+    Body(bytes::Bytes),
+    NotFound,
+}
+
+/// Why an HTTP exchange produced no usable answer.
+#[derive(Debug)]
+enum HttpFailure {
+    /// The server answered with a status other than 200/404.
+    Status { code: u16, message: String },
+    /// No complete answer: connect failure, timeout, reset, truncated body.
+    Transport(String),
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpFailure::Status { code, message } => write!(f, "HTTP {code}: {message}"),
+            HttpFailure::Transport(m) => write!(f, "transport: {m}"),
+        }
+    }
+}
+
+/// Blockfrost's error body `{status_code, error, message}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<Json>,
+}
+
+fn error_message(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            message: Some(Json::String(m)),
+            ..
+        }) => m,
+        Ok(ErrorBody {
+            message: Some(other),
+            ..
+        }) => other.to_string(),
+        Ok(ErrorBody {
+            error: Some(e),
+            message: None,
+        }) => e,
+        _ => String::from_utf8_lossy(body).into_owned(),
+    };
+    truncate(text, 2_000)
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn retryable_status(code: u16) -> bool {
+    code == 425 || code == 429 || (500..=599).contains(&code)
+}
+
+/// Node rejection reasons named in a submit error message, in order of first
+/// appearance: every constructor that ends in `UTxO`/`UTXO`/`UTXOW`, plus the
+/// few that do not (`WrongNetwork…`, `DeserialiseFailure`).
+///
+/// Blockfrost has sent these messages as plain text
+/// (`transaction submit error ShelleyTxValidationError … (BadInputsUTxO …)`)
+/// and as JSON; a token scan reads both.
+pub fn node_reasons(message: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for token in message.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let keep = token.len() > 4
+            && (token.ends_with("UTxO")
+                || token.ends_with("UTXO")
+                || token.ends_with("UTXOW")
+                || token.ends_with("UTxOW")
+                || token.starts_with("WrongNetwork")
+                || token == "DeserialiseFailure")
+            && token.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        if keep && !out.iter().any(|t| t == token) {
+            out.push(token.to_owned());
+        }
+    }
+    out
+}
+
+/// The reason string a `SubmitOutcome::Rejected` carries for a node message:
+/// the recognised reasons joined by `", "`, or the message itself.
+pub fn rejection_reason(message: &str) -> String {
+    let reasons = node_reasons(message);
+    if reasons.is_empty() {
+        truncate(message.trim().to_owned(), 500)
+    } else {
+        reasons.join(", ")
+    }
+}
+
+/// Decode an address as Blockfrost writes it (bech32 for Shelley, base58 for Byron).
+pub(crate) fn address_from_text(s: &str) -> Option<Vec<u8>> {
+    if s.starts_with("addr") {
+        crate::cardano::address::decode_bech32(s)
+            .ok()
+            .map(|(_, bytes)| bytes)
+    } else {
+        pallas_addresses::ByronAddress::from_base58(s)
+            .ok()
+            .map(|a| a.to_vec())
+    }
+}
+
+/// Accept a JSON number (integral) or a decimal string as `u64`.
+fn flex_u64(v: &Json) -> Option<u64> {
+    match v {
+        Json::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
+        }),
+        Json::String(s)
+            if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+fn field_u64(obj: &Json, name: &str) -> Result<u64, String> {
+    match obj.get(name) {
+        Some(v) => {
+            flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}"))
+        }
+        None => Err(format!("field {name} missing")),
+    }
+}
+
+/// Like [`field_u64`] but `null`/absent read as `default`.
+fn field_u64_or(obj: &Json, name: &str, default: u64) -> Result<u64, String> {
+    match obj.get(name) {
+        None | Some(Json::Null) => Ok(default),
+        Some(v) => {
+            flex_u64(v).ok_or_else(|| format!("field {name} is not a non-negative integer: {v}"))
+        }
+    }
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+/// One `{unit, quantity}` entry.
+#[derive(Deserialize)]
+struct Amount {
+    unit: String,
+    quantity: Json,
+}
+
+/// Sum Blockfrost `amount` entries into a [`Value`]; `None` if anything is off.
+fn value_from_amounts(amounts: &[Amount]) -> Option<Value> {
+    let mut value = Value::default();
+    let mut saw_lovelace = false;
+    for a in amounts {
+        let q = flex_u64(&a.quantity)?;
+        if a.unit == "lovelace" {
+            value.coin = value.coin.checked_add(q)?;
+            saw_lovelace = true;
+        } else {
+            let id = AssetId::from_unit(&a.unit).ok()?;
+            value.checked_add_asset(id, q)?;
+        }
+    }
+    saw_lovelace.then_some(value)
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct TxUtxos {
+    outputs: Vec<TxUtxoOutput>,
+}
+
+#[derive(Deserialize)]
+struct TxUtxoOutput {
+    address: String,
+    amount: Vec<Amount>,
+    output_index: u32,
+    #[serde(default)]
+    collateral: bool,
+    #[serde(default, deserialize_with = "present")]
+    consumed_by_tx: Option<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct AddressUtxo {
+    tx_hash: String,
+    output_index: u32,
+}
+
+impl BlockfrostProvider {
+    /// Build the client for `network`.
+    ///
+    /// The base URL is `chain.blockfrost.url` when set, else the hosted
+    /// Blockfrost URL of the network. The slot clock comes from the network's
+    /// Shelley anchor; for a network without one (a remote devnet) it is read
+    /// from the server's `/genesis` (slot length) and `/blocks/latest` (a recent
+    /// slot and its time), so this call fails when that server cannot be reached.
+    pub async fn new(
+        network: Network,
+        settings: &BlockfrostSettings,
+        cache: &CacheSettings,
+    ) -> Result<Self, ChainError> {
+        let base = match settings.url.as_deref().filter(|u| !u.is_empty()) {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => network
+                .blockfrost_url()
+                .ok_or_else(|| {
+                    ChainError::new(
+                        "init",
+                        format!("no Blockfrost URL for {network}: set chain.blockfrost.url"),
+                    )
+                })?
+                .to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
+            .timeout(Duration::from_millis(settings.request_timeout_ms.max(1)))
+            .user_agent(concat!("x402-facilitator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ChainError::new("init", format!("HTTP client: {e}")))?;
+        let ttl = Duration::from_secs(cache.protocol_params_ttl_seconds.max(1));
+        let mut provider = BlockfrostProvider {
+            network,
+            base,
+            http,
+            project_id: settings.project_id.clone().filter(|p| !p.is_empty()),
+            max_retries: settings.max_retries,
+            base_delay: Duration::from_millis(settings.retry_base_delay_ms),
+            clock: SlotClock {
+                anchor_slot: 0,
+                anchor_time: 0,
+                slot_length: 1,
+            },
+            params: RefreshingCell::new(ttl, Duration::from_secs(3_600)),
+            utxo_cache: TtlCache::new(
+                Duration::from_secs(cache.utxo_ttl_seconds),
+                UTXO_CACHE_CAPACITY,
+            ),
+        };
+        provider.clock = match network.shelley_anchor() {
+            Some((slot, time)) => SlotClock {
+                anchor_slot: slot,
+                anchor_time: time,
+                slot_length: 1,
+            },
+            None => provider.fetch_clock().await?,
+        };
+        Ok(provider)
+    }
+
+    /// The base URL requests go to (ends in `/api/v0` for Blockfrost).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn slot_clock(&self) -> SlotClock {
+        self.clock
+    }
+
+    async fn fetch_clock(&self) -> Result<SlotClock, ChainError> {
+        let op = "genesis";
+        let genesis = self.get_json(op, "/genesis").await?;
+        let slot_length = field_u64(&genesis, "slot_length").map_err(|e| ChainError::new(op, e))?;
+        let tip = self.fetch_tip().await?;
+        Ok(SlotClock {
+            anchor_slot: tip.slot,
+            anchor_time: tip.time,
+            slot_length: slot_length.max(1),
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(id) = &self.project_id {
+            rb = rb.header("project_id", id.expose());
+        }
+        rb
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(MAX_BACKOFF);
+        let half = exp / 2;
+        let jittered = half
+            + Duration::from_micros(
+                rand::thread_rng().gen_range(0..=half.as_micros().min(u64::MAX as u128) as u64),
+            );
+        jittered.max(retry_after.unwrap_or_default().min(MAX_BACKOFF))
+    }
+
+    /// GET with retries; 404 is an answer, not a failure.
+    async fn get(&self, op: &'static str, path: &str) -> Result<Reply, HttpFailure> {
+        let mut attempt = 0u32;
+        loop {
+            let (failure, retry_after) = match self.request(reqwest::Method::GET, path).send().await
+            {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    let retry_after = retry_after(&resp);
+                    match resp.bytes().await {
+                        Ok(body) if code == 200 => return Ok(Reply::Body(body)),
+                        Ok(_) if code == 404 => return Ok(Reply::NotFound),
+                        Ok(body) => {
+                            let f = HttpFailure::Status {
+                                code,
+                                message: error_message(&body),
+                            };
+                            if !retryable_status(code) {
+                                return Err(f);
+                            }
+                            (f, retry_after)
+                        }
+                        Err(e) => (HttpFailure::Transport(format!("reading body: {e}")), None),
+                    }
+                }
+                Err(e) => (HttpFailure::Transport(e.to_string()), None),
+            };
+            if attempt >= self.max_retries {
+                return Err(failure);
+            }
+            let delay = self.backoff(attempt, retry_after);
+            tracing::debug!(op, path, attempt, ?delay, error = %failure, "chain request failed; retrying");
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// GET a JSON document that must exist.
+    async fn get_json(&self, op: &'static str, path: &str) -> Result<Json, ChainError> {
+        match self.get(op, path).await {
+            Ok(Reply::Body(b)) => serde_json::from_slice(&b)
+                .map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}"))),
+            Ok(Reply::NotFound) => Err(ChainError::new(op, format!("{path}: not found"))),
+            Err(f) => Err(ChainError::new(op, f.to_string())),
+        }
+    }
+
+    async fn fetch_tip(&self) -> Result<Tip, ChainError> {
+        let op = "tip";
+        let b = self.get_json(op, "/blocks/latest").await?;
+        let bad = |e: String| ChainError::new(op, e);
+        let hash = b
+            .get("hash")
+            .and_then(Json::as_str)
+            .and_then(hex32)
+            .ok_or_else(|| bad("block hash missing or malformed".into()))?;
+        let time = b
+            .get("time")
+            .and_then(Json::as_i64)
+            .ok_or_else(|| bad("block time missing".into()))?;
+        Ok(Tip {
+            slot: field_u64(&b, "slot").map_err(bad)?,
+            height: field_u64(&b, "height").map_err(bad)?,
+            time,
+            hash,
+        })
+    }
+
+    async fn fetch_params(&self) -> Result<ProtocolParams, ChainError> {
+        let op = "protocol_params";
+        let p = self.get_json(op, "/epochs/latest/parameters").await?;
+        let parse = || -> Result<ProtocolParams, String> {
+            Ok(ProtocolParams {
+                min_fee_a: field_u64(&p, "min_fee_a")?,
+                min_fee_b: field_u64(&p, "min_fee_b")?,
+                max_tx_size: field_u64(&p, "max_tx_size")?,
+                max_val_size: field_u64(&p, "max_val_size")?,
+                coins_per_utxo_size: field_u64(&p, "coins_per_utxo_size")?,
+                key_deposit: field_u64(&p, "key_deposit")?,
+                pool_deposit: field_u64(&p, "pool_deposit")?,
+                max_collateral_inputs: field_u64_or(&p, "max_collateral_inputs", 0)?,
+                collateral_percent: field_u64_or(&p, "collateral_percent", 0)?,
+                min_fee_ref_script_cost_per_byte: field_u64_or(
+                    &p,
+                    "min_fee_ref_script_cost_per_byte",
+                    0,
+                )?,
+                protocol_major: field_u64(&p, "protocol_major_ver")?,
+                protocol_minor: field_u64(&p, "protocol_minor_ver")?,
+                epoch: field_u64(&p, "epoch")?,
+            })
+        };
+        parse().map_err(|e| ChainError::new(op, e))
+    }
+
+    /// Resolve every wanted output of one transaction.
+    async fn lookup_tx(&self, tx_id: TxId, wanted: Vec<u32>) -> Vec<(u32, UtxoState)> {
+        let path = format!("/txs/{}/utxos", tx_id.to_hex());
+        let all = |s: UtxoState| wanted.iter().map(|ix| (*ix, s.clone())).collect::<Vec<_>>();
+        let body = match self.get("utxos", &path).await {
+            Ok(Reply::Body(b)) => b,
+            Ok(Reply::NotFound) => {
+                return all(UtxoState::Unknown(format!(
+                    "transaction {tx_id} not found (unknown, or not yet in a block)"
+                )));
+            }
+            Err(f) => return all(UtxoState::Unknown(format!("{path}: {f}"))),
+        };
+        let parsed: TxUtxos = match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => return all(UtxoState::Unknown(format!("{path}: malformed answer: {e}"))),
+        };
+        let mut out = Vec::with_capacity(wanted.len());
+        for ix in wanted {
+            let matches: Vec<&TxUtxoOutput> = parsed
+                .outputs
+                .iter()
+                .filter(|o| o.output_index == ix)
+                .collect();
+            let state = match matches.as_slice() {
+                [] => UtxoState::Spent,
+                [o] if o.collateral => {
+                    UtxoState::Unknown(format!("{tx_id}#{ix} is a collateral output"))
+                }
+                [o] => match (
+                    &o.consumed_by_tx,
+                    address_from_text(&o.address),
+                    value_from_amounts(&o.amount),
+                ) {
+                    (Some(Some(_)), _, _) => UtxoState::Spent,
+                    (_, None, _) | (_, _, None) => {
+                        UtxoState::Unknown(format!("{path}: malformed output {ix}"))
+                    }
+                    (Some(None), Some(address), Some(value)) => {
+                        UtxoState::Unspent(UtxoInfo { address, value })
+                    }
+                    (None, Some(address), Some(value)) => {
+                        // The server does not report consumption: ask the owner's UTxO set.
+                        match self.in_address_utxos(&o.address, tx_id, ix).await {
+                            Ok(true) => UtxoState::Unspent(UtxoInfo { address, value }),
+                            Ok(false) => UtxoState::Unknown(format!(
+                                "{tx_id}#{ix}: consumption not reported and not among the owner's UTxOs"
+                            )),
+                            Err(e) => UtxoState::Unknown(e),
+                        }
+                    }
+                },
+                _ => UtxoState::Unknown(format!("{path}: output {ix} listed twice")),
+            };
+            out.push((ix, state));
+        }
+        out
+    }
+
+    async fn in_address_utxos(&self, address: &str, tx_id: TxId, ix: u32) -> Result<bool, String> {
+        let want = tx_id.to_hex();
+        for page in 1..=ADDRESS_FALLBACK_PAGES {
+            let path = format!("/addresses/{address}/utxos?count=100&page={page}");
+            let items: Vec<AddressUtxo> = match self.get("utxos", &path).await {
+                Ok(Reply::Body(b)) => serde_json::from_slice(&b)
+                    .map_err(|e| format!("{path}: malformed answer: {e}"))?,
+                Ok(Reply::NotFound) => return Ok(false),
+                Err(f) => return Err(format!("{path}: {f}")),
+            };
+            if items
+                .iter()
+                .any(|u| u.tx_hash == want && u.output_index == ix)
+            {
+                return Ok(true);
+            }
+            if items.len() < 100 {
+                return Ok(false);
+            }
+        }
+        Err(format!(
+            "{address} has more than {} UTxOs; cannot confirm {tx_id}#{ix}",
+            ADDRESS_FALLBACK_PAGES * 100
+        ))
+    }
+
+    async fn do_submit(&self, tx_cbor: &[u8]) -> SubmitOutcome {
+        let body = bytes::Bytes::copy_from_slice(tx_cbor);
+        let mut attempt = 0u32;
+        loop {
+            let sent = self
+                .request(reqwest::Method::POST, "/tx/submit")
+                .header(reqwest::header::CONTENT_TYPE, "application/cbor")
+                .body(body.clone())
+                .send()
+                .await;
+            let (why, retry_after) = match sent {
+                Err(e) if e.is_connect() => (format!("connect: {e}"), None),
+                // The request may have reached the node: never send it again.
+                Err(e) => return SubmitOutcome::Unknown(format!("no answer after sending: {e}")),
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    let retry_after = retry_after(&resp);
+                    let body = match resp.bytes().await {
+                        Ok(b) => b,
+                        Err(e) => {
+                            return SubmitOutcome::Unknown(format!(
+                                "HTTP {code} with an unreadable body: {e}"
+                            ));
+                        }
+                    };
+                    match code {
+                        200..=299 => {
+                            return match serde_json::from_slice::<String>(&body)
+                                .ok()
+                                .filter(|s| hex32(s).is_some())
+                            {
+                                Some(_) => SubmitOutcome::Accepted,
+                                None => SubmitOutcome::Unknown(format!(
+                                    "HTTP {code} without a transaction id in the body"
+                                )),
+                            };
+                        }
+                        400 => {
+                            return SubmitOutcome::Rejected(rejection_reason(&error_message(&body)));
+                        }
+                        // The server refused before handing the transaction to the node.
+                        425 | 429 => (
+                            format!("HTTP {code}: {}", error_message(&body)),
+                            retry_after,
+                        ),
+                        _ => {
+                            return SubmitOutcome::Unknown(format!(
+                                "HTTP {code}: {}",
+                                error_message(&body)
+                            ));
+                        }
+                    }
+                }
+            };
+            if attempt >= self.max_retries {
+                return SubmitOutcome::Unknown(format!(
+                    "not accepted after {} attempts: {why}",
+                    attempt + 1
+                ));
+            }
+            let delay = self.backoff(attempt, retry_after);
+            tracing::debug!(attempt, ?delay, error = %why, "submit not taken; retrying");
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn do_evidence(&self, tx_id: &TxId) -> Result<Evidence, ChainError> {
+        let op = "evidence";
+        let path = format!("/txs/{}", tx_id.to_hex());
+        match self.get(op, &path).await {
+            Ok(Reply::Body(b)) => {
+                let tx: Json = serde_json::from_slice(&b)
+                    .map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}")))?;
+                let block = tx
+                    .get("block")
+                    .and_then(Json::as_str)
+                    .and_then(hex32)
+                    .ok_or_else(|| ChainError::new(op, "block hash missing"))?;
+                let height = field_u64(&tx, "block_height").map_err(|e| ChainError::new(op, e))?;
+                let slot = field_u64(&tx, "slot").map_err(|e| ChainError::new(op, e))?;
+                let tip = self.fetch_tip().await?;
+                Ok(Evidence::Included {
+                    depth: tip.height.saturating_sub(height),
+                    height,
+                    slot,
+                    block,
+                })
+            }
+            Ok(Reply::NotFound) => {
+                match self.get(op, &format!("/mempool/{}", tx_id.to_hex())).await {
+                    Ok(Reply::Body(_)) => Ok(Evidence::Mempool),
+                    Ok(Reply::NotFound) => Ok(Evidence::NotSeen),
+                    // A server without a mempool endpoint (or plan) says nothing either way.
+                    Err(HttpFailure::Status { code, .. }) if (400..500).contains(&code) => {
+                        Ok(Evidence::NotSeen)
+                    }
+                    Err(f) => Err(ChainError::new(op, f.to_string())),
+                }
+            }
+            Err(f) => Err(ChainError::new(op, f.to_string())),
+        }
+    }
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[async_trait]
+impl ChainProvider for BlockfrostProvider {
+    fn network(&self) -> Network {
+        self.network
+    }
+
+    async fn utxos(&self, refs: &[UtxoRef]) -> Vec<UtxoState> {
+        let started = Instant::now();
+        let mut answers: Vec<Option<UtxoState>> = vec![None; refs.len()];
+        let mut by_tx: Vec<(TxId, Vec<u32>)> = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            if let Some(info) = self.utxo_cache.get(r) {
+                answers[i] = Some(UtxoState::Unspent(info));
+                continue;
+            }
+            match by_tx.iter_mut().find(|(id, _)| *id == r.tx_id) {
+                Some((_, ixs)) if !ixs.contains(&r.index) => ixs.push(r.index),
+                Some(_) => {}
+                None => by_tx.push((r.tx_id, vec![r.index])),
+            }
+        }
+        let looked_up: Vec<(TxId, Vec<(u32, UtxoState)>)> = futures::stream::iter(by_tx)
+            .map(|(id, ixs)| async move { (id, self.lookup_tx(id, ixs).await) })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        for (id, states) in looked_up {
+            for (ix, state) in states {
+                let r = UtxoRef::new(id, ix);
+                if let UtxoState::Unspent(info) = &state {
+                    self.utxo_cache.insert(r, info.clone());
+                }
+                for (i, want) in refs.iter().enumerate() {
+                    if *want == r && answers[i].is_none() {
+                        answers[i] = Some(state.clone());
+                    }
+                }
+            }
+        }
+        observe("utxos", started);
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| UtxoState::Unknown("not looked up".into())))
+            .collect()
+    }
+
+    async fn tip(&self) -> Result<Tip, ChainError> {
+        let started = Instant::now();
+        let r = self.fetch_tip().await;
+        observe("tip", started);
+        r
+    }
+
+    async fn protocol_params(&self) -> Result<Arc<ProtocolParams>, ChainError> {
+        if let Some(p) = self.params.fresh() {
+            return Ok(p);
+        }
+        let started = Instant::now();
+        let r = self.params.get_or_refresh(|| self.fetch_params()).await;
+        observe("protocol_params", started);
+        r
+    }
+
+    async fn submit(&self, tx_cbor: &[u8]) -> SubmitOutcome {
+        let started = Instant::now();
+        let r = self.do_submit(tx_cbor).await;
+        observe("submit", started);
+        r
+    }
+
+    async fn evidence(&self, tx_id: &TxId) -> Result<Evidence, ChainError> {
+        let started = Instant::now();
+        let r = self.do_evidence(tx_id).await;
+        observe("evidence", started);
+        r
+    }
+
+    fn invalidate(&self, spent: &[UtxoRef]) {
+        for r in spent {
+            self.utxo_cache.remove(r);
+        }
+    }
+
+    fn slot_at(&self, unix_seconds: i64) -> u64 {
+        self.clock.slot_at(unix_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_from_plain_and_json_messages() {
+        let plain = "transaction submit error ShelleyTxValidationError ShelleyBasedEraBabbage (ApplyTxError [UtxowFailure (UtxoFailure (FromAlonzoUtxoFail (ValueNotConservedUTxO (Value 0 (fromList [])) (Value 1 (fromList []))))),UtxowFailure (UtxoFailure (FromAlonzoUtxoFail (BadInputsUTxO (fromList [TxIn (TxId {_unTxId = SafeHash \\\"70\\\"}) (TxIx 1)]))))])";
+        assert_eq!(
+            node_reasons(plain),
+            vec!["ValueNotConservedUTxO", "BadInputsUTxO"]
+        );
+        let json = r#"{"contents":{"contents":{"contents":{"era":"ShelleyBasedEraConway","error":["ConwayUtxowFailure (UtxoFailure (FeeTooSmallUTxO (Coin 1) (Coin 2)))","ConwayUtxowFailure (MissingVKeyWitnessesUTXOW (fromList []))"]}}}}"#;
+        assert_eq!(
+            node_reasons(json),
+            vec!["FeeTooSmallUTxO", "MissingVKeyWitnessesUTXOW"]
+        );
+        assert_eq!(rejection_reason("something else"), "something else");
+        assert_eq!(
+            rejection_reason(json),
+            "FeeTooSmallUTxO, MissingVKeyWitnessesUTXOW"
+        );
+    }
+
+    #[test]
+    fn slot_clock_extrapolates_both_ways() {
+        let c = SlotClock {
+            anchor_slot: 4_492_800,
+            anchor_time: 1_596_059_091,
+            slot_length: 1,
+        };
+        assert_eq!(c.slot_at(1_596_059_091 + 10), 4_492_810);
+        assert_eq!(c.slot_at(1_596_059_091 - 10), 4_492_790);
+        assert_eq!(c.slot_at(0), 0);
+    }
+
+    #[test]
+    fn amounts_parse_strictly() {
+        let a: Vec<Amount> =
+            serde_json::from_str(r#"[{"unit":"lovelace","quantity":"5"}]"#).unwrap();
+        assert_eq!(value_from_amounts(&a), Some(Value::lovelace(5)));
+        let bad: Vec<Amount> =
+            serde_json::from_str(r#"[{"unit":"lovelace","quantity":"-5"}]"#).unwrap();
+        assert_eq!(value_from_amounts(&bad), None);
+        let no_ada: Vec<Amount> = serde_json::from_str(r#"[]"#).unwrap();
+        assert_eq!(value_from_amounts(&no_ada), None);
+        let bad_unit: Vec<Amount> = serde_json::from_str(
+            r#"[{"unit":"lovelace","quantity":"1"},{"unit":"zz","quantity":"1"}]"#,
+        )
+        .unwrap();
+        assert_eq!(value_from_amounts(&bad_unit), None);
+    }
+}

@@ -1,0 +1,710 @@
+//! The devnet's ledger state: confirmed UTxO set, mempool, full block and
+//! transaction history, and the operations that change them (submit, block
+//! production, faucet, rollback).
+//!
+//! Everything here is synchronous and takes the current slot and time as
+//! arguments, so it is deterministic and testable without a runtime or a
+//! clock; [`super::Devnet`] owns one `Ledger` behind a mutex and supplies time.
+//!
+//! Validation is not decided here: every transaction, at submission and again
+//! when a block is built, goes through [`super::rules`], which applies the same
+//! phase-1 rules the verifier applies (`cardano::phase1`). The ledger only says
+//! what each input resolves to.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::cardano::{Network, TxId, UtxoRef, Value};
+use crate::chain::devnet::rules::{self, Rejection};
+use crate::chain::{Evidence, ProtocolParams, Tip, UtxoInfo, UtxoState};
+
+/// Position of an output on chain: (block height, index of its transaction in
+/// the block, output index). Orders address listings oldest first.
+pub type ChainPos = (u64, u32, u32);
+
+/// Most bytes of transactions in one block (mainnet's `max_block_size`).
+pub const MAX_BLOCK_BODY_SIZE: u64 = 90_112;
+/// Slots per epoch (mainnet's; the devnet has 1-second slots).
+pub const EPOCH_LENGTH: u64 = 432_000;
+/// How many dropped-transaction reasons are remembered for diagnostics.
+const DROPPED_MEMORY: usize = 10_000;
+
+/// One transaction output as the ledger keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub address: Vec<u8>,
+    pub value: Value,
+    pub datum_hash: Option<[u8; 32]>,
+    /// CBOR of an inline datum.
+    pub inline_datum: Option<Vec<u8>>,
+    pub script_ref_hash: Option<[u8; 28]>,
+}
+
+impl OutputRecord {
+    pub fn plain(address: Vec<u8>, value: Value) -> Self {
+        OutputRecord {
+            address,
+            value,
+            datum_hash: None,
+            inline_datum: None,
+            script_ref_hash: None,
+        }
+    }
+}
+
+/// Where a transaction came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOrigin {
+    /// The synthetic transaction that creates the configured genesis UTxOs.
+    Genesis,
+    /// A synthetic transaction created by [`Ledger::fund`].
+    Faucet,
+    /// A real, signed transaction submitted by someone.
+    Submitted,
+}
+
+/// Where a known transaction stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    Mempool,
+    InBlock { height: u64, index: u32 },
+}
+
+/// Counters of transaction body features, for Blockfrost's `/txs/{hash}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxCounts {
+    pub withdrawals: u32,
+    pub certificates: u32,
+    pub mint_or_burn: u32,
+    pub redeemers: u32,
+}
+
+/// Everything recorded about one transaction (history lookups are served from it).
+#[derive(Clone, Debug)]
+pub struct TxRecord {
+    pub id: TxId,
+    pub origin: TxOrigin,
+    pub inputs: Vec<UtxoRef>,
+    pub collateral_inputs: Vec<UtxoRef>,
+    pub reference_inputs: Vec<UtxoRef>,
+    pub outputs: Vec<OutputRecord>,
+    pub fee: u64,
+    pub size: u64,
+    pub invalid_before: Option<u64>,
+    pub invalid_hereafter: Option<u64>,
+    pub counts: TxCounts,
+    /// The submitted bytes (`None` for synthetic transactions).
+    pub cbor: Option<Arc<[u8]>>,
+    pub status: TxStatus,
+}
+
+/// One block of the devnet chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRecord {
+    pub height: u64,
+    pub slot: u64,
+    /// Unix seconds.
+    pub time: i64,
+    pub hash: [u8; 32],
+    pub prev: Option<[u8; 32]>,
+    pub txs: Vec<TxId>,
+    /// Sum of the sizes of its transactions.
+    pub size: u64,
+    pub fees: u64,
+    /// Sum of the lovelace of every output of its transactions.
+    pub output: u128,
+}
+
+/// What [`Ledger::rollback`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RollbackReport {
+    pub removed_blocks: u64,
+    /// Submitted transactions of the removed blocks that are back in the mempool.
+    pub requeued: Vec<TxId>,
+    /// Transactions (from the removed blocks or the mempool) no longer valid, dropped.
+    pub dropped: Vec<TxId>,
+    /// Synthetic faucet transactions of the removed blocks, gone with their outputs.
+    pub removed_faucet: Vec<TxId>,
+}
+
+/// Why a ledger operation could not be done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot roll back {requested} blocks: the chain has {available} blocks above genesis")]
+    RollbackTooDeep { requested: u64, available: u64 },
+    #[error("value overflow")]
+    Overflow,
+}
+
+/// The devnet's whole state. See the module docs.
+pub struct Ledger {
+    network: Network,
+    params: Arc<ProtocolParams>,
+    start_unix: i64,
+    blocks: Vec<BlockRecord>,
+    txs: HashMap<TxId, TxRecord>,
+    /// Confirmed unspent outputs and where they sit.
+    utxo: HashMap<UtxoRef, ChainPos>,
+    /// Confirmed spends: output -> the transaction that consumed it.
+    spent_by: HashMap<UtxoRef, TxId>,
+    /// Confirmed unspent outputs by owner, in chain order.
+    by_address: HashMap<Vec<u8>, BTreeMap<ChainPos, UtxoRef>>,
+    /// Outputs ever created on chain per address (an address with none is "never used": 404).
+    address_uses: HashMap<Vec<u8>, u64>,
+    /// Waiting transactions, in arrival order.
+    mempool: Vec<TxId>,
+    /// Outputs spent by mempool transactions.
+    mempool_spent: HashMap<UtxoRef, TxId>,
+    submissions: HashMap<TxId, u32>,
+    dropped: VecDeque<(TxId, String)>,
+    /// Bumped for every block ever made, so a block re-made at the same height after a
+    /// rollback gets a different hash.
+    block_nonce: u64,
+    faucet_counter: u64,
+}
+
+fn blake2b256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = pallas_crypto::hash::Hasher::<256>::new();
+    for p in parts {
+        h.input(p);
+    }
+    *h.finalize()
+}
+
+impl Ledger {
+    /// A chain whose block 0 (slot 0, `start_unix`) holds the genesis outputs.
+    pub fn new(
+        network: Network,
+        params: Arc<ProtocolParams>,
+        start_unix: i64,
+        genesis: Vec<OutputRecord>,
+    ) -> Self {
+        let mut ledger = Ledger {
+            network,
+            params,
+            start_unix,
+            blocks: Vec::new(),
+            txs: HashMap::new(),
+            utxo: HashMap::new(),
+            spent_by: HashMap::new(),
+            by_address: HashMap::new(),
+            address_uses: HashMap::new(),
+            mempool: Vec::new(),
+            mempool_spent: HashMap::new(),
+            submissions: HashMap::new(),
+            dropped: VecDeque::new(),
+            block_nonce: 0,
+            faucet_counter: 0,
+        };
+        let mut txs = Vec::new();
+        if !genesis.is_empty() {
+            // Deterministic for a given configuration, so genesis UTxO refs are stable across restarts.
+            let mut seed: Vec<u8> = b"x402-devnet/genesis/v1".to_vec();
+            for o in &genesis {
+                seed.extend_from_slice(&(o.address.len() as u32).to_be_bytes());
+                seed.extend_from_slice(&o.address);
+                seed.extend_from_slice(&o.value.coin.to_be_bytes());
+                for (id, q) in &o.value.assets {
+                    seed.extend_from_slice(&id.policy);
+                    seed.extend_from_slice(&id.name);
+                    seed.extend_from_slice(&q.to_be_bytes());
+                }
+            }
+            let id = TxId(blake2b256(&[&seed]));
+            ledger
+                .txs
+                .insert(id, synthetic(id, TxOrigin::Genesis, genesis));
+            ledger.apply_to_chain(id, 0, 0);
+            txs.push(id);
+        }
+        ledger.push_block(txs, 0, start_unix);
+        ledger
+    }
+
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    pub fn params(&self) -> &Arc<ProtocolParams> {
+        &self.params
+    }
+
+    /// Unix time of slot 0.
+    pub fn start_unix(&self) -> i64 {
+        self.start_unix
+    }
+
+    fn tip_block(&self) -> &BlockRecord {
+        // `new` always creates block 0 and rollback never removes it.
+        &self.blocks[self.blocks.len() - 1]
+    }
+
+    pub fn tip(&self) -> Tip {
+        let b = self.tip_block();
+        Tip {
+            slot: b.slot,
+            height: b.height,
+            time: b.time,
+            hash: b.hash,
+        }
+    }
+
+    pub fn block(&self, height: u64) -> Option<&BlockRecord> {
+        usize::try_from(height)
+            .ok()
+            .and_then(|h| self.blocks.get(h))
+    }
+
+    pub fn blocks(&self) -> &[BlockRecord] {
+        &self.blocks
+    }
+
+    pub fn tx(&self, id: &TxId) -> Option<&TxRecord> {
+        self.txs.get(id)
+    }
+
+    /// The transaction that consumed `r` on chain, if any.
+    pub fn consumed_by(&self, r: &UtxoRef) -> Option<TxId> {
+        self.spent_by.get(r).copied()
+    }
+
+    pub fn mempool(&self) -> &[TxId] {
+        &self.mempool
+    }
+
+    pub fn submissions(&self, id: &TxId) -> u32 {
+        self.submissions.get(id).copied().unwrap_or(0)
+    }
+
+    /// Why a transaction was dropped from the mempool (recent drops only).
+    pub fn dropped_reason(&self, id: &TxId) -> Option<&str> {
+        self.dropped
+            .iter()
+            .rev()
+            .find(|(d, _)| d == id)
+            .map(|(_, r)| r.as_str())
+    }
+
+    fn output(&self, r: &UtxoRef) -> Option<&OutputRecord> {
+        self.txs
+            .get(&r.tx_id)?
+            .outputs
+            .get(usize::try_from(r.index).ok()?)
+    }
+
+    fn info(&self, r: &UtxoRef) -> Option<UtxoInfo> {
+        self.output(r).map(|o| UtxoInfo {
+            address: o.address.clone(),
+            value: o.value.clone(),
+        })
+    }
+
+    /// The confirmed view, as a Blockfrost client would see it: unspent at the
+    /// tip, spent by a transaction in a block, or unknown (the producing
+    /// transaction is not in a block).
+    pub fn utxo_state(&self, r: &UtxoRef) -> UtxoState {
+        if self.utxo.contains_key(r) {
+            return match self.info(r) {
+                Some(i) => UtxoState::Unspent(i),
+                None => UtxoState::Unknown("ledger inconsistency".into()),
+            };
+        }
+        match self.txs.get(&r.tx_id) {
+            Some(tx) if matches!(tx.status, TxStatus::InBlock { .. }) => {
+                if (r.index as usize) >= tx.outputs.len() || self.spent_by.contains_key(r) {
+                    UtxoState::Spent
+                } else {
+                    UtxoState::Unknown("ledger inconsistency".into())
+                }
+            }
+            Some(_) => UtxoState::Unknown(format!("transaction {} is not yet in a block", r.tx_id)),
+            None => UtxoState::Unknown(format!("transaction {} not found", r.tx_id)),
+        }
+    }
+
+    /// What a new transaction's input resolves to: the confirmed UTxO set with
+    /// the mempool applied on top (outputs of waiting transactions can be
+    /// spent; outputs they spend cannot). A missing output is `Spent`, which
+    /// the rules report as `BadInputsUTxO`.
+    fn resolve_pending(&self, r: &UtxoRef) -> UtxoState {
+        if self.mempool_spent.contains_key(r) {
+            return UtxoState::Spent;
+        }
+        if self.utxo.contains_key(r) {
+            return self
+                .info(r)
+                .map(UtxoState::Unspent)
+                .unwrap_or(UtxoState::Spent);
+        }
+        match self.txs.get(&r.tx_id) {
+            Some(tx) if tx.status == TxStatus::Mempool => self
+                .info(r)
+                .map(UtxoState::Unspent)
+                .unwrap_or(UtxoState::Spent),
+            _ => UtxoState::Spent,
+        }
+    }
+
+    fn resolve_confirmed(&self, r: &UtxoRef) -> UtxoState {
+        if self.utxo.contains_key(r) {
+            self.info(r)
+                .map(UtxoState::Unspent)
+                .unwrap_or(UtxoState::Spent)
+        } else {
+            UtxoState::Spent
+        }
+    }
+
+    pub fn evidence(&self, id: &TxId) -> Evidence {
+        match self.txs.get(id).map(|t| t.status) {
+            Some(TxStatus::InBlock { height, .. }) => match self.block(height) {
+                Some(b) => Evidence::Included {
+                    depth: self.tip().height.saturating_sub(height),
+                    height,
+                    slot: b.slot,
+                    block: b.hash,
+                },
+                None => Evidence::NotSeen,
+            },
+            Some(TxStatus::Mempool) => Evidence::Mempool,
+            None => Evidence::NotSeen,
+        }
+    }
+
+    /// Confirmed unspent outputs of `address` in chain order (`None`: the
+    /// address never held anything on chain, which Blockfrost answers with 404).
+    pub fn address_utxos(&self, address: &[u8]) -> Option<Vec<(ChainPos, UtxoRef)>> {
+        if !self.address_uses.contains_key(address) {
+            return None;
+        }
+        Some(
+            self.by_address
+                .get(address)
+                .map(|m| m.iter().map(|(p, r)| (*p, *r)).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Submit a signed transaction: it must pass the phase-1 rules against the
+    /// confirmed state plus the mempool, at `slot`. Counted in
+    /// [`Ledger::submissions`] whenever the bytes decode to a transaction.
+    pub fn submit(&mut self, bytes: &[u8], slot: u64) -> Result<TxId, Rejection> {
+        let decoded = rules::decode(bytes)?;
+        let id = decoded.id();
+        let n = self.submissions.entry(id).or_insert(0);
+        *n = n.saturating_add(1);
+        let record = rules::check(
+            &decoded,
+            &|r| self.resolve_pending(r),
+            &self.params,
+            slot,
+            self.network,
+        )?;
+        self.add_to_mempool(record);
+        Ok(id)
+    }
+
+    fn add_to_mempool(&mut self, mut record: TxRecord) {
+        record.status = TxStatus::Mempool;
+        for i in &record.inputs {
+            self.mempool_spent.insert(*i, record.id);
+        }
+        self.mempool.push(record.id);
+        self.txs.insert(record.id, record);
+    }
+
+    fn forget_dropped(&mut self, id: TxId, why: String) {
+        self.txs.remove(&id);
+        if self.dropped.len() >= DROPPED_MEMORY {
+            self.dropped.pop_front();
+        }
+        tracing::debug!(tx = %id, reason = %why, "devnet dropped a transaction");
+        self.dropped.push_back((id, why));
+    }
+
+    /// Re-check `candidates` (in order) as a fresh mempool on top of the
+    /// confirmed state; keep the valid ones, drop the rest. Returns the dropped ids.
+    fn rebuild_mempool(&mut self, candidates: Vec<TxId>, slot: u64) -> Vec<TxId> {
+        self.mempool.clear();
+        self.mempool_spent.clear();
+        // Taken out of the records until re-validated, so none resolves against a later one.
+        let pending: Vec<TxRecord> = candidates
+            .iter()
+            .filter_map(|id| self.txs.remove(id))
+            .collect();
+        let mut dropped = Vec::new();
+        for rec in pending {
+            let id = rec.id;
+            match self.recheck(&rec, slot, true) {
+                Ok(()) => self.add_to_mempool(rec),
+                Err(why) => {
+                    self.forget_dropped(id, why);
+                    dropped.push(id);
+                }
+            }
+        }
+        dropped
+    }
+
+    /// Re-validate a recorded submitted transaction against the confirmed
+    /// state (plus the mempool when `with_mempool`).
+    fn recheck(&self, rec: &TxRecord, slot: u64, with_mempool: bool) -> Result<(), String> {
+        let Some(cbor) = &rec.cbor else {
+            return Err("synthetic transaction cannot be re-validated".into());
+        };
+        let decoded = rules::decode(cbor).map_err(|r| r.message)?;
+        let resolve = |r: &UtxoRef| {
+            if with_mempool {
+                self.resolve_pending(r)
+            } else {
+                self.resolve_confirmed(r)
+            }
+        };
+        rules::check(&decoded, &resolve, &self.params, slot, self.network)
+            .map(|_| ())
+            .map_err(|r| r.message)
+    }
+
+    /// Build the next block at `slot`/`time` from the mempool, in arrival
+    /// order: each transaction is validated again at the block's slot against
+    /// the state left by the ones before it; invalid ones are dropped. A
+    /// transaction that would overflow the block waits, with everything after
+    /// it, for the next block.
+    pub fn produce_block(&mut self, slot: u64, time: i64) -> Tip {
+        let tip = self.tip();
+        let slot = slot.max(tip.slot);
+        let time = time.max(tip.time);
+        let height = tip.height + 1;
+        let candidates = std::mem::take(&mut self.mempool);
+        self.mempool_spent.clear();
+        let mut included = Vec::new();
+        let mut leftover = Vec::new();
+        let mut size = 0u64;
+        for id in candidates {
+            let Some(rec) = self.txs.get(&id) else {
+                continue;
+            };
+            if !leftover.is_empty() || size.saturating_add(rec.size) > MAX_BLOCK_BODY_SIZE {
+                leftover.push(id);
+                continue;
+            }
+            match self.recheck(rec, slot, false) {
+                Ok(()) => {
+                    size += rec.size;
+                    self.apply_to_chain(id, height, included.len() as u32);
+                    included.push(id);
+                }
+                Err(why) => self.forget_dropped(id, why),
+            }
+        }
+        self.push_block(included, slot, time);
+        if !leftover.is_empty() {
+            self.rebuild_mempool(leftover, slot);
+        }
+        self.tip()
+    }
+
+    /// Record a block whose transactions are already applied.
+    fn push_block(&mut self, txs: Vec<TxId>, slot: u64, time: i64) {
+        let height = self.blocks.len() as u64;
+        let prev = self.blocks.last().map(|b| b.hash);
+        self.block_nonce += 1;
+        let mut size = 0u64;
+        let mut fees = 0u64;
+        let mut output = 0u128;
+        let mut seed = Vec::with_capacity(96 + txs.len() * 32);
+        seed.extend_from_slice(b"x402-devnet/block/v1");
+        seed.extend_from_slice(&prev.unwrap_or([0; 32]));
+        seed.extend_from_slice(&height.to_be_bytes());
+        seed.extend_from_slice(&slot.to_be_bytes());
+        seed.extend_from_slice(&time.to_be_bytes());
+        seed.extend_from_slice(&self.block_nonce.to_be_bytes());
+        seed.extend_from_slice(&self.start_unix.to_be_bytes());
+        for id in &txs {
+            seed.extend_from_slice(&id.0);
+            if let Some(t) = self.txs.get(id) {
+                size = size.saturating_add(t.size);
+                fees = fees.saturating_add(t.fee);
+                output += t.outputs.iter().map(|o| o.value.coin as u128).sum::<u128>();
+            }
+        }
+        let hash = blake2b256(&[&seed]);
+        self.blocks.push(BlockRecord {
+            height,
+            slot,
+            time,
+            hash,
+            prev,
+            txs,
+            size,
+            fees,
+            output,
+        });
+    }
+
+    fn apply_to_chain(&mut self, id: TxId, height: u64, index: u32) {
+        let Some(rec) = self.txs.get_mut(&id) else {
+            return;
+        };
+        rec.status = TxStatus::InBlock { height, index };
+        let inputs = rec.inputs.clone();
+        let outputs: Vec<Vec<u8>> = rec.outputs.iter().map(|o| o.address.clone()).collect();
+        for input in inputs {
+            if let Some(pos) = self.utxo.remove(&input)
+                && let Some(addr) = self.output(&input).map(|o| o.address.clone())
+                && let Some(m) = self.by_address.get_mut(&addr)
+            {
+                m.remove(&pos);
+            }
+            self.spent_by.insert(input, id);
+        }
+        for (i, addr) in outputs.into_iter().enumerate() {
+            let r = UtxoRef::new(id, i as u32);
+            let pos = (height, index, i as u32);
+            self.utxo.insert(r, pos);
+            self.by_address
+                .entry(addr.clone())
+                .or_default()
+                .insert(pos, r);
+            *self.address_uses.entry(addr).or_insert(0) += 1;
+        }
+    }
+
+    /// Undo [`Ledger::apply_to_chain`]: remove the outputs, restore the spent inputs.
+    fn unapply(&mut self, id: TxId) {
+        let Some(rec) = self.txs.get_mut(&id) else {
+            return;
+        };
+        rec.status = TxStatus::Mempool;
+        let inputs = rec.inputs.clone();
+        let outputs: Vec<Vec<u8>> = rec.outputs.iter().map(|o| o.address.clone()).collect();
+        for (i, addr) in outputs.into_iter().enumerate() {
+            let r = UtxoRef::new(id, i as u32);
+            if let Some(pos) = self.utxo.remove(&r)
+                && let Some(m) = self.by_address.get_mut(&addr)
+            {
+                m.remove(&pos);
+                if m.is_empty() {
+                    self.by_address.remove(&addr);
+                }
+            }
+            if let Some(n) = self.address_uses.get_mut(&addr) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.address_uses.remove(&addr);
+                }
+            }
+        }
+        for input in inputs {
+            self.spent_by.remove(&input);
+            let pos = match self.txs.get(&input.tx_id).map(|t| t.status) {
+                Some(TxStatus::InBlock { height, index }) => (height, index, input.index),
+                _ => continue,
+            };
+            self.utxo.insert(input, pos);
+            if let Some(addr) = self.output(&input).map(|o| o.address.clone()) {
+                self.by_address.entry(addr).or_default().insert(pos, input);
+            }
+        }
+    }
+
+    /// Create an output at once, as a synthetic faucet transaction in a block
+    /// of its own (so history lookups find it like any other transaction).
+    pub fn fund(&mut self, address: Vec<u8>, value: Value, slot: u64, time: i64) -> UtxoRef {
+        self.faucet_counter += 1;
+        let mut seed: Vec<u8> = b"x402-devnet/faucet/v1".to_vec();
+        seed.extend_from_slice(&self.start_unix.to_be_bytes());
+        seed.extend_from_slice(&self.faucet_counter.to_be_bytes());
+        seed.extend_from_slice(&self.block_nonce.to_be_bytes());
+        seed.extend_from_slice(&address);
+        let id = TxId(blake2b256(&[&seed]));
+        self.txs.insert(
+            id,
+            synthetic(
+                id,
+                TxOrigin::Faucet,
+                vec![OutputRecord::plain(address, value)],
+            ),
+        );
+        let tip = self.tip();
+        let height = tip.height + 1;
+        self.apply_to_chain(id, height, 0);
+        self.push_block(vec![id], slot.max(tip.slot), time.max(tip.time));
+        UtxoRef::new(id, 0)
+    }
+
+    /// Remove the last `n` blocks (never block 0). Their submitted
+    /// transactions go back to the mempool, ahead of the ones already waiting
+    /// and in their original order, and the whole mempool is validated again
+    /// at `slot` (what no longer passes is dropped). Faucet transactions of the
+    /// removed blocks disappear with their outputs. Spent outputs are restored.
+    pub fn rollback(&mut self, n: u64, slot: u64) -> Result<RollbackReport, LedgerError> {
+        let available = self.tip().height;
+        if n > available {
+            return Err(LedgerError::RollbackTooDeep {
+                requested: n,
+                available,
+            });
+        }
+        let mut report = RollbackReport {
+            removed_blocks: n,
+            ..Default::default()
+        };
+        let mut requeue_rev: Vec<TxId> = Vec::new();
+        for _ in 0..n {
+            let Some(block) = self.blocks.pop() else {
+                break;
+            };
+            for id in block.txs.iter().rev() {
+                self.unapply(*id);
+                match self.txs.get(id).map(|t| t.origin) {
+                    Some(TxOrigin::Submitted) => requeue_rev.push(*id),
+                    _ => {
+                        self.txs.remove(id);
+                        report.removed_faucet.push(*id);
+                    }
+                }
+            }
+        }
+        requeue_rev.reverse();
+        let mut candidates = requeue_rev.clone();
+        candidates.extend(std::mem::take(&mut self.mempool));
+        report.dropped = self.rebuild_mempool(candidates, slot);
+        report.requeued = requeue_rev
+            .into_iter()
+            .filter(|id| self.mempool.contains(id))
+            .collect();
+        Ok(report)
+    }
+
+    /// Test hook: remove a waiting transaction as if the node had evicted it
+    /// (its dependants in the mempool go too). `false` if it was not waiting.
+    pub fn drop_from_mempool(&mut self, id: &TxId, slot: u64) -> bool {
+        let Some(pos) = self.mempool.iter().position(|m| m == id) else {
+            return false;
+        };
+        let mut rest = std::mem::take(&mut self.mempool);
+        rest.remove(pos);
+        self.forget_dropped(*id, "evicted by the test hook".into());
+        self.rebuild_mempool(rest, slot);
+        true
+    }
+}
+
+fn synthetic(id: TxId, origin: TxOrigin, outputs: Vec<OutputRecord>) -> TxRecord {
+    TxRecord {
+        id,
+        origin,
+        inputs: Vec::new(),
+        collateral_inputs: Vec::new(),
+        reference_inputs: Vec::new(),
+        outputs,
+        fee: 0,
+        size: 0,
+        invalid_before: None,
+        invalid_hereafter: None,
+        counts: TxCounts::default(),
+        cbor: None,
+        status: TxStatus::Mempool,
+    }
+}
