@@ -38,6 +38,8 @@ pub struct AppInner {
     /// The embedded ledger, when it is the chain backend.
     pub devnet: Option<Arc<Devnet>>,
     pub started: Instant,
+    /// What the verify pipeline needs (chain, network, limits, clock).
+    pub verify_ctx: crate::scheme::exact_cardano::VerifyContext,
     /// The settlement service and its reconciler.
     pub settlement: Arc<crate::settle::Settlement>,
     /// API keys and rate limits, shared by every route.
@@ -169,6 +171,10 @@ impl App {
         let state = AppState(Arc::new(AppInner {
             settings,
             settlement,
+            verify_ctx: crate::scheme::exact_cardano::VerifyContext::new(
+                chain.clone(),
+                chain.network(),
+            ),
             chain,
             store,
             devnet,

@@ -158,7 +158,7 @@ impl Default for LoggingSettings {
 pub struct SentrySettings {
     pub dsn: Option<Secret>,
     pub environment: Option<String>,
-    pub traces_sample_rate: f32,
+    pub traces_sample_rate: f64,
 }
 
 impl Default for SentrySettings {
