@@ -5,4 +5,5 @@
 
 pub mod app;
 pub mod node;
+pub mod pay;
 pub mod redis_server;
