@@ -616,3 +616,13 @@ async fn slot_clock_starts_at_zero() {
         ProtocolParams::mainnet_like()
     );
 }
+
+/// Manual helper: serve a devnet API until killed (for poking at it with curl or node).
+#[tokio::test]
+#[ignore]
+async fn serve_devnet_for_manual_use() {
+    let d = Devnet::start(&settings(200, vec![])).unwrap();
+    let base = serve(d.clone()).await;
+    println!("DEVNET {base}");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
