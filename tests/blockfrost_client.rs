@@ -197,7 +197,7 @@ async fn client_over_devnet_api_answers_like_the_devnet() {
             fee: 0,
             ..Default::default()
         },
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     for tx in [
         &double.tx,

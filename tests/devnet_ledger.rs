@@ -274,21 +274,21 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
             vec![(seller.clone(), 2 * ADA)],
             fee,
         ),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&ghost.tx).await), "BadInputsUTxO");
 
     // ValueNotConservedUTxO: outputs + fee != inputs.
     let leak = builder::sign_body(
         &body_spending(input, vec![(seller.clone(), 20 * ADA - fee - 1)], fee),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&leak.tx).await), "ValueNotConservedUTxO");
 
     // FeeTooSmallUTxO.
     let cheap = builder::sign_body(
         &body_spending(input, vec![(seller.clone(), 20 * ADA - 100)], 100),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&cheap.tx).await), "FeeTooSmallUTxO");
 
@@ -297,7 +297,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     expired.ttl = Some(0);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&expired, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&expired, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "OutsideValidityIntervalUTxO"
@@ -306,7 +306,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     early.validity_start = Some(d.current_slot() + 10_000);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&early, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&early, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "OutsideValidityIntervalUTxO"
@@ -328,7 +328,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
         vec![(seller.clone(), 20 * ADA - fee)],
         fee,
     ));
-    let mut w = builder::sign(&body, &[buyer.clone()]);
+    let mut w = builder::sign(&body, std::slice::from_ref(&buyer));
     w[0].signature[0] ^= 0xff;
     let forged = builder::assemble(&body, &builder::encode_witness_set(&w), true, None);
     assert_eq!(rejected(d.submit(&forged).await), "InvalidWitnessesUTXOW");
@@ -337,14 +337,14 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     let mainnet = key(2).enterprise_address_bytes(Network::Mainnet);
     let abroad = builder::sign_body(
         &body_spending(input, vec![(mainnet, 20 * ADA - fee)], fee),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&abroad.tx).await), "WrongNetwork");
     let mut tagged = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
     tagged.network_id = Some(1);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&tagged, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&tagged, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "WrongNetworkInTxBody"
@@ -360,7 +360,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
             ],
             fee,
         ),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(
         rejected(d.submit(&dust.tx).await),
@@ -369,7 +369,10 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
 
     // MaxTxSizeUTxO: more than 16 KiB.
     let many: Vec<(Vec<u8>, u64)> = (0..600).map(|_| (seller.clone(), ADA)).collect();
-    let huge = builder::sign_body(&body_spending(input, many, fee), &[buyer.clone()]);
+    let huge = builder::sign_body(
+        &body_spending(input, many, fee),
+        std::slice::from_ref(&buyer),
+    );
     assert!(huge.tx.len() > 16_384);
     assert_eq!(rejected(d.submit(&huge.tx).await), "MaxTxSizeUTxO");
 

@@ -635,7 +635,9 @@ impl BlockfrostProvider {
                             };
                         }
                         400 => {
-                            return SubmitOutcome::Rejected(rejection_reason(&error_message(&body)));
+                            return SubmitOutcome::Rejected(rejection_reason(&error_message(
+                                &body,
+                            )));
                         }
                         // The server refused before handing the transaction to the node.
                         425 | 429 => (

@@ -96,9 +96,10 @@ impl<T> RefreshingCell<T> {
         let seen_attempts = {
             let s = self.state.lock();
             if let Some((v, at)) = &s.value
-                && at.elapsed() < self.ttl {
-                    return Ok(v.clone());
-                }
+                && at.elapsed() < self.ttl
+            {
+                return Ok(v.clone());
+            }
             s.attempts
         };
 
@@ -108,9 +109,10 @@ impl<T> RefreshingCell<T> {
             if s.attempts != seen_attempts {
                 // Someone refreshed (or tried to) while we waited: share their result.
                 if let Some((v, at)) = &s.value
-                    && at.elapsed() < self.ttl {
-                        return Ok(v.clone());
-                    }
+                    && at.elapsed() < self.ttl
+                {
+                    return Ok(v.clone());
+                }
                 if let Some(e) = &s.last_error {
                     let e = e.clone();
                     drop(s);

@@ -200,3 +200,43 @@ pub type DynChain = Arc<dyn ChainProvider>;
 pub(crate) fn observe(op: &'static str, started: std::time::Instant) {
     metrics::histogram!("chain_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
 }
+
+/// The chain back end chosen from configuration, keeping the concrete type
+/// where the caller needs it (the devnet also serves its HTTP API and faucet).
+#[derive(Clone)]
+pub enum Backend {
+    Devnet(Arc<devnet::Devnet>),
+    Blockfrost(Arc<blockfrost::BlockfrostProvider>),
+}
+
+impl Backend {
+    /// The provider behind the `ChainProvider` trait.
+    pub fn provider(&self) -> DynChain {
+        match self {
+            Backend::Devnet(d) => d.clone(),
+            Backend::Blockfrost(b) => b.clone(),
+        }
+    }
+
+    /// The embedded devnet, when that is the back end.
+    pub fn devnet(&self) -> Option<&Arc<devnet::Devnet>> {
+        match self {
+            Backend::Devnet(d) => Some(d),
+            Backend::Blockfrost(_) => None,
+        }
+    }
+}
+
+/// Select and start the back end: the embedded devnet when `chain.network` is
+/// `devnet` and no `chain.blockfrost.url` is set; Blockfrost (hosted, or the
+/// configured URL) otherwise. Starting the devnet spawns its block producer,
+/// so this must run inside a tokio runtime.
+pub async fn connect(settings: &crate::config::ChainSettings) -> Result<Backend, ChainError> {
+    let has_url = settings.blockfrost.url.as_deref().is_some_and(|u| !u.is_empty());
+    if settings.network == Network::Devnet && !has_url {
+        let d = devnet::Devnet::start(&settings.devnet).map_err(|e| ChainError::new("init", e.to_string()))?;
+        return Ok(Backend::Devnet(d));
+    }
+    let b = blockfrost::BlockfrostProvider::new(settings.network, &settings.blockfrost, &settings.cache).await?;
+    Ok(Backend::Blockfrost(Arc::new(b)))
+}
