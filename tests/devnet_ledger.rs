@@ -376,6 +376,26 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     assert!(huge.tx.len() > 16_384);
     assert_eq!(rejected(d.submit(&huge.tx).await), "MaxTxSizeUTxO");
 
+    // Features the ledger does not validate, and metadata the body does not match.
+    let mut minting = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
+    minting.extra_fields = vec![(9, vec![0xa0])];
+    assert_eq!(
+        rejected(
+            d.submit(&builder::sign_body(&minting, std::slice::from_ref(&buyer)).tx)
+                .await
+        ),
+        "UnsupportedFeature"
+    );
+    let mut no_meta = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
+    no_meta.auxiliary_data_hash = Some([1; 32]);
+    assert_eq!(
+        rejected(
+            d.submit(&builder::sign_body(&no_meta, std::slice::from_ref(&buyer)).tx)
+                .await
+        ),
+        "MissingTxMetadata"
+    );
+
     // DeserialiseFailure: not a transaction at all.
     assert_eq!(rejected(d.submit(b"\x82\x01").await), "DeserialiseFailure");
 

@@ -167,9 +167,18 @@ fn retryable_status(code: u16) -> bool {
     code == 425 || code == 429 || (500..=599).contains(&code)
 }
 
+/// Failure names that do not follow the `…UTxO`/`…UTXOW` pattern.
+const OTHER_REASONS: &[&str] = &[
+    "MissingTxMetadata",
+    "MissingTxBodyMetadataHash",
+    "ConflictingMetadataHash",
+    "UnsupportedFeature",
+];
+
 /// Node rejection reasons named in a submit error message, in order of first
-/// appearance: every constructor that ends in `UTxO`/`UTXO`/`UTXOW`, plus the
-/// few that do not (`WrongNetwork…`, `DeserialiseFailure`).
+/// appearance: every constructor that ends in `UTxO`/`UTXO`/`UTXOW`, those
+/// starting with `WrongNetwork`, the metadata failures, and
+/// `DeserialiseFailure` (also when prefixed, as in `DecoderErrorDeserialiseFailure`).
 ///
 /// Blockfrost has sent these messages as plain text
 /// (`transaction submit error ShelleyTxValidationError … (BadInputsUTxO …)`)
@@ -177,16 +186,24 @@ fn retryable_status(code: u16) -> bool {
 pub fn node_reasons(message: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for token in message.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let keep = token.len() > 4
-            && (token.ends_with("UTxO")
-                || token.ends_with("UTXO")
-                || token.ends_with("UTXOW")
-                || token.ends_with("UTxOW")
-                || token.starts_with("WrongNetwork")
-                || token == "DeserialiseFailure")
-            && token.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-        if keep && !out.iter().any(|t| t == token) {
-            out.push(token.to_owned());
+        if token.len() <= 4 || !token.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let name = if token.ends_with("DeserialiseFailure") {
+            "DeserialiseFailure"
+        } else if token.ends_with("UTxO")
+            || token.ends_with("UTXO")
+            || token.ends_with("UTXOW")
+            || token.ends_with("UTxOW")
+            || token.starts_with("WrongNetwork")
+            || OTHER_REASONS.contains(&token)
+        {
+            token
+        } else {
+            continue;
+        };
+        if !out.iter().any(|t| t == name) {
+            out.push(name.to_owned());
         }
     }
     out
@@ -318,15 +335,17 @@ impl BlockfrostProvider {
     /// Build the client for `network`.
     ///
     /// The base URL is `chain.blockfrost.url` when set, else the hosted
-    /// Blockfrost URL of the network. The slot clock comes from the network's
-    /// Shelley anchor; for a network without one (a remote devnet) it is read
-    /// from the server's `/genesis` (slot length) and `/blocks/latest` (a recent
-    /// slot and its time), so this call fails when that server cannot be reached.
+    /// Blockfrost URL of the network. With the hosted URL the slot clock is the
+    /// network's Shelley anchor (no request). With a custom URL it is read from
+    /// the server: `/genesis` (slot length) and `/blocks/latest` (a recent slot
+    /// and its time); if that fails, a public network falls back to its anchor
+    /// and a devnet (no anchor) makes this call fail.
     pub async fn new(
         network: Network,
         settings: &BlockfrostSettings,
         cache: &CacheSettings,
     ) -> Result<Self, ChainError> {
+        let custom = settings.url.as_deref().is_some_and(|u| !u.is_empty());
         let base = match settings.url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => network
@@ -364,13 +383,26 @@ impl BlockfrostProvider {
                 UTXO_CACHE_CAPACITY,
             ),
         };
-        provider.clock = match network.shelley_anchor() {
-            Some((slot, time)) => SlotClock {
-                anchor_slot: slot,
-                anchor_time: time,
-                slot_length: 1,
+        let anchor = network.shelley_anchor().map(|(slot, time)| SlotClock {
+            anchor_slot: slot,
+            anchor_time: time,
+            slot_length: 1,
+        });
+        provider.clock = match (custom, anchor) {
+            // Hosted Blockfrost of a public network: the network's own clock.
+            (false, Some(a)) => a,
+            // Any other server says what its chain's clock is; a public
+            // network's anchor is the fallback when it cannot be asked now.
+            (_, anchor) => match provider.fetch_clock().await {
+                Ok(c) => c,
+                Err(e) => match anchor {
+                    Some(a) => {
+                        tracing::warn!(error = %e, "slot clock not readable from the server; using the network's Shelley anchor");
+                        a
+                    }
+                    None => return Err(e),
+                },
             },
-            None => provider.fetch_clock().await?,
         };
         Ok(provider)
     }
