@@ -250,8 +250,10 @@ impl Devnet {
 
     /// Submit signed transaction bytes; `Ok(tx id)` when it entered the mempool.
     pub fn submit_tx(&self, tx_cbor: &[u8]) -> Result<TxId, Rejection> {
+        // Decoding needs no ledger state: do it before taking the lock.
+        let tx = rules::decode(tx_cbor)?;
         let slot = self.current_slot();
-        self.ledger.lock().submit(tx_cbor, slot)
+        self.ledger.lock().submit_decoded(&tx, slot)
     }
 
     /// Faucet: create an output holding `value` at `address` (bech32, network
