@@ -1,1 +1,291 @@
-//! Application wiring.
+//! Wiring: turns [`Settings`] into a running service, in the runbook's
+//! startup order, and drains it on shutdown.
+//!
+//! Startup order (each failure is one log line naming the step, then exit 1):
+//! 1. configuration (in `main`), 2. Sentry, 3. store, 4. chain provider,
+//! 5. HTTP listener, 6. signal handlers (in `main`, handed in as the
+//! shutdown future).
+//!
+//! Shutdown is an explicit future passed to [`App::run`], so tests can drive
+//! it without signals: on it, the listener closes (new connections are
+//! refused), `/ready` answers 503, in-flight requests get
+//! `server.shutdownGraceSeconds` to finish, background tasks stop, the store
+//! closes and Sentry is flushed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::chain::devnet::Devnet;
+use crate::chain::{ChainHandle, DynChain};
+use crate::config::{Settings, StoreBackend};
+use crate::store::DynStore;
+use crate::telemetry::SentryGuard;
+
+/// Shared, immutable-after-start state of one running facilitator.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub settings: Arc<Settings>,
+    pub chain: DynChain,
+    pub store: DynStore,
+    /// The embedded ledger, when it is the chain backend.
+    pub devnet: Option<Arc<Devnet>>,
+    pub started: Instant,
+    /// The settlement service and its reconciler.
+    pub settlement: Arc<crate::settle::Settlement>,
+    /// API keys and rate limits, shared by every route.
+    pub guard: Arc<crate::http::guard::Guard>,
+    /// Set when shutdown begins; /ready answers 503 from then on.
+    draining: AtomicBool,
+    /// Fires when shutdown begins, for background tasks.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppInner {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that turns `true` when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// A startup step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("store initialization failed: {0}")]
+    Store(String),
+    #[error("chain provider initialization failed: {0}")]
+    Chain(String),
+    #[error("HTTP listener could not bind {addr}: {reason}")]
+    Listener { addr: String, reason: String },
+}
+
+impl StartupError {
+    /// The startup step, as named in logs and the runbook.
+    pub fn step(&self) -> &'static str {
+        match self {
+            StartupError::Store(_) => "store",
+            StartupError::Chain(_) => "chain",
+            StartupError::Listener { .. } => "listener",
+        }
+    }
+}
+
+/// A built, bound, not yet serving facilitator.
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    addr: SocketAddr,
+    sentry: SentryGuard,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+/// Build the store named by `store.backend`.
+pub async fn build_store(settings: &Settings) -> Result<DynStore, StartupError> {
+    match settings.store.backend {
+        StoreBackend::Memory => Ok(Arc::new(crate::store::memory::MemoryStore::new())),
+        StoreBackend::Redis => {
+            let store = crate::store::redis::RedisStore::connect(&settings.chain.redis)
+                .await
+                .map_err(|e| StartupError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+impl App {
+    /// Steps 2 to 5 of startup. Binds `server.host:server.port` (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> Result<App, StartupError> {
+        let sentry = crate::telemetry::init_sentry(&settings);
+        tracing::info!(
+            step = "sentry",
+            enabled = sentry.enabled(),
+            "startup: sentry"
+        );
+
+        let store = build_store(&settings).await?;
+        tracing::info!(
+            step = "store",
+            backend = store.backend(),
+            "startup: store ready"
+        );
+
+        let chain = crate::chain::build(&settings)
+            .await
+            .map_err(|e| StartupError::Chain(e.to_string()))?;
+        tracing::info!(
+            step = "chain",
+            network = chain.provider.network().caip2(),
+            "startup: chain provider ready"
+        );
+
+        Self::build_with(settings, store, chain, sentry).await
+    }
+
+    /// Build around given providers (used by `build`, and by tests that share a devnet).
+    pub async fn build_with(
+        settings: Settings,
+        store: DynStore,
+        chain: ChainHandle,
+        sentry: SentryGuard,
+    ) -> Result<App, StartupError> {
+        let ChainHandle { provider: chain, devnet } = chain;
+        let addr_text = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr_text)
+            .await
+            .map_err(|e| StartupError::Listener {
+                addr: addr_text.clone(),
+                reason: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| StartupError::Listener {
+            addr: addr_text.clone(),
+            reason: e.to_string(),
+        })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let guard = crate::http::guard::Guard::new(&settings);
+        let settings = Arc::new(settings);
+        let settlement =
+            crate::settle::Settlement::new(store.clone(), chain.clone(), settings.clone());
+        let state = AppState(Arc::new(AppInner {
+            settings,
+            settlement,
+            chain,
+            store,
+            devnet,
+            started: Instant::now(),
+            guard,
+            draining: AtomicBool::new(false),
+            shutdown: shutdown_rx,
+        }));
+        tracing::info!(step = "listener", address = %addr, "startup: listening on http://{addr}");
+        Ok(App {
+            state,
+            listener,
+            addr,
+            sentry,
+            shutdown_tx,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` completes, then drain (see the module docs).
+    pub async fn run<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let App {
+            state,
+            listener,
+            addr: _,
+            sentry,
+            shutdown_tx,
+        } = self;
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+        let service = crate::http::service(state.clone());
+
+        let reconciler = state.settlement.spawn_reconciler(state.shutdown_signal());
+        let guard = state.guard.clone();
+        let mut prune_stop = state.shutdown_signal();
+        let prune_every = Duration::from_millis(state.settings.rate_limit.window_ms.max(1000));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(prune_every) => guard.prune(),
+                    _ = prune_stop.wait_for(|v| *v) => break,
+                }
+            }
+        });
+
+        if let Some(port) = state.settings.metrics.port {
+            let addr = format!("{}:{port}", state.settings.server.host);
+            match TcpListener::bind(&addr).await {
+                Ok(l) => {
+                    tracing::info!(address = %addr, "metrics listening on a separate port");
+                    let mut stop = state.shutdown_signal();
+                    let router: axum::Router = axum::Router::new()
+                        .route("/metrics", axum::routing::get(crate::http::metrics::render))
+                        .with_state(state.clone());
+                    tokio::spawn(async move {
+                        let _ = axum::serve(l, router)
+                            .with_graceful_shutdown(async move {
+                                let _ = stop.wait_for(|v| *v).await;
+                            })
+                            .await;
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(address = %addr, error = %e, "metrics listener could not bind; /metrics unavailable")
+                }
+            }
+        }
+
+        let signal_state = state.clone();
+        let mut begun = shutdown_tx.subscribe();
+        tokio::spawn(async move {
+            shutdown.await;
+            signal_state.draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutdown signal received; draining in-flight requests");
+            let _ = shutdown_tx.send(true);
+        });
+
+        let mut for_server = begun.clone();
+        let serve = axum::serve(
+            listener,
+            service.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = for_server.wait_for(|v| *v).await;
+        })
+        .into_future();
+        tokio::pin!(serve);
+        let deadline = async move {
+            let _ = begun.wait_for(|v| *v).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = &mut serve => r,
+            _ = deadline => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace elapsed; abandoning requests still in flight");
+                Ok(())
+            }
+        };
+
+        let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
+        if let Some(d) = &state.devnet {
+            d.shutdown().await;
+        }
+        state.store.close().await;
+        tracing::info!("store closed; shutdown complete");
+        sentry.flush(Duration::from_secs(2));
+        result
+    }
+}

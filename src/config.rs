@@ -22,7 +22,8 @@ use crate::cardano::Network;
 pub const DEFAULT_CONFIG_PATH: &str = "config/config.json";
 
 /// The message the mainnet guard prints. Operators grep for it.
-pub const MAINNET_GUARD_MESSAGE: &str = "Mainnet connection requires explicit MAINNET=true environment variable";
+pub const MAINNET_GUARD_MESSAGE: &str =
+    "Mainnet connection requires explicit MAINNET=true environment variable";
 
 /// A secret value (API key, password, DSN). Never printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -145,7 +146,10 @@ pub struct LoggingSettings {
 
 impl Default for LoggingSettings {
     fn default() -> Self {
-        LoggingSettings { level: "info".into(), pretty: false }
+        LoggingSettings {
+            level: "info".into(),
+            pretty: false,
+        }
     }
 }
 
@@ -159,7 +163,11 @@ pub struct SentrySettings {
 
 impl Default for SentrySettings {
     fn default() -> Self {
-        SentrySettings { dsn: None, environment: None, traces_sample_rate: 0.1 }
+        SentrySettings {
+            dsn: None,
+            environment: None,
+            traces_sample_rate: 0.1,
+        }
     }
 }
 
@@ -305,7 +313,10 @@ pub struct CacheSettings {
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings { utxo_ttl_seconds: 10, protocol_params_ttl_seconds: 300 }
+        CacheSettings {
+            utxo_ttl_seconds: 10,
+            protocol_params_ttl_seconds: 300,
+        }
     }
 }
 
@@ -334,7 +345,12 @@ pub struct DevnetSettings {
 
 impl Default for DevnetSettings {
     fn default() -> Self {
-        DevnetSettings { block_time_ms: 1_000, api_enabled: true, faucet_enabled: true, genesis: Vec::new() }
+        DevnetSettings {
+            block_time_ms: 1_000,
+            api_enabled: true,
+            faucet_enabled: true,
+            genesis: Vec::new(),
+        }
     }
 }
 
@@ -365,7 +381,9 @@ pub struct StoreSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { backend: StoreBackend::Memory }
+        StoreSettings {
+            backend: StoreBackend::Memory,
+        }
     }
 }
 
@@ -427,7 +445,12 @@ pub enum ConfigError {
     #[error("config file {path} could not be read: {reason}")]
     FileUnreadable { path: String, reason: String },
     #[error("config file {path} is not valid JSON at line {line}, column {column}: {reason}")]
-    MalformedJson { path: String, line: usize, column: usize, reason: String },
+    MalformedJson {
+        path: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     /// Every problem as `dotted.path: reason`.
     #[error("ConfigInvalidError: {}", .0.join("; "))]
     Invalid(Vec<String>),
@@ -446,9 +469,18 @@ impl ConfigSource {
     /// `--config` wins, then `X402_CONFIG`, then the default path (optional).
     pub fn resolve(cli: Option<&Path>, env: Option<&str>) -> Self {
         match (cli, env) {
-            (Some(p), _) => ConfigSource { path: p.to_path_buf(), explicit: true },
-            (None, Some(e)) if !e.is_empty() => ConfigSource { path: PathBuf::from(e), explicit: true },
-            _ => ConfigSource { path: PathBuf::from(DEFAULT_CONFIG_PATH), explicit: false },
+            (Some(p), _) => ConfigSource {
+                path: p.to_path_buf(),
+                explicit: true,
+            },
+            (None, Some(e)) if !e.is_empty() => ConfigSource {
+                path: PathBuf::from(e),
+                explicit: true,
+            },
+            _ => ConfigSource {
+                path: PathBuf::from(DEFAULT_CONFIG_PATH),
+                explicit: false,
+            },
         }
     }
 }
@@ -486,7 +518,12 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
         Ok(text) => {
             let display = source.path.display().to_string();
             if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
-                return Err(ConfigError::MalformedJson { path: display, line: e.line(), column: e.column(), reason: e.to_string() });
+                return Err(ConfigError::MalformedJson {
+                    path: display,
+                    line: e.line(),
+                    column: e.column(),
+                    reason: e.to_string(),
+                });
             }
             figment = figment.merge(Json::string(&text));
         }
@@ -496,19 +533,26 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
             }
         }
         Err(e) => {
-            return Err(ConfigError::FileUnreadable { path: source.path.display().to_string(), reason: e.to_string() });
+            return Err(ConfigError::FileUnreadable {
+                path: source.path.display().to_string(),
+                reason: e.to_string(),
+            });
         }
     }
 
     // Environment overrides, from the given list only.
     let mut env_dict = figment::value::Dict::new();
     for (k, v) in env {
-        let Some(rest) = k.strip_prefix("X402_") else { continue };
+        let Some(rest) = k.strip_prefix("X402_") else {
+            continue;
+        };
         if rest == "CONFIG" || rest.is_empty() {
             continue;
         }
         let path = env_key_to_path(rest);
-        let value: figment::value::Value = v.parse().unwrap_or_else(|_| figment::value::Value::from(v.clone()));
+        let value: figment::value::Value = v
+            .parse()
+            .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
         let nested = nest(&path, value);
         env_dict = merge_dicts(env_dict, nested);
     }
@@ -519,7 +563,11 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
         for err in e {
             let path = err.path.join(".");
             let reason = err.kind.to_string();
-            problems.push(if path.is_empty() { reason } else { format!("{path}: {reason}") });
+            problems.push(if path.is_empty() {
+                reason
+            } else {
+                format!("{path}: {reason}")
+            });
         }
         ConfigError::Invalid(problems)
     })?;
@@ -528,7 +576,9 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
-    let mainnet_ok = env.iter().any(|(k, v)| k == "MAINNET" && v.eq_ignore_ascii_case("true"));
+    let mainnet_ok = env
+        .iter()
+        .any(|(k, v)| k == "MAINNET" && v.eq_ignore_ascii_case("true"));
     if settings.chain.network == Network::Mainnet && !mainnet_ok {
         return Err(ConfigError::MainnetGuard);
     }
@@ -578,7 +628,12 @@ impl Settings {
         if self.server.request_timeout_ms < 1000 {
             bad("server.requestTimeoutMs", "must be at least 1000");
         }
-        if self.server.request_timeout_ms <= self.settlement.confirmation_timeout_seconds.saturating_mul(1000) {
+        if self.server.request_timeout_ms
+            <= self
+                .settlement
+                .confirmation_timeout_seconds
+                .saturating_mul(1000)
+        {
             bad(
                 "server.requestTimeoutMs",
                 "must be longer than settlement.confirmationTimeoutSeconds (a settle would be cut off mid-wait)",
@@ -591,7 +646,10 @@ impl Settings {
             bad("server.shutdownGraceSeconds", "must be at most 600");
         }
         if crate::telemetry::parse_level(&self.logging.level).is_none() {
-            bad("logging.level", "must be one of trace, debug, info, warn, error, fatal, silent (or a tracing filter)");
+            bad(
+                "logging.level",
+                "must be one of trace, debug, info, warn, error, fatal, silent (or a tracing filter)",
+            );
         }
         if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
             bad("sentry.tracesSampleRate", "must be between 0 and 1");
@@ -606,10 +664,16 @@ impl Settings {
                 bad("rateLimit.windowMs", "must be at least 100");
             }
             if self.rate_limit.global == 0 {
-                bad("rateLimit.global", "must be at least 1 (set rateLimit.enabled to false to turn limits off)");
+                bad(
+                    "rateLimit.global",
+                    "must be at least 1 (set rateLimit.enabled to false to turn limits off)",
+                );
             }
             if self.rate_limit.sensitive == 0 {
-                bad("rateLimit.sensitive", "must be at least 1 (set rateLimit.enabled to false to turn limits off)");
+                bad(
+                    "rateLimit.sensitive",
+                    "must be at least 1 (set rateLimit.enabled to false to turn limits off)",
+                );
             }
             if self.rate_limit.api_key_global == Some(0) {
                 bad("rateLimit.apiKeyGlobal", "must be at least 1 when set");
@@ -624,7 +688,10 @@ impl Settings {
         for (i, k) in self.auth.api_keys.iter().enumerate() {
             let s = k.expose();
             if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bad(&format!("auth.apiKeys.{i}"), "must be the SHA-256 hex digest of the key (64 hex characters)");
+                bad(
+                    &format!("auth.apiKeys.{i}"),
+                    "must be the SHA-256 hex digest of the key (64 hex characters)",
+                );
             }
         }
 
@@ -634,7 +701,10 @@ impl Settings {
         let has_project = bf.project_id.as_ref().is_some_and(|s| !s.is_empty());
         let has_url = bf.url.as_ref().is_some_and(|s| !s.is_empty());
         if net.is_public() && !has_project && !has_url {
-            bad("chain.blockfrost.projectId", "Blockfrost project ID is required");
+            bad(
+                "chain.blockfrost.projectId",
+                "Blockfrost project ID is required",
+            );
         }
         if let Some(url) = &bf.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
@@ -648,7 +718,10 @@ impl Settings {
             bad("chain.blockfrost.maxRetries", "must be at most 10");
         }
         if self.chain.reservation.ttl_seconds < 5 || self.chain.reservation.ttl_seconds > 86_400 {
-            bad("chain.reservation.ttlSeconds", "must be between 5 and 86400");
+            bad(
+                "chain.reservation.ttlSeconds",
+                "must be between 5 and 86400",
+            );
         }
         if self.chain.cache.protocol_params_ttl_seconds == 0 {
             bad("chain.cache.protocolParamsTtlSeconds", "must be at least 1");
@@ -659,18 +732,37 @@ impl Settings {
         for (i, g) in self.chain.devnet.genesis.iter().enumerate() {
             match pallas_addresses::Address::from_bech32(&g.address) {
                 Ok(a) if a.network().map(|n| n.value()) == Some(0) => {}
-                Ok(_) => bad(&format!("chain.devnet.genesis.{i}.address"), "must be a testnet (network id 0) address"),
-                Err(_) => bad(&format!("chain.devnet.genesis.{i}.address"), "is not a valid bech32 Cardano address"),
+                Ok(_) => bad(
+                    &format!("chain.devnet.genesis.{i}.address"),
+                    "must be a testnet (network id 0) address",
+                ),
+                Err(_) => bad(
+                    &format!("chain.devnet.genesis.{i}.address"),
+                    "is not a valid bech32 Cardano address",
+                ),
             }
             if g.lovelace.parse::<u64>().map(|v| v == 0).unwrap_or(true) {
-                bad(&format!("chain.devnet.genesis.{i}.lovelace"), "must be a positive integer string");
+                bad(
+                    &format!("chain.devnet.genesis.{i}.lovelace"),
+                    "must be a positive integer string",
+                );
             }
             for (unit, q) in &g.assets {
-                if unit.parse::<crate::cardano::Asset>().map(|a| a.is_lovelace()).unwrap_or(true) {
-                    bad(&format!("chain.devnet.genesis.{i}.assets.{unit}"), "must be keyed <policy hex>.<name hex>");
+                if unit
+                    .parse::<crate::cardano::Asset>()
+                    .map(|a| a.is_lovelace())
+                    .unwrap_or(true)
+                {
+                    bad(
+                        &format!("chain.devnet.genesis.{i}.assets.{unit}"),
+                        "must be keyed <policy hex>.<name hex>",
+                    );
                 }
                 if q.parse::<u64>().map(|v| v == 0).unwrap_or(true) {
-                    bad(&format!("chain.devnet.genesis.{i}.assets.{unit}"), "must be a positive integer string");
+                    bad(
+                        &format!("chain.devnet.genesis.{i}.assets.{unit}"),
+                        "must be a positive integer string",
+                    );
                 }
             }
         }
@@ -678,24 +770,43 @@ impl Settings {
         // Store.
         let r = &self.chain.redis;
         if self.store.backend == StoreBackend::Redis {
-            let sentinel = r.sentinel.service_name.as_ref().is_some_and(|s| !s.is_empty());
+            let sentinel = r
+                .sentinel
+                .service_name
+                .as_ref()
+                .is_some_and(|s| !s.is_empty());
             if sentinel && r.sentinel.addresses.is_empty() {
-                bad("chain.redis.sentinel.addresses", "at least one sentinel host:port is required with a serviceName");
+                bad(
+                    "chain.redis.sentinel.addresses",
+                    "at least one sentinel host:port is required with a serviceName",
+                );
             }
             if !sentinel && r.socket.is_none() && r.host.trim().is_empty() {
-                bad("chain.redis.host", "is required when store.backend is redis");
+                bad(
+                    "chain.redis.host",
+                    "is required when store.backend is redis",
+                );
             }
         }
         for (i, a) in r.sentinel.addresses.iter().enumerate() {
-            if a.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
-                bad(&format!("chain.redis.sentinel.addresses.{i}"), "must be host:port");
+            if a.rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+                .is_none()
+            {
+                bad(
+                    &format!("chain.redis.sentinel.addresses.{i}"),
+                    "must be host:port",
+                );
             }
         }
         if r.db < 0 || r.db > 15 {
             bad("chain.redis.db", "must be between 0 and 15");
         }
         if r.connect_timeout_ms == 0 || r.command_timeout_ms == 0 {
-            bad("chain.redis.commandTimeoutMs", "timeouts must be at least 1 ms");
+            bad(
+                "chain.redis.commandTimeoutMs",
+                "timeouts must be at least 1 ms",
+            );
         }
         if r.key_prefix.contains(char::is_whitespace) {
             bad("chain.redis.keyPrefix", "must not contain white space");
@@ -704,10 +815,16 @@ impl Settings {
         // Settlement.
         let s = &self.settlement;
         if !(-1..=20).contains(&s.default_confirmations) {
-            bad("settlement.defaultConfirmations", "must be between -1 and 20");
+            bad(
+                "settlement.defaultConfirmations",
+                "must be between -1 and 20",
+            );
         }
         if s.confirmation_timeout_seconds == 0 || s.confirmation_timeout_seconds > 85 {
-            bad("settlement.confirmationTimeoutSeconds", "must be between 1 and 85 (x402 clients wait 90 s)");
+            bad(
+                "settlement.confirmationTimeoutSeconds",
+                "must be between 1 and 85 (x402 clients wait 90 s)",
+            );
         }
         if s.retention_seconds < 3_600 {
             bad("settlement.retentionSeconds", "must be at least 3600");
@@ -751,14 +868,24 @@ mod tests {
     #[test]
     fn env_keys_map_to_camel_case_paths() {
         assert_eq!(env_key_to_path("SERVER__PORT"), "server.port");
-        assert_eq!(env_key_to_path("SERVER__BODY_LIMIT_BYTES"), "server.bodyLimitBytes");
-        assert_eq!(env_key_to_path("CHAIN__BLOCKFROST__PROJECT_ID"), "chain.blockfrost.projectId");
+        assert_eq!(
+            env_key_to_path("SERVER__BODY_LIMIT_BYTES"),
+            "server.bodyLimitBytes"
+        );
+        assert_eq!(
+            env_key_to_path("CHAIN__BLOCKFROST__PROJECT_ID"),
+            "chain.blockfrost.projectId"
+        );
         assert_eq!(env_key_to_path("RATE_LIMIT__ENABLED"), "rateLimit.enabled");
     }
 
     #[test]
     fn defaults_are_valid() {
-        assert!(Settings::default().validate().is_empty(), "{:?}", Settings::default().validate());
+        assert!(
+            Settings::default().validate().is_empty(),
+            "{:?}",
+            Settings::default().validate()
+        );
     }
 
     #[test]

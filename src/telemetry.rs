@@ -1,4 +1,29 @@
-//! Logging and error reporting.
+//! Logs and error reporting.
+//!
+//! Production logs are one JSON object per line in the bunyan format, which
+//! pino readers (`pino-pretty`) and bunyan readers both understand: numeric
+//! `level` (10 trace … 60 fatal), `time`, `msg`, `pid`, `hostname`, `name`.
+//! Every field of the enclosing spans is copied onto each line, which is how
+//! `reqId` reaches every line logged while a request is served.
+//!
+//! tracing-bunyan-formatter also prints a line when a span opens and closes;
+//! [`EventsOnly`] drops those, so a request produces its own lines plus one
+//! access line and nothing else.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use tracing::Subscriber;
+use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::config::Settings;
+
+/// The `name` field of every log line and the Sentry release prefix.
+pub const SERVICE_NAME: &str = "x402-facilitator";
 
 /// Map a pino-style level name (or a tracing filter directive) to a filter string.
 pub fn parse_level(level: &str) -> Option<String> {
@@ -8,9 +33,148 @@ pub fn parse_level(level: &str) -> Option<String> {
         "fatal" => "error".into(),
         "silent" => "off".into(),
         _ => {
-            tracing_subscriber::EnvFilter::try_new(level).ok()?;
+            EnvFilter::try_new(level).ok()?;
             level.to_owned()
         }
     };
     Some(mapped)
+}
+
+/// Forwards only events to the wrapped layer: span open/close lines are noise
+/// in an access-logged service, but span fields must still reach each event.
+pub struct EventsOnly<L>(pub L);
+
+impl<S, L> Layer<S> for EventsOnly<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        self.0.on_event(event, ctx)
+    }
+}
+
+/// Build the subscriber for `settings.logging`, writing to `sink`.
+pub fn subscriber<W>(settings: &Settings, sink: W) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let directive = parse_level(&settings.logging.level).unwrap_or_else(|| "info".into());
+    // Our own crate at the chosen level; noisy dependencies one step quieter.
+    let filter = EnvFilter::try_new(format!(
+        "{directive},hyper=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    // 5xx and panics are captured explicitly with request context, so log
+    // lines only travel as breadcrumbs: one failure is one Sentry event.
+    let sentry_layer = sentry::integrations::tracing::BreadcrumbLayer::new().with_filter(
+        tracing_subscriber::filter::filter_fn(|md| {
+            matches!(
+                *md.level(),
+                tracing::Level::ERROR | tracing::Level::WARN | tracing::Level::INFO
+            )
+        }),
+    );
+    if settings.logging.pretty {
+        Box::new(
+            Registry::default().with(filter).with(sentry_layer).with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(sink)
+                    .with_target(false)
+                    .compact(),
+            ),
+        )
+    } else {
+        Box::new(
+            Registry::default()
+                .with(filter)
+                .with(sentry_layer)
+                .with(JsonStorageLayer)
+                .with(EventsOnly(BunyanFormattingLayer::new(
+                    SERVICE_NAME.to_owned(),
+                    sink,
+                ))),
+        )
+    }
+}
+
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+/// Install the global subscriber once per process (later calls are no-ops, so
+/// tests that build several apps in one process keep the first one).
+pub fn init(settings: &Settings) {
+    INSTALLED.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
+    });
+}
+
+/// Install a JSON subscriber at info level for messages emitted before the
+/// configuration is known (a configuration error is itself logged this way).
+pub fn init_bootstrap() {
+    init(&Settings::default());
+}
+
+/// Keeps the Sentry client alive; dropping it flushes pending events.
+pub struct SentryGuard(Option<sentry::ClientInitGuard>);
+
+impl SentryGuard {
+    pub fn enabled(&self) -> bool {
+        self.0.as_ref().is_some_and(|g| g.is_enabled())
+    }
+
+    /// Send what is queued, waiting at most `timeout`.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        if let Some(g) = &self.0 {
+            g.flush(Some(timeout));
+        }
+    }
+}
+
+/// Start Sentry when a DSN is configured. Request bodies and secrets are
+/// never attached: `send_default_pii` stays off and `before_send` strips
+/// request data and headers that could carry keys.
+pub fn init_sentry(settings: &Settings) -> SentryGuard {
+    let Some(dsn) = settings.sentry.dsn.as_ref().filter(|d| !d.is_empty()) else {
+        return SentryGuard(None);
+    };
+    let dsn = match dsn.expose().parse::<sentry::types::Dsn>() {
+        Ok(d) => d,
+        Err(_) => return SentryGuard(None),
+    };
+    let environment = settings
+        .sentry
+        .environment
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", settings.env).to_ascii_lowercase());
+    let mut options = sentry::ClientOptions::new()
+        .release(format!("{SERVICE_NAME}@{}", env!("CARGO_PKG_VERSION")))
+        .environment(environment)
+        .traces_sample_rate(settings.sentry.traces_sample_rate)
+        .send_default_pii(false)
+        .attach_stacktrace(true);
+    options.dsn = Some(dsn);
+    options.before_send = Some(std::sync::Arc::new(|mut event| {
+        if let Some(req) = event.request.as_mut() {
+            req.data = None;
+            req.cookies = None;
+            req.headers.retain(|k, _| {
+                let k = k.to_ascii_lowercase();
+                !(k == "authorization"
+                    || k == "x-api-key"
+                    || k == "x-admin-key"
+                    || k == "cookie"
+                    || k.starts_with("payment"))
+            });
+        }
+        Some(event)
+    }));
+    let guard = sentry::init(options);
+    SentryGuard(Some(guard))
+}
+
+/// Print a startup failure: one JSON log line naming the step, and the plain
+/// message on stderr for a human at a terminal.
+pub fn startup_failure(step: &str, message: &str) {
+    tracing::error!(step, "startup failed at step {step}: {message}");
+    let _ = writeln!(std::io::stderr(), "{message}");
 }

@@ -19,7 +19,12 @@ pub enum Network {
 pub const DEVNET_MAGIC: u32 = 42;
 
 impl Network {
-    pub const ALL: [Network; 4] = [Network::Mainnet, Network::Preprod, Network::Preview, Network::Devnet];
+    pub const ALL: [Network; 4] = [
+        Network::Mainnet,
+        Network::Preprod,
+        Network::Preview,
+        Network::Devnet,
+    ];
 
     /// Network id carried in addresses and transaction bodies: 1 mainnet, 0 otherwise.
     pub fn network_id(self) -> u8 {
@@ -71,7 +76,9 @@ impl Network {
     /// Parse any accepted spelling: CAIP-2, CIP-34, v1 name or bare config name.
     pub fn parse_any(s: &str) -> Option<Network> {
         let n = match s {
-            "cardano:mainnet" | "cip34:1-764824073" | "cardano-mainnet" | "mainnet" => Network::Mainnet,
+            "cardano:mainnet" | "cip34:1-764824073" | "cardano-mainnet" | "mainnet" => {
+                Network::Mainnet
+            }
             "cardano:preprod" | "cip34:0-1" | "cardano-preprod" | "preprod" => Network::Preprod,
             "cardano:preview" | "cip34:0-2" | "cardano-preview" | "preview" => Network::Preview,
             "cardano:devnet" | "cardano-devnet" | "devnet" => Network::Devnet,
@@ -133,7 +140,10 @@ mod tests {
             assert_eq!(Network::parse_any(n.v1_name()), Some(n));
             assert_eq!(Network::parse_any(n.name()), Some(n));
         }
-        assert_eq!(Network::parse_any("cip34:1-764824073"), Some(Network::Mainnet));
+        assert_eq!(
+            Network::parse_any("cip34:1-764824073"),
+            Some(Network::Mainnet)
+        );
         assert_eq!(Network::parse_any("cip34:0-1"), Some(Network::Preprod));
         assert_eq!(Network::parse_any("cip34:0-2"), Some(Network::Preview));
         assert_eq!(Network::parse_any("cardano:MAINNET"), None);

@@ -19,8 +19,20 @@ pub enum ParseError {
 
 fn malformed(expected: &'static str, got: &str) -> ParseError {
     let mut got = got.to_owned();
-    got.truncate(80);
+    truncate_chars(&mut got, 80);
     ParseError::Malformed { expected, got }
+}
+
+/// Shorten `s` to at most `max` bytes without splitting a UTF-8 character
+/// (`String::truncate` panics inside a character, and request text is arbitrary).
+pub fn truncate_chars(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }
 
 /// Canonical transaction id: blake2b-256 of the original transaction-body bytes.
@@ -251,5 +263,21 @@ impl Value {
         let slot = self.assets.entry(id).or_insert(0);
         *slot = slot.checked_add(q)?;
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_never_split_characters() {
+        let s = "é".repeat(100);
+        assert!(s.parse::<TxId>().is_err());
+        assert!(s.parse::<UtxoRef>().is_err());
+        assert!(s.parse::<Asset>().is_err());
+        let mut t = "aé".repeat(10);
+        truncate_chars(&mut t, 2);
+        assert_eq!(t, "a");
     }
 }

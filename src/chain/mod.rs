@@ -94,7 +94,9 @@ impl ProtocolParams {
 
     /// Linear minimum fee for a transaction of `size` bytes.
     pub fn min_fee(&self, size: u64) -> u64 {
-        self.min_fee_a.saturating_mul(size).saturating_add(self.min_fee_b)
+        self.min_fee_a
+            .saturating_mul(size)
+            .saturating_add(self.min_fee_b)
     }
 }
 
@@ -134,7 +136,10 @@ pub struct ChainError {
 
 impl ChainError {
     pub fn new(op: &'static str, message: impl Into<String>) -> Self {
-        ChainError { op, message: message.into() }
+        ChainError {
+            op,
+            message: message.into(),
+        }
     }
 }
 
@@ -187,13 +192,43 @@ pub trait ChainProvider: Send + Sync + 'static {
         let r = self.tip().await;
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
         match r {
-            Ok(tip) => DependencyHealth { status: DependencyStatus::Up, latency_ms, tip: Some(tip), error: None },
-            Err(e) => DependencyHealth { status: DependencyStatus::Down, latency_ms, tip: None, error: Some(e.to_string()) },
+            Ok(tip) => DependencyHealth {
+                status: DependencyStatus::Up,
+                latency_ms,
+                tip: Some(tip),
+                error: None,
+            },
+            Err(e) => DependencyHealth {
+                status: DependencyStatus::Down,
+                latency_ms,
+                tip: None,
+                error: Some(e.to_string()),
+            },
         }
     }
 }
 
 pub type DynChain = Arc<dyn ChainProvider>;
+
+/// The configured chain backend, and the devnet itself when it is the backend
+/// (the app serves its API and tests drive its clock and rollbacks).
+pub struct ChainHandle {
+    pub provider: DynChain,
+    pub devnet: Option<Arc<devnet::Devnet>>,
+}
+
+/// Build the provider named by the configuration: the embedded devnet when
+/// `chain.network` is `devnet` and no Blockfrost URL is set, else Blockfrost.
+pub async fn build(settings: &crate::config::Settings) -> Result<ChainHandle, ChainError> {
+    let chain = &settings.chain;
+    let has_url = chain.blockfrost.url.as_ref().is_some_and(|u| !u.is_empty());
+    if chain.network == Network::Devnet && !has_url {
+        let devnet = devnet::Devnet::start(&chain.devnet).map_err(|e| ChainError::new("devnet", e.to_string()))?;
+        return Ok(ChainHandle { provider: devnet.clone(), devnet: Some(devnet) });
+    }
+    let bf = blockfrost::BlockfrostProvider::new(chain.network, &chain.blockfrost, &chain.cache).await?;
+    Ok(ChainHandle { provider: Arc::new(bf), devnet: None })
+}
 
 /// Record one chain operation's latency in the `chain_request_duration_seconds`
 /// histogram, labelled by `op` (`utxos`, `tip`, `protocol_params`, `submit`, `evidence`).

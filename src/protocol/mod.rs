@@ -1,1 +1,28 @@
 //! x402 wire types (v1 and v2), header codecs and reason codes.
+//!
+//! This module knows JSON and the x402 envelope, not Cardano: the
+//! scheme-specific parts (`payload`, `extra`) stay JSON values until
+//! [`crate::scheme`] interprets them.
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`types`] | request/response bodies, v2 and v1 |
+//! | [`parse`] | [`parse_request`]: envelope errors (400) vs business rejections (200) |
+//! | [`headers`] | base64 codecs for `PAYMENT-*` and `X-PAYMENT*` headers |
+//! | [`reason`] | every reason code, spelled as the reference implementations do |
+
+pub mod headers;
+pub mod parse;
+pub mod reason;
+pub mod types;
+
+pub use parse::{EnvelopeError, ParsedRequest, RequirementsView, parse_request};
+pub use reason::Reason;
+pub use types::*;
+
+use crate::cardano::Network;
+
+/// Normalise any accepted network spelling (CAIP-2, CIP-34 alias, v1 name) to a [`Network`].
+pub fn normalize_network(s: &str) -> Option<Network> {
+    Network::parse_any(s)
+}

@@ -1,1 +1,6 @@
-//! Payment schemes. Only `exact` on Cardano for now.
+//! Payment schemes. Only `exact` on Cardano for now; see [`exact_cardano`]
+//! for the verify pipeline and the `/supported` capabilities.
+
+pub mod exact_cardano;
+
+pub use exact_cardano::{VerifiedPayment, VerifyContext, VerifyLimits, VerifyOutcome, supported_kinds, verify};

@@ -174,7 +174,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Reserve every input for `owner` for `ttl`, all or nothing. Inputs already
     /// held by `owner` are refreshed.
-    async fn reserve(&self, inputs: &[UtxoRef], owner: &TxId, ttl: Duration) -> Result<ReserveOutcome, StoreError>;
+    async fn reserve(
+        &self,
+        inputs: &[UtxoRef],
+        owner: &TxId,
+        ttl: Duration,
+    ) -> Result<ReserveOutcome, StoreError>;
 
     /// Release the inputs held by `owner` (those held by someone else are left alone).
     async fn release(&self, inputs: &[UtxoRef], owner: &TxId) -> Result<(), StoreError>;
@@ -186,7 +191,12 @@ pub trait Store: Send + Sync + 'static {
     async fn reservations_active(&self) -> Result<u64, StoreError>;
 
     /// Create the journal record if absent (state CLAIMED expected), atomically.
-    async fn claim(&self, record: &SettlementRecord, retention: Duration, schedule: Schedule) -> Result<ClaimOutcome, StoreError>;
+    async fn claim(
+        &self,
+        record: &SettlementRecord,
+        retention: Duration,
+        schedule: Schedule,
+    ) -> Result<ClaimOutcome, StoreError>;
 
     /// Replace the record with `next` iff its current state is `from` and its
     /// attempt is `next.attempt`'s predecessor `expected_attempt`; update the index.
@@ -202,7 +212,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, tx_id: &TxId) -> Result<Option<SettlementRecord>, StoreError>;
 
     /// Records by state (all states when None), newest first, `limit` per page.
-    async fn list(&self, state: Option<SettlementState>, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    async fn list(
+        &self,
+        state: Option<SettlementState>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
 
     /// Records whose next check is due at `now_ms`, oldest first.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<TxId>, StoreError>;
@@ -211,15 +226,31 @@ pub trait Store: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<Vec<(SettlementState, u64)>, StoreError>;
 
     /// Take or renew a named lease for `holder`; true when `holder` has it.
-    async fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 
     /// payment-identifier: begin (or look up) the request with this id and payload digest.
-    async fn idempotency_begin(&self, id: &str, payload_digest: &str, ttl: Duration) -> Result<IdempotencyOutcome, StoreError>;
+    async fn idempotency_begin(
+        &self,
+        id: &str,
+        payload_digest: &str,
+        ttl: Duration,
+    ) -> Result<IdempotencyOutcome, StoreError>;
 
     /// Store the answer for an id begun with the same digest.
-    async fn idempotency_complete(&self, id: &str, payload_digest: &str, answer_json: &str, ttl: Duration) -> Result<(), StoreError>;
+    async fn idempotency_complete(
+        &self,
+        id: &str,
+        payload_digest: &str,
+        answer_json: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
     /// Forget an id whose request ended without an answer worth keeping (e.g. a 503).
     async fn idempotency_abort(&self, id: &str, payload_digest: &str) -> Result<(), StoreError>;
@@ -235,3 +266,53 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Largest page [`Store::list`] returns; larger limits are clamped to it (and 0 to 1).
+pub const MAX_PAGE: usize = 1_000;
+
+/// Position in a journal listing: the last record of the previous page.
+///
+/// Listings are ordered by `(updated_at, tx_id)`, newest first, in both stores,
+/// so a cursor names one exact point in that order and paging neither skips nor
+/// repeats records that did not change meanwhile. Callers treat the text as
+/// opaque; the admin API can call [`ListCursor::parse`] to answer a malformed
+/// cursor with 400 before asking the store (which reports it as
+/// [`StoreError::Corrupt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    pub updated_at: i64,
+    pub tx_id: TxId,
+}
+
+impl ListCursor {
+    /// The text handed to clients.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.updated_at, self.tx_id)
+    }
+
+    /// Read a cursor produced by [`ListCursor::encode`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (at, id) = s.split_once('.')?;
+        if at.is_empty() || at.len() > 20 {
+            return None;
+        }
+        Some(ListCursor {
+            updated_at: at.parse().ok()?,
+            tx_id: id.parse().ok()?,
+        })
+    }
+}
+
+/// Open the store the configuration names: the in-process [`memory::MemoryStore`],
+/// or a [`redis::RedisStore`] that must be reachable now (startup fails otherwise).
+pub async fn open(
+    backend: crate::config::StoreBackend,
+    redis: &crate::config::RedisSettings,
+) -> Result<DynStore, StoreError> {
+    match backend {
+        crate::config::StoreBackend::Memory => Ok(Arc::new(memory::MemoryStore::new())),
+        crate::config::StoreBackend::Redis => {
+            Ok(Arc::new(redis::RedisStore::connect(redis).await?))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The operator's switches under `/admin`: pause and resume settlement,
+//! inspect the journal, force a reconciliation pass.
+//!
+//! Off unless `admin.apiKey` is set. Every call needs `X-Admin-Key` (compared
+//! in constant time over SHA-256 digests, so length leaks nothing) and, when
+//! `admin.allowedIps` is not empty, a client address on that list. Every
+//! action is logged with the caller's address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::cardano::TxId;
+use crate::store::SettlementState;
+
+/// Who called, for the audit log line.
+#[derive(Clone, Debug)]
+struct AdminCaller(String);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/settlement", get(settlement_state))
+        .route("/settlement/pause", post(pause))
+        .route("/settlement/resume", post(resume))
+        .route("/settlements", get(list))
+        .route("/settlements/{txid}", get(show))
+        .route("/reconcile", post(reconcile))
+}
+
+fn client_ip(app: &AppState, req: &Request) -> Option<IpAddr> {
+    if app.settings.server.trust_proxy {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.rsplit(',')
+                    .map(str::trim)
+                    .find_map(|s| s.parse::<IpAddr>().ok())
+            });
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Key and address check for every admin route.
+pub async fn authorize(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(expected) = app
+        .settings
+        .admin
+        .api_key
+        .as_ref()
+        .filter(|k| !k.is_empty())
+    else {
+        return ApiError::not_found("The admin API is disabled (admin.apiKey is not set)")
+            .into_response();
+    };
+    let ip = client_ip(&app, &req);
+    let caller = ip
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    if !app.settings.admin.allowed_ips.is_empty() {
+        let allowed = ip.is_some_and(|ip| {
+            app.settings
+                .admin
+                .allowed_ips
+                .iter()
+                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+        });
+        if !allowed {
+            tracing::warn!(caller = %caller, path = %req.uri().path(), "admin call from an address not on admin.allowedIps");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "This address may not use the admin API",
+            )
+            .into_response();
+        }
+    }
+    let presented = req
+        .headers()
+        .get("x-admin-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let a: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let b: [u8; 32] = Sha256::digest(expected.expose().as_bytes()).into();
+    if presented.is_empty() || !bool::from(a.ct_eq(&b)) {
+        tracing::warn!(caller = %caller, path = %req.uri().path(), "admin call with a missing or wrong key");
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A valid X-Admin-Key is required",
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(AdminCaller(caller));
+    next.run(req).await
+}
+
+fn caller_of(req_caller: &Option<axum::Extension<AdminCaller>>) -> String {
+    req_caller
+        .as_ref()
+        .map(|c| c.0.0.clone())
+        .unwrap_or_default()
+}
+
+async fn settlement_state(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "paused": app.settlement.is_paused() }))
+}
+
+async fn pause(
+    State(app): State<AppState>,
+    caller: Option<axum::Extension<AdminCaller>>,
+) -> Json<serde_json::Value> {
+    app.settlement.set_paused(true);
+    tracing::warn!(admin_action = "pause_settlement", caller = %caller_of(&caller), "admin: settlement paused");
+    Json(json!({ "paused": true }))
+}
+
+async fn resume(
+    State(app): State<AppState>,
+    caller: Option<axum::Extension<AdminCaller>>,
+) -> Json<serde_json::Value> {
+    app.settlement.set_paused(false);
+    tracing::warn!(admin_action = "resume_settlement", caller = %caller_of(&caller), "admin: settlement resumed");
+    Json(json!({ "paused": false }))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(app): State<AppState>,
+    caller: Option<axum::Extension<AdminCaller>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let state = match q.state.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(
+            SettlementState::parse(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown state {s:?}; one of claimed, submitting, submitted, pending, confirmed, failed, expired")))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let page = app
+        .store
+        .list(state, q.cursor.as_deref(), limit)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+        })?;
+    tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
+    let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
+    Ok(Json(
+        json!({ "records": records, "nextCursor": page.next_cursor }),
+    ))
+}
+
+async fn show(
+    State(app): State<AppState>,
+    caller: Option<axum::Extension<AdminCaller>>,
+    Path(txid): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tx_id: TxId = txid.parse().map_err(|_| {
+        ApiError::bad_request("invalid_transaction_id", "expected a 64-hex transaction id")
+    })?;
+    let rec = app
+        .store
+        .get(&tx_id)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+        })?
+        .ok_or_else(|| ApiError::not_found("No settlement for this transaction"))?;
+    tracing::info!(admin_action = "show_settlement", caller = %caller_of(&caller), tx = %tx_id, "admin: show settlement");
+    let mut v = serde_json::to_value(&rec).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("paused".into(), json!(app.settlement.is_paused()));
+    }
+    Ok(Json(v))
+}
+
+/// Records in listings omit the transaction bytes (they can be large).
+fn redact_record(r: &crate::store::SettlementRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("txCborB64");
+    }
+    v
+}
+
+async fn reconcile(
+    State(app): State<AppState>,
+    caller: Option<axum::Extension<AdminCaller>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    tracing::warn!(admin_action = "reconcile", caller = %caller_of(&caller), "admin: reconciliation pass requested");
+    let n = app.settlement.reconcile_once().await.map_err(|e| {
+        ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+    })?;
+    Ok(Json(json!({ "examined": n })))
+}

@@ -1,0 +1,91 @@
+//! Prometheus exposition. The recorder is process-global (the `metrics`
+//! facade has one), so it is installed once and shared by every App in the
+//! process; tests that build several apps read the same registry.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The process-wide handle, installing the recorder on first use.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Refresh the gauges that describe dependencies and the journal, then render.
+pub async fn render(
+    axum::extract::State(app): axum::extract::State<crate::app::AppState>,
+) -> Response {
+    refresh_gauges(&app).await;
+    let text = handle().map(|h| h.render()).unwrap_or_default();
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+async fn refresh_gauges(app: &crate::app::AppState) {
+    use crate::chain::DependencyStatus;
+    use crate::store::SettlementState;
+    let (store, chain) = super::health::dependencies(app).await;
+    metrics::gauge!("store_up").set(if store.status == DependencyStatus::Up {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("chain_up").set(if chain.status == DependencyStatus::Up {
+        1.0
+    } else {
+        0.0
+    });
+    if let Some(tip) = chain.tip {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        metrics::gauge!("chain_tip_age_seconds").set((now - tip.time).max(0) as f64);
+    }
+    if store.status != DependencyStatus::Up {
+        return;
+    }
+    if let Ok(n) = app.store.reservations_active().await {
+        metrics::gauge!("x402_reservations_active").set(n as f64);
+    }
+    if let Ok(counts) = app.store.count_by_state().await {
+        for (state, count) in counts {
+            metrics::gauge!("x402_settlements", "state" => state.as_str()).set(count as f64);
+        }
+    }
+    let mut oldest: Option<i64> = None;
+    for state in [
+        SettlementState::Submitting,
+        SettlementState::Submitted,
+        SettlementState::Pending,
+    ] {
+        if let Ok(page) = app.store.list(Some(state), None, 200).await {
+            for r in page.records {
+                oldest = Some(oldest.map_or(r.created_at, |o| o.min(r.created_at)));
+            }
+        }
+    }
+    let age = oldest
+        .map(|o| ((crate::settle::now_ms() - o) as f64 / 1000.0).max(0.0))
+        .unwrap_or(0.0);
+    metrics::gauge!("x402_settlements_oldest_unconfirmed_seconds").set(age);
+}

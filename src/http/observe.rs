@@ -1,0 +1,130 @@
+//! The outermost layer: request id, the request span, the access line,
+//! HTTP metrics and the Sentry event for every 5xx.
+//!
+//! It runs before routing (it wraps the whole router), so the route template
+//! is learnt after the fact: [`remember_route`] runs inside the router and
+//! copies axum's `MatchedPath` into the response extensions.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// The id of the request being served: the caller's `X-Request-Id` when it is
+/// sane, else a fresh UUID. Echoed back in the `X-Request-Id` header.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The route template that served a request (`/status/{txid}`), or `unmatched`.
+#[derive(Clone, Debug)]
+pub struct RouteName(pub String);
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A caller-supplied id is kept only if it is short and made of safe characters,
+/// so it can't inject anything into logs or headers.
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+/// Inside the router: record which route template matched.
+pub async fn remember_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let mut resp = next.run(req).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(RouteName(route));
+    }
+    resp
+}
+
+/// Outside everything: id, span, access line, metrics, Sentry.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let url = req.uri().to_string();
+    let remote = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+
+    let span = tracing::info_span!("request", reqId = %id);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+
+    let status = resp.status();
+    let elapsed = start.elapsed();
+    let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let route = resp
+        .extensions()
+        .get::<RouteName>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+
+    span.in_scope(|| {
+        tracing::info!(
+            method = %method,
+            url = %url,
+            route = %route,
+            statusCode = status.as_u16(),
+            responseTime = response_time,
+            remoteAddress = %remote,
+            "request completed"
+        );
+    });
+
+    let status_label = status.as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status_label)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+
+    if status.is_server_error() {
+        report_server_error(&id, method.as_str(), &route, status);
+    }
+    resp
+}
+
+/// One Sentry event per 5xx, with the request id, method, route and status:
+/// never the body, never headers (they may carry keys or payments).
+fn report_server_error(id: &str, method: &str, route: &str, status: StatusCode) {
+    if sentry::Hub::current()
+        .client()
+        .is_none_or(|c| !c.is_enabled())
+    {
+        return;
+    }
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("request_id", id);
+            scope.set_tag("method", method);
+            scope.set_tag("route", route);
+            scope.set_tag("status", status.as_u16());
+        },
+        || {
+            sentry::capture_message(
+                &format!("{method} {route} answered {}", status.as_u16()),
+                sentry::Level::Error,
+            );
+        },
+    );
+}

@@ -1,0 +1,356 @@
+//! Parsing a `/verify` or `/settle` body, aware of `x402Version`.
+//!
+//! Two kinds of failure are kept apart because they travel differently:
+//!
+//! - the body is not JSON, or lacks the `{x402Version?, paymentPayload,
+//!   paymentRequirements}` envelope: the caller did not speak x402 at all, so
+//!   HTTP answers 400 `invalid_payload` ([`EnvelopeError::Malformed`]);
+//! - the envelope is there but its contents break the protocol (unknown
+//!   version, a required field missing or of the wrong type): a business
+//!   rejection, answered HTTP 200 with `isValid:false` / `success:false` and
+//!   a reason code ([`EnvelopeError::Rejected`]).
+
+use serde_json::Value as Json;
+
+use super::reason::Reason;
+use super::types::{
+    PaymentPayloadV1, PaymentPayloadV2, PaymentRequirementsV1, PaymentRequirementsV2, RequestV1,
+    RequestV2,
+};
+
+/// A request whose envelope and field types are right (contents unchecked).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParsedRequest {
+    V2(RequestV2),
+    V1(RequestV1),
+}
+
+/// The requirement fields the verify pipeline uses, the same for v1 and v2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RequirementsView<'a> {
+    pub scheme: &'a str,
+    pub network: &'a str,
+    /// `amount` (v2) or `maxAmountRequired` (v1).
+    pub amount: &'a str,
+    pub asset: &'a str,
+    pub pay_to: &'a str,
+    pub max_timeout_seconds: u64,
+    pub extra: &'a Json,
+}
+
+impl ParsedRequest {
+    pub fn x402_version(&self) -> u8 {
+        match self {
+            ParsedRequest::V2(_) => 2,
+            ParsedRequest::V1(_) => 1,
+        }
+    }
+
+    /// The policy: what `paymentRequirements` asks for (never the client's copy).
+    pub fn requirements(&self) -> RequirementsView<'_> {
+        match self {
+            ParsedRequest::V2(r) => view_v2(&r.payment_requirements),
+            ParsedRequest::V1(r) => {
+                let q = &r.payment_requirements;
+                RequirementsView {
+                    scheme: &q.scheme,
+                    network: &q.network,
+                    amount: &q.max_amount_required,
+                    asset: &q.asset,
+                    pay_to: &q.pay_to,
+                    max_timeout_seconds: q.max_timeout_seconds,
+                    extra: &q.extra,
+                }
+            }
+        }
+    }
+
+    /// The scheme-specific payload object.
+    pub fn payload(&self) -> &Json {
+        match self {
+            ParsedRequest::V2(r) => &r.payment_payload.payload,
+            ParsedRequest::V1(r) => &r.payment_payload.payload,
+        }
+    }
+
+    /// The requirement fields the buyer claims to have accepted: `accepted` (v2),
+    /// or for v1 the payload's top-level scheme and network (the only ones it carries).
+    pub fn accepted_scheme_network(&self) -> (&str, &str) {
+        match self {
+            ParsedRequest::V2(r) => (
+                &r.payment_payload.accepted.scheme,
+                &r.payment_payload.accepted.network,
+            ),
+            ParsedRequest::V1(r) => (&r.payment_payload.scheme, &r.payment_payload.network),
+        }
+    }
+
+    /// v2's `accepted`, as a view.
+    pub fn accepted_v2(&self) -> Option<RequirementsView<'_>> {
+        match self {
+            ParsedRequest::V2(r) => Some(view_v2(&r.payment_payload.accepted)),
+            ParsedRequest::V1(_) => None,
+        }
+    }
+}
+
+fn view_v2(q: &PaymentRequirementsV2) -> RequirementsView<'_> {
+    RequirementsView {
+        scheme: &q.scheme,
+        network: &q.network,
+        amount: &q.amount,
+        asset: &q.asset,
+        pay_to: &q.pay_to,
+        max_timeout_seconds: q.max_timeout_seconds,
+        extra: &q.extra,
+    }
+}
+
+/// Why a body is not a usable request; see the module docs for the two kinds.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// HTTP 400 `invalid_payload`.
+    #[error("invalid_payload: {0}")]
+    Malformed(String),
+    /// HTTP 200 business rejection with `reason`.
+    #[error("{reason}: {message}")]
+    Rejected {
+        reason: Reason,
+        message: String,
+        /// `paymentRequirements.network` as sent, if any (settle answers always carry a network).
+        network: Option<String>,
+    },
+}
+
+impl EnvelopeError {
+    /// The reason code to answer with.
+    pub fn reason(&self) -> Reason {
+        match self {
+            EnvelopeError::Malformed(_) => Reason::InvalidPayload,
+            EnvelopeError::Rejected { reason, .. } => *reason,
+        }
+    }
+    /// Should HTTP answer 400 (true) or 200 with a rejection (false)?
+    pub fn is_bad_request(&self) -> bool {
+        matches!(self, EnvelopeError::Malformed(_))
+    }
+}
+
+fn first_line(e: &serde_json::Error) -> String {
+    let mut s = e.to_string();
+    crate::cardano::types::truncate_chars(&mut s, 200);
+    s
+}
+
+/// Parse a verify/settle body. See the module docs for the error split.
+pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
+    let json: Json = serde_json::from_slice(body)
+        .map_err(|e| EnvelopeError::Malformed(format!("body is not JSON: {}", first_line(&e))))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| EnvelopeError::Malformed("body is not a JSON object".into()))?;
+    let payload = obj
+        .get("paymentPayload")
+        .filter(|v| v.is_object())
+        .ok_or_else(|| {
+            EnvelopeError::Malformed("paymentPayload is missing or not an object".into())
+        })?;
+    let requirements = obj
+        .get("paymentRequirements")
+        .filter(|v| v.is_object())
+        .ok_or_else(|| {
+            EnvelopeError::Malformed("paymentRequirements is missing or not an object".into())
+        })?;
+    let network = requirements
+        .get("network")
+        .and_then(Json::as_str)
+        .map(str::to_owned);
+    let reject = |reason: Reason, message: String| EnvelopeError::Rejected {
+        reason,
+        message,
+        network: network.clone(),
+    };
+
+    let outer = obj.get("x402Version");
+    let inner = payload.get("x402Version");
+    let version = match (outer, inner) {
+        (None, None) => return Err(EnvelopeError::Malformed("x402Version is missing".into())),
+        (Some(o), Some(i)) if o != i => {
+            return Err(reject(
+                Reason::InvalidX402Version,
+                format!("x402Version {o} of the request differs from {i} of the payment payload"),
+            ));
+        }
+        (Some(v), _) | (None, Some(v)) => v,
+    };
+    match version.as_u64() {
+        Some(2) => {
+            let payment_requirements: PaymentRequirementsV2 =
+                serde_json::from_value(requirements.clone()).map_err(|e| {
+                    reject(
+                        Reason::InvalidRequirements,
+                        format!("paymentRequirements: {}", first_line(&e)),
+                    )
+                })?;
+            let mut pp = payload.clone();
+            if let Some(m) = pp.as_object_mut() {
+                m.entry("x402Version").or_insert(Json::from(2));
+            }
+            let payment_payload: PaymentPayloadV2 = serde_json::from_value(pp).map_err(|e| {
+                reject(
+                    Reason::InvalidPayloadShape,
+                    format!("paymentPayload: {}", first_line(&e)),
+                )
+            })?;
+            Ok(ParsedRequest::V2(RequestV2 {
+                x402_version: 2,
+                payment_payload,
+                payment_requirements,
+            }))
+        }
+        Some(1) => {
+            let payment_requirements: PaymentRequirementsV1 =
+                serde_json::from_value(requirements.clone()).map_err(|e| {
+                    reject(
+                        Reason::InvalidRequirements,
+                        format!("paymentRequirements: {}", first_line(&e)),
+                    )
+                })?;
+            let mut pp = payload.clone();
+            if let Some(m) = pp.as_object_mut() {
+                m.entry("x402Version").or_insert(Json::from(1));
+            }
+            let payment_payload: PaymentPayloadV1 = serde_json::from_value(pp).map_err(|e| {
+                reject(
+                    Reason::InvalidPayloadShape,
+                    format!("paymentPayload: {}", first_line(&e)),
+                )
+            })?;
+            Ok(ParsedRequest::V1(RequestV1 {
+                x402_version: 1,
+                payment_payload,
+                payment_requirements,
+            }))
+        }
+        _ => Err(reject(
+            Reason::InvalidX402Version,
+            format!("x402Version {version} is not supported (1 or 2)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req_v2() -> Json {
+        json!({
+            "x402Version": 2,
+            "paymentPayload": {
+                "x402Version": 2,
+                "accepted": {"scheme": "exact", "network": "cardano:preprod", "amount": "1000000",
+                             "asset": "lovelace", "payTo": "addr_test1x", "maxTimeoutSeconds": 600, "extra": {}},
+                "payload": {"transaction": "AA==", "nonce": "x#0"}
+            },
+            "paymentRequirements": {"scheme": "exact", "network": "cardano:preprod", "amount": "1000000",
+                                    "asset": "lovelace", "payTo": "addr_test1x", "maxTimeoutSeconds": 600, "extra": {}}
+        })
+    }
+
+    fn parse(j: &Json) -> Result<ParsedRequest, EnvelopeError> {
+        parse_request(&serde_json::to_vec(j).unwrap())
+    }
+
+    #[test]
+    fn v2_and_v1_parse() {
+        let r = parse(&req_v2()).unwrap();
+        assert_eq!(r.x402_version(), 2);
+        assert_eq!(r.requirements().amount, "1000000");
+        assert_eq!(r.accepted_scheme_network(), ("exact", "cardano:preprod"));
+
+        let v1 = json!({
+            "x402Version": 1,
+            "paymentPayload": {"x402Version": 1, "scheme": "exact", "network": "cardano-preprod",
+                               "payload": {"transaction": "AA==", "nonce": "x#0"}},
+            "paymentRequirements": {"scheme": "exact", "network": "cardano-preprod", "maxAmountRequired": "5",
+                "resource": "https://x/y", "description": "", "mimeType": "application/json",
+                "payTo": "addr_test1x", "maxTimeoutSeconds": 60, "asset": "lovelace", "extra": null}
+        });
+        let r = parse(&v1).unwrap();
+        assert_eq!(r.x402_version(), 1);
+        assert_eq!(r.requirements().amount, "5");
+        assert_eq!(r.requirements().network, "cardano-preprod");
+    }
+
+    #[test]
+    fn not_json_or_no_envelope_is_a_bad_request() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            b"{\"x402Version\":2}",
+            b"{\"x402Version\":2,\"paymentPayload\":1,\"paymentRequirements\":{}}",
+        ] {
+            let e = parse_request(body).unwrap_err();
+            assert!(e.is_bad_request(), "{e}");
+            assert_eq!(e.reason(), Reason::InvalidPayload);
+        }
+        let mut j = req_v2();
+        j.as_object_mut().unwrap().remove("x402Version");
+        j["paymentPayload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x402Version");
+        assert!(parse(&j).unwrap_err().is_bad_request());
+    }
+
+    #[test]
+    fn business_rejections_carry_reason_codes() {
+        let mut j = req_v2();
+        j["x402Version"] = json!(3);
+        j["paymentPayload"]["x402Version"] = json!(3);
+        let e = parse(&j).unwrap_err();
+        assert_eq!(e.reason(), Reason::InvalidX402Version);
+        assert!(!e.is_bad_request());
+
+        let mut j = req_v2();
+        j["paymentPayload"]["x402Version"] = json!(1);
+        assert_eq!(parse(&j).unwrap_err().reason(), Reason::InvalidX402Version);
+
+        let mut j = req_v2();
+        j["paymentRequirements"]
+            .as_object_mut()
+            .unwrap()
+            .remove("payTo");
+        let e = parse(&j).unwrap_err();
+        assert_eq!(e.reason(), Reason::InvalidRequirements);
+        assert!(
+            matches!(e, EnvelopeError::Rejected { network: Some(ref n), .. } if n == "cardano:preprod")
+        );
+
+        let mut j = req_v2();
+        j["paymentPayload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("accepted");
+        assert_eq!(parse(&j).unwrap_err().reason(), Reason::InvalidPayloadShape);
+
+        let mut j = req_v2();
+        j["paymentRequirements"]["maxTimeoutSeconds"] = json!(-5);
+        assert_eq!(parse(&j).unwrap_err().reason(), Reason::InvalidRequirements);
+    }
+
+    #[test]
+    fn version_may_come_from_either_place() {
+        let mut j = req_v2();
+        j.as_object_mut().unwrap().remove("x402Version");
+        assert_eq!(parse(&j).unwrap().x402_version(), 2);
+        let mut j = req_v2();
+        j["paymentPayload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x402Version");
+        assert_eq!(parse(&j).unwrap().x402_version(), 2);
+    }
+}

@@ -1,0 +1,126 @@
+//! Every reason code this facilitator answers with, spelled exactly as the
+//! x402 Cardano reference implementations spell them, so resource servers and
+//! clients written against those implementations understand our rejections.
+//!
+//! Project note: an input that is unspent on chain but *reserved* by another
+//! payment this facilitator has verified and not yet settled is reported as
+//! [`Reason::InputNotAvailable`] (`invalid_exact_cardano_payload_input_not_available`):
+//! from the buyer's point of view the input is not available to this payment,
+//! which is exactly what that code says, so no project-specific code is needed.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $s:literal ),+ $(,)?) => {
+        /// A machine-readable rejection or failure reason.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl Reason {
+            /// Every reason, for documentation and metrics pre-registration.
+            pub const ALL: &'static [Reason] = &[ $( Reason::$variant, )+ ];
+
+            /// The wire string.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( Reason::$variant => $s, )+ }
+            }
+
+            /// Parse a wire string back into a reason.
+            pub fn from_wire(s: &str) -> Option<Reason> {
+                match s { $( $s => Some(Reason::$variant), )+ _ => None }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// The HTTP body is not JSON or lacks the `{x402Version, paymentPayload, paymentRequirements}` envelope (HTTP 400).
+    InvalidPayload => "invalid_payload",
+    /// The scheme is not `exact`, or `accepted.scheme` differs from the requirement's.
+    UnsupportedScheme => "unsupported_scheme",
+    /// The network is not the one this facilitator serves, or `accepted.network` differs.
+    NetworkMismatch => "network_mismatch",
+    /// `x402Version` is neither 1 nor 2, or the envelope and payload disagree.
+    InvalidX402Version => "invalid_x402_version",
+    /// The payload is malformed (shape, nonce syntax, size, `accepted` mismatch).
+    InvalidPayloadShape => "invalid_exact_cardano_payload",
+    /// The payment requirements are malformed or ask for something unsupported.
+    InvalidRequirements => "invalid_exact_cardano_requirements",
+    TransactionDecodeFailed => "invalid_exact_cardano_payload_transaction_decode_failed",
+    NetworkIdMismatch => "invalid_exact_cardano_payload_network_id_mismatch",
+    Unsigned => "invalid_exact_cardano_payload_unsigned",
+    InvalidSignature => "invalid_exact_cardano_payload_invalid_signature",
+    PayerNotWitness => "invalid_exact_cardano_payload_payer_not_witness",
+    RecipientMismatch => "invalid_exact_cardano_payload_recipient_mismatch",
+    AssetMismatch => "invalid_exact_cardano_payload_asset_mismatch",
+    AmountInsufficient => "invalid_exact_cardano_payload_amount_insufficient",
+    MinUtxoInsufficient => "invalid_exact_cardano_payload_min_utxo_insufficient",
+    NonceInvalid => "invalid_exact_cardano_payload_nonce_invalid",
+    NonceNotInInputs => "invalid_exact_cardano_payload_nonce_not_in_inputs",
+    NonceNotOnChain => "invalid_exact_cardano_payload_nonce_not_on_chain",
+    /// An input other than the nonce is spent, or any input is reserved by another pending payment.
+    InputNotAvailable => "invalid_exact_cardano_payload_input_not_available",
+    TtlExpired => "invalid_exact_cardano_payload_ttl_expired",
+    NotYetValid => "invalid_exact_cardano_payload_not_yet_valid",
+    TtlTooFar => "invalid_exact_cardano_payload_ttl_too_far",
+    /// A phase-1 ledger rule not covered by a more specific code (features, size, witnesses of inputs, ...).
+    Phase1Invalid => "invalid_exact_cardano_payload_phase1_invalid",
+    ValueNotConserved => "invalid_exact_cardano_payload_value_not_conserved",
+    FeeBelowMinimum => "invalid_exact_cardano_payload_fee_below_minimum",
+    /// Retryable: a chain lookup failed or was ambiguous (HTTP 503).
+    ChainLookupFailed => "exact_cardano_facilitator_chain_lookup_failed",
+    /// Retryable: the value of an input could not be established (HTTP 503).
+    InputValueUnavailable => "exact_cardano_facilitator_input_value_unavailable",
+    SettlementFailed => "exact_cardano_settlement_failed",
+    SettlementDefinitivelyRejected => "exact_cardano_settlement_definitively_rejected",
+    /// Non-terminal: submitted, confirmations not yet reached.
+    SettlementPending => "settlement_pending",
+    DuplicateSettlement => "duplicate_settlement",
+}
+
+impl Reason {
+    /// Is this a transient condition the caller should retry (answered with HTTP 503)?
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Reason::ChainLookupFailed | Reason::InputValueUnavailable
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "duplicate {r}");
+            assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
+        }
+        assert_eq!(Reason::ALL.len(), 31);
+        assert_eq!(
+            Reason::NonceNotOnChain.as_str(),
+            "invalid_exact_cardano_payload_nonce_not_on_chain"
+        );
+        assert!(Reason::ChainLookupFailed.is_retryable());
+        assert!(!Reason::TtlExpired.is_retryable());
+    }
+}

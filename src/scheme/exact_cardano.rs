@@ -1,0 +1,913 @@
+//! The `exact` scheme on Cardano: the verify pipeline.
+//!
+//! [`verify`] turns a parsed x402 request into a [`VerifyOutcome`]. Checks run
+//! cheapest first, so a malformed payload never costs a chain call:
+//!
+//! - **A, envelope (pure)**: scheme, network, `accepted` equal to
+//!   `paymentRequirements` where it matters, requirement sanity (amount,
+//!   asset, payTo, transfer method, confirmation policy), payload shape,
+//!   nonce syntax, size cap before any decoding;
+//! - **B, decode and signatures (pure)**: exactly one well-formed transaction,
+//!   network id of body and outputs, every vkey witness valid over the
+//!   canonical tx id;
+//! - **C, validity window (chain: tip, slot clock)**: ttl present and not
+//!   passed, start not in the future, ttl no later than now + maxTimeoutSeconds;
+//! - **D, inputs (chain, tri-state)**: the nonce is an input and unspent,
+//!   every other input unspent; any `Unknown` is a retryable
+//!   `exact_cardano_facilitator_chain_lookup_failed`;
+//! - **E, value (pure on the resolved inputs + live protocol parameters)**:
+//!   input owners witnessed and the payer among them, an output paying
+//!   exactly `payTo` at least `amount` of exactly `asset`, its min-UTxO, the
+//!   fee floor, value conservation, and no feature this facilitator cannot
+//!   fully validate (mint, withdrawals, certificates, votes, proposals, ...).
+//!
+//! Reservations are not this module's concern: on a `Valid` outcome the HTTP
+//! layer reserves [`VerifiedPayment::inputs`] for [`VerifiedPayment::tx_id`].
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::{Value as Json, json};
+
+use crate::cardano::address::{self, AnyAddress, Credential, ShelleyAddress};
+use crate::cardano::phase1::{self, Phase1Error};
+use crate::cardano::tx::{ParsedTx, TxDecodeError, WitnessError};
+use crate::cardano::{Asset, Network, TxId, UtxoRef};
+use crate::chain::{DynChain, ProtocolParams, UtxoInfo, UtxoState};
+use crate::protocol::headers::STANDARD_LENIENT;
+use crate::protocol::{
+    CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
+    VerifyResponse,
+};
+
+/// The only scheme name this module serves.
+pub const SCHEME: &str = "exact";
+
+/// Transfer methods of the Cardano `exact` scheme; only `default` is implemented.
+pub const TRANSFER_METHODS_SUPPORTED: &[&str] = &["default"];
+
+/// Confirmation policy bounds (`extra.confirmationPolicy.l1Confirmations`).
+pub const MIN_L1_CONFIRMATIONS: i64 = -1;
+pub const MAX_L1_CONFIRMATIONS: i64 = 20;
+/// Policy when the requirements carry none.
+pub const DEFAULT_L1_CONFIRMATIONS: i64 = 1;
+
+/// Budgets applied before anything is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyLimits {
+    /// Largest transaction accepted, in bytes (the ledger's own limit is checked too).
+    pub max_tx_bytes: usize,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        VerifyLimits {
+            max_tx_bytes: 16_384,
+        }
+    }
+}
+
+/// A wall clock in unix seconds; injectable so tests can fix "now".
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// Everything [`verify`] needs besides the request. Cheap to clone; shared by all requests.
+#[derive(Clone)]
+pub struct VerifyContext {
+    pub chain: DynChain,
+    /// The network this facilitator serves; requests for any other are rejected.
+    pub network: Network,
+    pub limits: VerifyLimits,
+    pub clock: Clock,
+}
+
+impl VerifyContext {
+    pub fn new(chain: DynChain, network: Network) -> Self {
+        VerifyContext {
+            chain,
+            network,
+            limits: VerifyLimits::default(),
+            clock: system_clock(),
+        }
+    }
+}
+
+/// A payment that passed every check. The settle path and the reservation
+/// store key on `tx_id`; `inputs` are what must be reserved.
+#[derive(Clone, Debug)]
+pub struct VerifiedPayment {
+    pub tx: Arc<ParsedTx>,
+    pub tx_id: TxId,
+    /// All spent inputs, in body order (the nonce among them).
+    pub inputs: Vec<UtxoRef>,
+    pub nonce: UtxoRef,
+    /// Bech32 address owning the nonce.
+    pub payer: String,
+    pub network: Network,
+    pub pay_to: String,
+    pub asset: Asset,
+    /// Required amount (from `paymentRequirements`).
+    pub amount: u64,
+    /// What the paying output actually carries of `asset`.
+    pub paid: u64,
+    /// Index of the output paying `payTo`.
+    pub output_index: usize,
+    /// The transaction's ttl (exclusive upper bound), in slots.
+    pub ttl_slot: u64,
+    /// Requested confirmation depth (`-1` mempool, `0` in a block, `n` blocks on top).
+    pub l1_confirmations: i64,
+}
+
+/// The result of [`verify`].
+#[derive(Clone, Debug)]
+pub enum VerifyOutcome {
+    Valid(Box<VerifiedPayment>),
+    /// A definitive rejection (HTTP 200, `isValid:false`).
+    Invalid {
+        reason: Reason,
+        message: String,
+        payer: Option<String>,
+    },
+    /// A transient failure (HTTP 503): chain lookups failed or were ambiguous.
+    Unavailable {
+        reason: Reason,
+        message: String,
+    },
+}
+
+impl VerifyOutcome {
+    pub fn is_valid(&self) -> bool {
+        matches!(self, VerifyOutcome::Valid(_))
+    }
+    /// The reason code, if not valid.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            VerifyOutcome::Valid(_) => None,
+            VerifyOutcome::Invalid { reason, .. } | VerifyOutcome::Unavailable { reason, .. } => {
+                Some(*reason)
+            }
+        }
+    }
+    /// The `/verify` answer body.
+    pub fn to_response(&self) -> VerifyResponse {
+        match self {
+            VerifyOutcome::Valid(p) => VerifyResponse::valid(p.payer.clone()),
+            VerifyOutcome::Invalid {
+                reason,
+                message,
+                payer,
+            } => VerifyResponse::invalid(reason.as_str(), message.clone(), payer.clone()),
+            VerifyOutcome::Unavailable { reason, message } => {
+                VerifyResponse::invalid(reason.as_str(), message.clone(), None)
+            }
+        }
+    }
+}
+
+/// An internal rejection, carried through the stages with `?`.
+#[derive(Debug)]
+struct Reject {
+    reason: Reason,
+    message: String,
+    retryable: bool,
+}
+
+fn reject(reason: Reason, message: impl Into<String>) -> Reject {
+    Reject {
+        reason,
+        message: message.into(),
+        retryable: false,
+    }
+}
+
+fn unavailable(reason: Reason, message: impl Into<String>) -> Reject {
+    Reject {
+        reason,
+        message: message.into(),
+        retryable: true,
+    }
+}
+
+/// The outcome of stage A: the request's meaning, validated, with the raw tx bytes.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    pub network: Network,
+    pub asset: Asset,
+    pub amount: u64,
+    pub pay_to: ShelleyAddress,
+    pub max_timeout_seconds: u64,
+    pub l1_confirmations: i64,
+    pub nonce: UtxoRef,
+    pub tx_bytes: Vec<u8>,
+}
+
+/// Read `extra.confirmationPolicy.l1Confirmations` (default 1, range -1..=20).
+pub fn confirmation_policy(extra: &Json) -> Result<i64, String> {
+    let Some(policy) = extra.get("confirmationPolicy") else {
+        return Ok(DEFAULT_L1_CONFIRMATIONS);
+    };
+    if policy.is_null() {
+        return Ok(DEFAULT_L1_CONFIRMATIONS);
+    }
+    let Some(obj) = policy.as_object() else {
+        return Err("extra.confirmationPolicy must be an object".into());
+    };
+    match obj.get("l1Confirmations") {
+        None | Some(Json::Null) => Ok(DEFAULT_L1_CONFIRMATIONS),
+        Some(v) => match v.as_i64() {
+            Some(n) if (MIN_L1_CONFIRMATIONS..=MAX_L1_CONFIRMATIONS).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "extra.confirmationPolicy.l1Confirmations must be an integer from {MIN_L1_CONFIRMATIONS} to {MAX_L1_CONFIRMATIONS}"
+            )),
+        },
+    }
+}
+
+/// Read `extra.assetTransferMethod` (default `default`); only `default` is supported.
+fn transfer_method(extra: &Json) -> Result<(), Reject> {
+    let method = match extra.get("assetTransferMethod") {
+        None | Some(Json::Null) => return Ok(()),
+        Some(Json::String(s)) => s.as_str(),
+        Some(_) => {
+            return Err(reject(
+                Reason::InvalidRequirements,
+                "extra.assetTransferMethod must be a string",
+            ));
+        }
+    };
+    match method {
+        "default" => Ok(()),
+        "masumi" | "script" => Err(reject(
+            Reason::InvalidRequirements,
+            format!(
+                "assetTransferMethod \"{method}\" is not supported yet by this facilitator (only \"default\")"
+            ),
+        )),
+        other => {
+            let mut other = other.to_owned();
+            crate::cardano::types::truncate_chars(&mut other, 40);
+            Err(reject(
+                Reason::InvalidRequirements,
+                format!("unknown assetTransferMethod \"{other}\""),
+            ))
+        }
+    }
+}
+
+/// A positive canonical decimal integer that fits 64 bits.
+fn parse_amount(s: &str) -> Result<u64, Reject> {
+    let bad = || {
+        reject(
+            Reason::InvalidRequirements,
+            "amount must be a positive integer string in atomic units",
+        )
+    };
+    if s.is_empty()
+        || s.len() > 20
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
+        return Err(bad());
+    }
+    match s.parse::<u64>() {
+        Ok(0) | Err(_) => Err(bad()),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn same_network(a: &str, b: &str) -> bool {
+    match (Network::parse_any(a), Network::parse_any(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `accepted` must agree with `paymentRequirements` on every field that decides the payment.
+fn check_accepted(req: &RequirementsView<'_>, acc: &RequirementsView<'_>) -> Result<(), Reject> {
+    let mismatch = |field: &str| {
+        reject(
+            Reason::InvalidPayloadShape,
+            format!("accepted.{field} does not match paymentRequirements.{field}"),
+        )
+    };
+    if acc.amount != req.amount {
+        return Err(mismatch("amount"));
+    }
+    if acc.asset != req.asset {
+        return Err(mismatch("asset"));
+    }
+    if acc.pay_to != req.pay_to {
+        return Err(mismatch("payTo"));
+    }
+    if acc.max_timeout_seconds != req.max_timeout_seconds {
+        return Err(mismatch("maxTimeoutSeconds"));
+    }
+    let method = |e: &Json| e.get("assetTransferMethod").cloned().unwrap_or(Json::Null);
+    if method(acc.extra) != method(req.extra) {
+        return Err(mismatch("extra.assetTransferMethod"));
+    }
+    if confirmation_policy(acc.extra).ok() != confirmation_policy(req.extra).ok() {
+        return Err(mismatch("extra.confirmationPolicy"));
+    }
+    Ok(())
+}
+
+/// Stage A: everything that can be checked on the JSON alone.
+pub fn check_envelope(
+    network: Network,
+    limits: &VerifyLimits,
+    req: &ParsedRequest,
+) -> Result<Envelope, (Reason, String)> {
+    stage_a(network, limits, req).map_err(|r| (r.reason, r.message))
+}
+
+fn stage_a(
+    network: Network,
+    limits: &VerifyLimits,
+    req: &ParsedRequest,
+) -> Result<Envelope, Reject> {
+    let q = req.requirements();
+    if q.scheme != SCHEME {
+        return Err(reject(
+            Reason::UnsupportedScheme,
+            format!("scheme must be \"{SCHEME}\""),
+        ));
+    }
+    let (acc_scheme, acc_network) = req.accepted_scheme_network();
+    if acc_scheme != q.scheme {
+        return Err(reject(
+            Reason::UnsupportedScheme,
+            "the payload's scheme differs from paymentRequirements.scheme",
+        ));
+    }
+    match Network::parse_any(q.network) {
+        Some(n) if n == network => {}
+        _ => {
+            return Err(reject(
+                Reason::NetworkMismatch,
+                format!(
+                    "this facilitator serves {} only",
+                    if req.x402_version() == 1 {
+                        network.v1_name()
+                    } else {
+                        network.caip2()
+                    }
+                ),
+            ));
+        }
+    }
+    if !same_network(acc_network, q.network) {
+        return Err(reject(
+            Reason::NetworkMismatch,
+            "the payload's network differs from paymentRequirements.network",
+        ));
+    }
+    if let Some(acc) = req.accepted_v2() {
+        check_accepted(&q, &acc)?;
+    }
+
+    // Requirement sanity.
+    transfer_method(q.extra)?;
+    let l1_confirmations =
+        confirmation_policy(q.extra).map_err(|m| reject(Reason::InvalidRequirements, m))?;
+    let amount = parse_amount(q.amount)?;
+    let asset = Asset::from_str(q.asset)
+        .map_err(|e| reject(Reason::InvalidRequirements, format!("asset: {e}")))?;
+    let pay_to = address::parse_shelley_bech32(q.pay_to).map_err(|e| {
+        reject(
+            Reason::InvalidRequirements,
+            format!("payTo is not a Shelley payment address: {e}"),
+        )
+    })?;
+    if pay_to.network_id != network.network_id() {
+        return Err(reject(
+            Reason::InvalidRequirements,
+            format!("payTo is not an address of {}", network.name()),
+        ));
+    }
+    if q.max_timeout_seconds == 0 {
+        return Err(reject(
+            Reason::InvalidRequirements,
+            "maxTimeoutSeconds must be positive",
+        ));
+    }
+
+    // Payload shape.
+    let payload: CardanoExactPayload =
+        serde_json::from_value(req.payload().clone()).map_err(|e| {
+            let mut m = e.to_string();
+            crate::cardano::types::truncate_chars(&mut m, 200);
+            reject(
+                Reason::InvalidPayloadShape,
+                format!("payload must be {{transaction, nonce}}: {m}"),
+            )
+        })?;
+    let nonce = UtxoRef::from_str(&payload.nonce).map_err(|_| {
+        reject(
+            Reason::NonceInvalid,
+            "nonce must be \"<64 lower-case hex tx id>#<output index>\"",
+        )
+    })?;
+    let max_b64 = limits.max_tx_bytes.div_ceil(3) * 4;
+    if payload.transaction.len() > max_b64 {
+        return Err(reject(
+            Reason::InvalidPayloadShape,
+            format!("transaction is larger than {} bytes", limits.max_tx_bytes),
+        ));
+    }
+    let tx_bytes = STANDARD_LENIENT
+        .decode(payload.transaction.as_bytes())
+        .map_err(|e| {
+            reject(
+                Reason::TransactionDecodeFailed,
+                format!("transaction is not standard base64: {e}"),
+            )
+        })?;
+    if tx_bytes.len() > limits.max_tx_bytes {
+        return Err(reject(
+            Reason::InvalidPayloadShape,
+            format!("transaction is larger than {} bytes", limits.max_tx_bytes),
+        ));
+    }
+    Ok(Envelope {
+        network,
+        asset,
+        amount,
+        pay_to,
+        max_timeout_seconds: q.max_timeout_seconds,
+        l1_confirmations,
+        nonce,
+        tx_bytes,
+    })
+}
+
+/// Key hashes of the keys whose witnesses verified.
+pub type Signers = std::collections::BTreeSet<[u8; 28]>;
+
+/// Stage B: decode, network id, witnesses. Returns the tx and the key hashes that signed.
+pub fn decode_and_check_signatures(
+    env: &Envelope,
+) -> Result<(ParsedTx, Signers), (Reason, String)> {
+    stage_b(env).map_err(|r| (r.reason, r.message))
+}
+
+fn stage_b(env: &Envelope) -> Result<(ParsedTx, Signers), Reject> {
+    let tx = ParsedTx::decode(&env.tx_bytes).map_err(|e: TxDecodeError| {
+        reject(
+            Reason::TransactionDecodeFailed,
+            format!("not exactly one well-formed Conway transaction: {e}"),
+        )
+    })?;
+    phase1::check_network(&tx, env.network)
+        .map_err(|e| reject(Reason::NetworkIdMismatch, e.node_reason()))?;
+    let signers = tx.verify_witnesses().map_err(|e| match e {
+        WitnessError::Unsigned => reject(Reason::Unsigned, e.to_string()),
+        WitnessError::Invalid { .. } => reject(Reason::InvalidSignature, e.to_string()),
+    })?;
+    Ok((tx, signers))
+}
+
+/// Stage C: the validity window, in slots. `now_slot` is the current slot,
+/// `horizon_slot` the slot at now + maxTimeoutSeconds.
+pub fn check_validity_window(
+    tx: &ParsedTx,
+    now_slot: u64,
+    horizon_slot: u64,
+) -> Result<u64, (Reason, String)> {
+    stage_c(tx, now_slot, horizon_slot).map_err(|r| (r.reason, r.message))
+}
+
+fn stage_c(tx: &ParsedTx, now_slot: u64, horizon_slot: u64) -> Result<u64, Reject> {
+    let Some(ttl) = tx.ttl() else {
+        return Err(reject(
+            Reason::TtlTooFar,
+            "the transaction has no ttl; it must expire within maxTimeoutSeconds",
+        ));
+    };
+    if ttl <= now_slot {
+        return Err(reject(
+            Reason::TtlExpired,
+            format!("ttl slot {ttl} has passed (current slot {now_slot})"),
+        ));
+    }
+    if let Some(start) = tx.validity_start()
+        && start > now_slot
+    {
+        return Err(reject(
+            Reason::NotYetValid,
+            format!("validity starts at slot {start}, current slot is {now_slot}"),
+        ));
+    }
+    if ttl > horizon_slot {
+        return Err(reject(
+            Reason::TtlTooFar,
+            format!("ttl slot {ttl} is later than now + maxTimeoutSeconds (slot {horizon_slot})"),
+        ));
+    }
+    Ok(ttl)
+}
+
+/// Stage D on already-fetched answers: nonce first, then every other input.
+fn stage_d(tx: &ParsedTx, nonce: &UtxoRef, states: &[UtxoState]) -> Result<Vec<UtxoInfo>, Reject> {
+    if states.len() != tx.inputs().len() {
+        return Err(unavailable(
+            Reason::ChainLookupFailed,
+            "the chain backend answered for the wrong number of inputs",
+        ));
+    }
+    let nonce_ix = tx
+        .inputs()
+        .iter()
+        .position(|i| i == nonce)
+        .unwrap_or(usize::MAX);
+    match states.get(nonce_ix) {
+        Some(UtxoState::Unspent(_)) => {}
+        Some(UtxoState::Spent) => {
+            return Err(reject(
+                Reason::NonceNotOnChain,
+                format!("nonce {nonce} is not an unspent output on chain"),
+            ));
+        }
+        Some(UtxoState::Unknown(why)) => {
+            return Err(unavailable(
+                Reason::ChainLookupFailed,
+                format!("could not look up nonce {nonce}: {why}"),
+            ));
+        }
+        None => {
+            return Err(reject(
+                Reason::NonceNotInInputs,
+                "the nonce is not an input of the transaction",
+            ));
+        }
+    }
+    let mut resolved = Vec::with_capacity(states.len());
+    let mut spent = None;
+    for (input, state) in tx.inputs().iter().zip(states) {
+        match state {
+            UtxoState::Unspent(u) => resolved.push(u.clone()),
+            UtxoState::Unknown(why) => {
+                return Err(unavailable(
+                    Reason::ChainLookupFailed,
+                    format!("could not look up input {input}: {why}"),
+                ));
+            }
+            UtxoState::Spent => {
+                spent.get_or_insert(*input);
+            }
+        }
+    }
+    if let Some(input) = spent {
+        return Err(reject(
+            Reason::InputNotAvailable,
+            format!("input {input} is already spent"),
+        ));
+    }
+    Ok(resolved)
+}
+
+/// What stage E found.
+struct Paid {
+    output_index: usize,
+    paid: u64,
+}
+
+fn phase1_reject(e: Phase1Error) -> Reject {
+    let reason = match e {
+        Phase1Error::FeeTooSmall { .. } => Reason::FeeBelowMinimum,
+        Phase1Error::ValueNotConserved { .. } | Phase1Error::ValueOverflow => {
+            Reason::ValueNotConserved
+        }
+        Phase1Error::WrongNetwork { .. } | Phase1Error::WrongNetworkInTxBody { .. } => {
+            Reason::NetworkIdMismatch
+        }
+        _ => Reason::Phase1Invalid,
+    };
+    reject(reason, e.node_reason())
+}
+
+/// Stage E: witnesses of owners, the payment output, min-UTxO, fee, conservation, features.
+fn stage_e(
+    tx: &ParsedTx,
+    env: &Envelope,
+    resolved: &[UtxoInfo],
+    signers: &Signers,
+    params: &ProtocolParams,
+) -> Result<Paid, Reject> {
+    // The payer (the nonce's owner) must be a witnessed key.
+    let nonce_ix = tx
+        .inputs()
+        .iter()
+        .position(|i| *i == env.nonce)
+        .unwrap_or(0);
+    let payer_owner = resolved
+        .get(nonce_ix)
+        .map(|u| u.address.as_slice())
+        .unwrap_or_default();
+    match address::parse_any(payer_owner) {
+        Ok(AnyAddress::Shelley(a)) => match a.payment {
+            Credential::KeyHash(h) if signers.contains(&h) => {}
+            Credential::KeyHash(_) => {
+                return Err(reject(
+                    Reason::PayerNotWitness,
+                    "the nonce's owner did not sign the transaction",
+                ));
+            }
+            Credential::ScriptHash(_) => {
+                return Err(reject(
+                    Reason::PayerNotWitness,
+                    "the nonce is locked by a script, not a payment key",
+                ));
+            }
+        },
+        _ => {
+            return Err(reject(
+                Reason::PayerNotWitness,
+                "the nonce is not held by a Shelley payment key address",
+            ));
+        }
+    }
+    // Every other key-hash owner and required signer must have signed too.
+    let need = phase1::required_key_hashes(tx, resolved).map_err(phase1_reject)?;
+    if let Some(missing) = need.difference(signers).next() {
+        return Err(reject(
+            Reason::Phase1Invalid,
+            format!(
+                "MissingVKeyWitnessesUTXOW: no witness for key hash {}",
+                hex::encode(missing)
+            ),
+        ));
+    }
+
+    // An output paying exactly payTo, at least `amount` of exactly `asset`.
+    let to_pay_to: Vec<(usize, &crate::cardano::TxOut)> = tx
+        .outputs()
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.address == env.pay_to.bytes)
+        .collect();
+    if to_pay_to.is_empty() {
+        return Err(reject(
+            Reason::RecipientMismatch,
+            format!("no output pays {}", env.pay_to),
+        ));
+    }
+    let best = to_pay_to
+        .iter()
+        .max_by_key(|(_, o)| o.value.quantity(&env.asset))
+        .copied();
+    let Some((output_index, out)) = best else {
+        return Err(reject(
+            Reason::RecipientMismatch,
+            format!("no output pays {}", env.pay_to),
+        ));
+    };
+    let paid = out.value.quantity(&env.asset);
+    if paid == 0 {
+        return Err(reject(
+            Reason::AssetMismatch,
+            format!("the output to payTo carries no {}", env.asset),
+        ));
+    }
+    if paid < env.amount {
+        return Err(reject(
+            Reason::AmountInsufficient,
+            format!(
+                "the output to payTo carries {paid} of {}, {} required",
+                env.asset, env.amount
+            ),
+        ));
+    }
+    let min = phase1::min_utxo(out, params);
+    if out.value.coin < min {
+        return Err(reject(
+            Reason::MinUtxoInsufficient,
+            format!(
+                "the output to payTo holds {} lovelace, the ledger minimum is {min}",
+                out.value.coin
+            ),
+        ));
+    }
+    phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
+    phase1::check_max_size(tx, params).map_err(phase1_reject)?;
+    phase1::check_fee(tx, params).map_err(phase1_reject)?;
+    phase1::check_value_conserved(tx, resolved).map_err(phase1_reject)?;
+    phase1::check_features(tx).map_err(phase1_reject)?;
+    phase1::check_auxiliary_data(tx).map_err(phase1_reject)?;
+    Ok(Paid { output_index, paid })
+}
+
+/// Verify one request. Never panics on request data; see the module docs for the order.
+pub async fn verify(ctx: &VerifyContext, req: &ParsedRequest) -> VerifyOutcome {
+    let mut payer = None;
+    match run(ctx, req, &mut payer).await {
+        Ok(p) => VerifyOutcome::Valid(Box::new(p)),
+        Err(r) if r.retryable => VerifyOutcome::Unavailable {
+            reason: r.reason,
+            message: r.message,
+        },
+        Err(r) => VerifyOutcome::Invalid {
+            reason: r.reason,
+            message: r.message,
+            payer,
+        },
+    }
+}
+
+async fn run(
+    ctx: &VerifyContext,
+    req: &ParsedRequest,
+    payer: &mut Option<String>,
+) -> Result<VerifiedPayment, Reject> {
+    // A and B: pure.
+    let env = stage_a(ctx.network, &ctx.limits, req)?;
+    let (tx, signers) = stage_b(&env)?;
+    if !tx.inputs().contains(&env.nonce) {
+        return Err(reject(
+            Reason::NonceNotInInputs,
+            format!("nonce {} is not an input of the transaction", env.nonce),
+        ));
+    }
+
+    // C: validity window against the chain's clock.
+    let tip = ctx
+        .chain
+        .tip()
+        .await
+        .map_err(|e| unavailable(Reason::ChainLookupFailed, format!("chain tip: {e}")))?;
+    let now = (ctx.clock)();
+    let now_slot = tip.slot.max(ctx.chain.slot_at(now));
+    let horizon = now.saturating_add(i64::try_from(env.max_timeout_seconds).unwrap_or(i64::MAX));
+    let horizon_slot = ctx.chain.slot_at(horizon);
+    let ttl_slot = stage_c(&tx, now_slot, horizon_slot)?;
+
+    // D: inputs, tri-state.
+    let states = ctx.chain.utxos(tx.inputs()).await;
+    let nonce_ix = tx.inputs().iter().position(|i| *i == env.nonce);
+    if let Some(UtxoState::Unspent(u)) = nonce_ix.and_then(|i| states.get(i)) {
+        *payer = address::to_bech32(&u.address).ok();
+    }
+    let resolved = stage_d(&tx, &env.nonce, &states)?;
+
+    // E: value rules on resolved inputs and live protocol parameters.
+    let params = ctx.chain.protocol_params().await.map_err(|e| {
+        unavailable(
+            Reason::ChainLookupFailed,
+            format!("protocol parameters: {e}"),
+        )
+    })?;
+    let paid = stage_e(&tx, &env, &resolved, &signers, &params)?;
+
+    let Some(payer_addr) = payer.clone() else {
+        return Err(reject(
+            Reason::PayerNotWitness,
+            "the nonce's owner has no bech32 address",
+        ));
+    };
+    Ok(VerifiedPayment {
+        tx_id: tx.id(),
+        inputs: tx.inputs().to_vec(),
+        tx: Arc::new(tx),
+        nonce: env.nonce,
+        payer: payer_addr,
+        network: env.network,
+        pay_to: env.pay_to.to_bech32(),
+        asset: env.asset,
+        amount: env.amount,
+        paid: paid.paid,
+        output_index: paid.output_index,
+        ttl_slot,
+        l1_confirmations: env.l1_confirmations,
+    })
+}
+
+/// The pure part of the pipeline on already-resolved chain data, for benches and
+/// property tests: stages A, B, C (with the given slots), D and E.
+pub fn verify_offline(
+    network: Network,
+    limits: &VerifyLimits,
+    req: &ParsedRequest,
+    now_slot: u64,
+    horizon_slot_for: impl Fn(u64) -> u64,
+    lookup: impl Fn(&[UtxoRef]) -> Vec<UtxoState>,
+    params: &ProtocolParams,
+) -> Result<TxId, (Reason, String)> {
+    let go = || -> Result<TxId, Reject> {
+        let env = stage_a(network, limits, req)?;
+        let (tx, signers) = stage_b(&env)?;
+        if !tx.inputs().contains(&env.nonce) {
+            return Err(reject(Reason::NonceNotInInputs, "nonce is not an input"));
+        }
+        stage_c(&tx, now_slot, horizon_slot_for(env.max_timeout_seconds))?;
+        let resolved = stage_d(&tx, &env.nonce, &lookup(tx.inputs()))?;
+        stage_e(&tx, &env, &resolved, &signers, params)?;
+        Ok(tx.id())
+    };
+    go().map_err(|r| (r.reason, r.message))
+}
+
+/// `/supported` kinds for the served network: v2 (with capabilities) and v1.
+pub fn supported_kinds(network: Network) -> Vec<SupportedKind> {
+    vec![
+        SupportedKind {
+            x402_version: 2,
+            scheme: SCHEME.into(),
+            network: network.caip2().into(),
+            extra: Some(json!({
+                "assetTransferMethods": TRANSFER_METHODS_SUPPORTED,
+                "areFeesSponsored": false,
+                "l1Confirmations": {"minimum": MIN_L1_CONFIRMATIONS, "maximum": MAX_L1_CONFIRMATIONS},
+            })),
+        },
+        SupportedKind {
+            x402_version: 1,
+            scheme: SCHEME.into(),
+            network: network.v1_name().into(),
+            extra: None,
+        },
+    ]
+}
+
+/// The whole `/supported` answer. This facilitator signs nothing, so its signer list is empty.
+pub fn supported_response(network: Network) -> SupportedResponse {
+    let mut signers = std::collections::BTreeMap::new();
+    signers.insert("cardano:*".to_owned(), Vec::new());
+    SupportedResponse {
+        kinds: supported_kinds(network),
+        extensions: Vec::new(),
+        signers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_policy_defaults_and_bounds() {
+        assert_eq!(confirmation_policy(&json!({})), Ok(1));
+        assert_eq!(confirmation_policy(&Json::Null), Ok(1));
+        assert_eq!(
+            confirmation_policy(&json!({"confirmationPolicy": {"l1Confirmations": -1}})),
+            Ok(-1)
+        );
+        assert_eq!(
+            confirmation_policy(&json!({"confirmationPolicy": {"l1Confirmations": 20}})),
+            Ok(20)
+        );
+        assert!(
+            confirmation_policy(&json!({"confirmationPolicy": {"l1Confirmations": 21}})).is_err()
+        );
+        assert!(
+            confirmation_policy(&json!({"confirmationPolicy": {"l1Confirmations": "1"}})).is_err()
+        );
+        assert!(confirmation_policy(&json!({"confirmationPolicy": 3})).is_err());
+    }
+
+    #[test]
+    fn amounts_are_canonical_positive_integers() {
+        assert_eq!(parse_amount("1").unwrap(), 1);
+        assert_eq!(parse_amount("18446744073709551615").unwrap(), u64::MAX);
+        for bad in [
+            "",
+            "0",
+            "01",
+            "-1",
+            "+1",
+            "1.0",
+            "1e6",
+            " 1",
+            "18446744073709551616",
+            "999999999999999999999",
+        ] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn supported_advertises_default_only() {
+        let s = supported_response(Network::Preprod);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["kinds"][0]["network"], "cardano:preprod");
+        assert_eq!(
+            v["kinds"][0]["extra"]["assetTransferMethods"],
+            json!(["default"])
+        );
+        assert_eq!(
+            v["kinds"][0]["extra"]["l1Confirmations"],
+            json!({"minimum": -1, "maximum": 20})
+        );
+        assert_eq!(v["kinds"][1]["network"], "cardano-preprod");
+        assert_eq!(v["signers"], json!({"cardano:*": []}));
+    }
+}
