@@ -223,15 +223,24 @@ pub async fn build(settings: &crate::config::Settings) -> Result<ChainHandle, Ch
     let chain = &settings.chain;
     let has_url = chain.blockfrost.url.as_ref().is_some_and(|u| !u.is_empty());
     if chain.network == Network::Devnet && !has_url {
-        let devnet = devnet::Devnet::start(&chain.devnet).map_err(|e| ChainError::new("devnet", e.to_string()))?;
-        return Ok(ChainHandle { provider: devnet.clone(), devnet: Some(devnet) });
+        let devnet = devnet::Devnet::start(&chain.devnet)
+            .map_err(|e| ChainError::new("devnet", e.to_string()))?;
+        return Ok(ChainHandle {
+            provider: devnet.clone(),
+            devnet: Some(devnet),
+        });
     }
-    let bf = blockfrost::BlockfrostProvider::new(chain.network, &chain.blockfrost, &chain.cache).await?;
-    Ok(ChainHandle { provider: Arc::new(bf), devnet: None })
+    let bf =
+        blockfrost::BlockfrostProvider::new(chain.network, &chain.blockfrost, &chain.cache).await?;
+    Ok(ChainHandle {
+        provider: Arc::new(bf),
+        devnet: None,
+    })
 }
 
 /// Record one chain operation's latency in the `chain_request_duration_seconds`
 /// histogram, labelled by `op` (`utxos`, `tip`, `protocol_params`, `submit`, `evidence`).
 pub(crate) fn observe(op: &'static str, started: std::time::Instant) {
-    metrics::histogram!("chain_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("chain_request_duration_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
 }
