@@ -3,7 +3,7 @@
 //
 // usage: node openapi-conformance.mjs <devnet base url> <fixture json>
 //   base url: e.g. http://127.0.0.1:PORT/devnet (the API is at <base>/api/v0)
-//   fixture:  {"address", "unusedAddress", "confirmedTx", "mempoolTx", "submitCbor"}
+//   fixture:  {"address", "unusedAddress", "unit", "blockHash", "confirmedTx", "mempoolTx", "submitCbor"}
 //             prepared by the Rust test (tests/devnet_api.rs).
 //
 // For every endpoint the schema is the one Blockfrost's own helper
@@ -32,11 +32,18 @@ const cases = [
   ["latest epoch", "/epochs/latest", "/epochs/latest", 200],
   ["latest epoch parameters", "/epochs/latest/parameters", "/epochs/latest/parameters", 200],
   ["latest block", "/blocks/latest", "/blocks/latest", 200],
+  ["block by height", "/blocks/{hash_or_number}", "/blocks/1", 200],
+  ["block by hash", "/blocks/{hash_or_number}", `/blocks/${fx.blockHash}`, 200],
+  ["block, unknown height", "/blocks/{hash_or_number}", "/blocks/99999999", 404],
+  ["block, malformed id", "/blocks/{hash_or_number}", "/blocks/not-a-block", 400],
   ["address utxos", "/addresses/{address}/utxos", `/addresses/${fx.address}/utxos`, 200],
   ["address utxos, page 2 of 1", "/addresses/{address}/utxos", `/addresses/${fx.address}/utxos?count=1&page=2&order=desc`, 200],
   ["address utxos, never used", "/addresses/{address}/utxos", `/addresses/${fx.unusedAddress}/utxos`, 404],
   ["address utxos, count too large", "/addresses/{address}/utxos", `/addresses/${fx.address}/utxos?count=101`, 400],
   ["address utxos, malformed address", "/addresses/{address}/utxos", `/addresses/addr_test1qqqq/utxos`, 400],
+  ["address utxos with asset", "/addresses/{address}/utxos/{asset}", `/addresses/${fx.address}/utxos/${fx.unit}`, 200],
+  ["address utxos with asset, never used", "/addresses/{address}/utxos/{asset}", `/addresses/${fx.unusedAddress}/utxos/${fx.unit}`, 404],
+  ["address utxos with asset, malformed asset", "/addresses/{address}/utxos/{asset}", `/addresses/${fx.address}/utxos/zz`, 400],
   ["tx", "/txs/{hash}", `/txs/${fx.confirmedTx}`, 200],
   ["tx, unknown", "/txs/{hash}", `/txs/${"0".repeat(64)}`, 404],
   ["tx, malformed hash", "/txs/{hash}", `/txs/xyz`, 400],

@@ -229,6 +229,52 @@ async fn blockfrost_endpoints_answer_with_blockfrost_shapes() {
     let (_, c) = get(&format!("{api}/txs/{}/cbor", tx.tx_id)).await;
     assert_eq!(c["cbor"], json!(hex::encode(&tx.tx)));
 
+    // Blocks by height and by hash; confirmations and links.
+    let (s, b1) = get(&format!("{api}/blocks/1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (b1["height"].clone(), b1["tx_count"].clone()),
+        (json!(1), json!(1)),
+        "the faucet block"
+    );
+    let (_, by_hash) = get(&format!("{api}/blocks/{}", b1["hash"].as_str().unwrap())).await;
+    assert_eq!(by_hash, b1);
+    assert_eq!(b1["confirmations"], json!(tip.height - 1));
+    assert_eq!(b1["next_block"], json!(hex::encode(tip.hash)));
+    assert_eq!(
+        get(&format!("{api}/blocks/{}", tip.height + 1)).await.0,
+        404
+    );
+    assert_eq!(get(&format!("{api}/blocks/nope")).await.0, 400);
+
+    // UTxOs holding one asset.
+    let (s, with_unit) = get(&format!(
+        "{api}/addresses/{}/utxos/{}",
+        addr(&buyer),
+        unit.unit()
+    ))
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(with_unit.as_array().unwrap().len(), 1);
+    assert_eq!(
+        with_unit[0]["tx_hash"],
+        json!(tx.tx_id.to_hex()),
+        "the change holds the tokens"
+    );
+    let other = AssetId {
+        policy: [8; 28],
+        name: vec![],
+    };
+    assert_eq!(
+        get(&format!(
+            "{api}/addresses/{}/utxos/{}",
+            addr(&buyer),
+            other.unit()
+        ))
+        .await,
+        (200, json!([]))
+    );
+
     let (_, blk) = get(&format!("{api}/blocks/latest")).await;
     assert_eq!(blk["height"], json!(tip.height));
     assert_eq!(blk["tx_count"], json!(1));
@@ -407,6 +453,8 @@ async fn openapi_conformance_of_real_answers() {
     );
     let fixture = json!({
         "address": addr(&buyer),
+        "unit": AssetId { policy: [7; 28], name: b"USDM".to_vec() }.unit(),
+        "blockHash": hex::encode(d.with_ledger(|l| l.block(2).unwrap().hash)),
         "unusedAddress": addr(&key(99)),
         "confirmedTx": confirmed.tx_id.to_hex(),
         "mempoolTx": waiting.tx_id.to_hex(),

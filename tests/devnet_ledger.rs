@@ -166,6 +166,28 @@ async fn faucet_creates_a_spendable_output_at_once() {
 }
 
 #[tokio::test]
+async fn fund_many_seeds_many_addresses_in_one_block() {
+    let d = manual();
+    let outputs: Vec<(Vec<u8>, Value)> = (1..=50u8)
+        .map(|k| (addr_bytes(&key(k)), Value::lovelace(u64::from(k) * ADA)))
+        .collect();
+    let id = d.fund_many(outputs).unwrap();
+    assert_eq!(d.tip().await.unwrap().height, 1);
+    let refs: Vec<UtxoRef> = (0..50).map(|i| UtxoRef::new(id, i)).collect();
+    for (i, s) in d.utxos(&refs).await.iter().enumerate() {
+        assert!(
+            matches!(s, UtxoState::Unspent(info) if info.value.coin == (i as u64 + 1) * ADA && info.address == addr_bytes(&key(i as u8 + 1)))
+        );
+    }
+    assert!(d.fund_many(vec![]).is_err());
+    assert!(
+        d.fund_many(vec![(vec![0x61; 29], Value::lovelace(ADA))])
+            .is_err(),
+        "mainnet header"
+    );
+}
+
+#[tokio::test]
 async fn valid_payment_enters_mempool_then_a_block_and_gains_depth() {
     let d = manual();
     let buyer = key(1);

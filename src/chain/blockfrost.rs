@@ -531,11 +531,19 @@ impl BlockfrostProvider {
                 pool_deposit: field_u64(&p, "pool_deposit")?,
                 max_collateral_inputs: field_u64_or(&p, "max_collateral_inputs", 0)?,
                 collateral_percent: field_u64_or(&p, "collateral_percent", 0)?,
-                min_fee_ref_script_cost_per_byte: field_u64_or(
-                    &p,
-                    "min_fee_ref_script_cost_per_byte",
-                    0,
-                )?,
+                // A rational on chain (Blockfrost sends a number): rounded up,
+                // so a fee computed with it is never below the node's.
+                min_fee_ref_script_cost_per_byte: match p.get("min_fee_ref_script_cost_per_byte") {
+                    Some(Json::Number(n)) => match n.as_f64() {
+                        Some(f) if f.is_finite() && f >= 0.0 && f < 1e12 => f.ceil() as u64,
+                        _ => {
+                            return Err(format!(
+                                "min_fee_ref_script_cost_per_byte out of range: {n}"
+                            ));
+                        }
+                    },
+                    _ => field_u64_or(&p, "min_fee_ref_script_cost_per_byte", 0)?,
+                },
                 protocol_major: field_u64(&p, "protocol_major_ver")?,
                 protocol_minor: field_u64(&p, "protocol_minor_ver")?,
                 epoch: field_u64(&p, "epoch")?,

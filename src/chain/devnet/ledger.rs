@@ -376,18 +376,47 @@ impl Ledger {
         }
     }
 
-    /// Confirmed unspent outputs of `address` in chain order (`None`: the
-    /// address never held anything on chain, which Blockfrost answers with 404).
-    pub fn address_utxos(&self, address: &[u8]) -> Option<Vec<(ChainPos, UtxoRef)>> {
+    /// One page of the confirmed unspent outputs of `address`, in chain order
+    /// (or reversed with `desc`), keeping only those `keep` accepts. `None`:
+    /// the address never held anything on chain, which Blockfrost answers with 404.
+    pub fn address_utxos(
+        &self,
+        address: &[u8],
+        skip: usize,
+        take: usize,
+        desc: bool,
+        keep: impl Fn(&OutputRecord) -> bool,
+    ) -> Option<Vec<(ChainPos, UtxoRef)>> {
         if !self.address_uses.contains_key(address) {
             return None;
         }
-        Some(
-            self.by_address
-                .get(address)
-                .map(|m| m.iter().map(|(p, r)| (*p, *r)).collect())
-                .unwrap_or_default(),
-        )
+        let Some(m) = self.by_address.get(address) else {
+            return Some(Vec::new());
+        };
+        let wanted = |(_, r): &(&ChainPos, &UtxoRef)| self.output(r).is_some_and(&keep);
+        let page = if desc {
+            m.iter()
+                .rev()
+                .filter(wanted)
+                .skip(skip)
+                .take(take)
+                .map(|(p, r)| (*p, *r))
+                .collect()
+        } else {
+            m.iter()
+                .filter(wanted)
+                .skip(skip)
+                .take(take)
+                .map(|(p, r)| (*p, *r))
+                .collect()
+        };
+        Some(page)
+    }
+
+    /// Blocks from the first one at or after `slot` to the tip.
+    pub fn blocks_since_slot(&self, slot: u64) -> &[BlockRecord] {
+        let first = self.blocks.partition_point(|b| b.slot < slot);
+        &self.blocks[first..]
     }
 
     /// Submit a signed transaction: it must pass the phase-1 rules against the
@@ -641,26 +670,29 @@ impl Ledger {
     /// Create an output at once, as a synthetic faucet transaction in a block
     /// of its own (so history lookups find it like any other transaction).
     pub fn fund(&mut self, address: Vec<u8>, value: Value, slot: u64, time: i64) -> UtxoRef {
+        let id = self.fund_many(vec![OutputRecord::plain(address, value)], slot, time);
+        UtxoRef::new(id, 0)
+    }
+
+    /// Create several outputs at once with one synthetic faucet transaction
+    /// (output `i` is `outputs[i]`) in a block of its own; returns its id.
+    pub fn fund_many(&mut self, outputs: Vec<OutputRecord>, slot: u64, time: i64) -> TxId {
         self.faucet_counter += 1;
         let mut seed: Vec<u8> = b"x402-devnet/faucet/v1".to_vec();
         seed.extend_from_slice(&self.start_unix.to_be_bytes());
         seed.extend_from_slice(&self.faucet_counter.to_be_bytes());
         seed.extend_from_slice(&self.block_nonce.to_be_bytes());
-        seed.extend_from_slice(&address);
+        for o in &outputs {
+            seed.extend_from_slice(&o.address);
+        }
         let id = TxId(blake2b256(&[&seed]));
-        self.txs.insert(
-            id,
-            synthetic(
-                id,
-                TxOrigin::Faucet,
-                vec![OutputRecord::plain(address, value)],
-            ),
-        );
+        self.txs
+            .insert(id, synthetic(id, TxOrigin::Faucet, outputs));
         let tip = self.tip();
         let height = tip.height + 1;
         self.apply_to_chain(id, height, 0);
         self.push_block(vec![id], slot.max(tip.slot), time.max(tip.time));
-        UtxoRef::new(id, 0)
+        id
     }
 
     /// Remove the last `n` blocks (never block 0). Their submitted
