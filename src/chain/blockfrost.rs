@@ -535,7 +535,7 @@ impl BlockfrostProvider {
                 // so a fee computed with it is never below the node's.
                 min_fee_ref_script_cost_per_byte: match p.get("min_fee_ref_script_cost_per_byte") {
                     Some(Json::Number(n)) => match n.as_f64() {
-                        Some(f) if f.is_finite() && f >= 0.0 && f < 1e12 => f.ceil() as u64,
+                        Some(f) if (0.0..1e12).contains(&f) => f.ceil() as u64,
                         _ => {
                             return Err(format!(
                                 "min_fee_ref_script_cost_per_byte out of range: {n}"
