@@ -497,6 +497,19 @@ async fn malformed_and_truncated_bodies_never_become_verdicts() {
 }
 
 #[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let routes = Router::new().route(
+        "/txs/{hash}/utxos",
+        get(|| async { (StatusCode::OK, vec![b' '; 9 * 1024 * 1024]) }),
+    );
+    let bf = client(&spawn(routes).await).await;
+    assert!(matches!(
+        bf.utxos(&[tx_ref(0)]).await[0],
+        UtxoState::Unknown(_)
+    ));
+}
+
+#[tokio::test]
 async fn odd_but_complete_answers_are_read_conservatively() {
     // Bad quantity, missing lovelace, duplicated index, collateral output, a
     // server without consumed_by_tx (fallback to the address listing).

@@ -46,6 +46,8 @@ const LOOKUP_CONCURRENCY: usize = 8;
 const ADDRESS_FALLBACK_PAGES: u32 = 5;
 /// Longest single backoff, whatever the retry count or `Retry-After` says.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest response body read (Blockfrost pages are tens of kilobytes).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Entries kept in the UTxO cache.
 const UTXO_CACHE_CAPACITY: usize = 50_000;
 
@@ -458,7 +460,7 @@ impl BlockfrostProvider {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
-                    match resp.bytes().await {
+                    match read_capped(resp).await {
                         Ok(body) if code == 200 => return Ok(Reply::Body(body)),
                         Ok(_) if code == 404 => return Ok(Reply::NotFound),
                         Ok(body) => {
@@ -654,7 +656,7 @@ impl BlockfrostProvider {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
-                    let body = match resp.bytes().await {
+                    let body = match read_capped(resp).await {
                         Ok(b) => b,
                         Err(e) => {
                             return SubmitOutcome::Unknown(format!(
@@ -742,6 +744,25 @@ impl BlockfrostProvider {
             Err(f) => Err(ChainError::new(op, f.to_string())),
         }
     }
+}
+
+/// Read a response body, refusing one larger than [`MAX_BODY_BYTES`] (a
+/// misbehaving server must not be able to exhaust memory).
+async fn read_capped(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
