@@ -2,9 +2,8 @@
 //! startup order, and drains it on shutdown.
 //!
 //! Startup order (each failure is one log line naming the step, then exit 1):
-//! 1. configuration (in `main`), 2. Sentry, 3. store, 4. chain provider,
-//! 5. HTTP listener, 6. signal handlers (in `main`, handed in as the
-//! shutdown future).
+//! configuration (in `main`), Sentry, store, chain provider, HTTP listener,
+//! signal handlers (in `main`, handed in as the shutdown future).
 //!
 //! Shutdown is an explicit future passed to [`App::run`], so tests can drive
 //! it without signals: on it, the listener closes (new connections are
@@ -39,6 +38,8 @@ pub struct AppInner {
     /// The embedded ledger, when it is the chain backend.
     pub devnet: Option<Arc<Devnet>>,
     pub started: Instant,
+    /// What the verify pipeline needs (chain, network, limits, clock).
+    pub verify_ctx: crate::scheme::exact_cardano::VerifyContext,
     /// The settlement service and its reconciler.
     pub settlement: Arc<crate::settle::Settlement>,
     /// API keys and rate limits, shared by every route.
@@ -147,7 +148,10 @@ impl App {
         chain: ChainHandle,
         sentry: SentryGuard,
     ) -> Result<App, StartupError> {
-        let ChainHandle { provider: chain, devnet } = chain;
+        let ChainHandle {
+            provider: chain,
+            devnet,
+        } = chain;
         let addr_text = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr_text)
             .await
@@ -167,6 +171,10 @@ impl App {
         let state = AppState(Arc::new(AppInner {
             settings,
             settlement,
+            verify_ctx: crate::scheme::exact_cardano::VerifyContext::new(
+                chain.clone(),
+                chain.network(),
+            ),
             chain,
             store,
             devnet,

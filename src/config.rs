@@ -158,7 +158,7 @@ impl Default for LoggingSettings {
 pub struct SentrySettings {
     pub dsn: Option<Secret>,
     pub environment: Option<String>,
-    pub traces_sample_rate: f32,
+    pub traces_sample_rate: f64,
 }
 
 impl Default for SentrySettings {
@@ -654,10 +654,11 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
             bad("sentry.tracesSampleRate", "must be between 0 and 1");
         }
-        if let Some(dsn) = &self.sentry.dsn {
-            if !dsn.is_empty() && dsn.expose().parse::<sentry::types::Dsn>().is_err() {
-                bad("sentry.dsn", "is not a valid Sentry DSN");
-            }
+        if let Some(dsn) = &self.sentry.dsn
+            && !dsn.is_empty()
+            && dsn.expose().parse::<sentry::types::Dsn>().is_err()
+        {
+            bad("sentry.dsn", "is not a valid Sentry DSN");
         }
         if self.rate_limit.enabled {
             if self.rate_limit.window_ms < 100 {
@@ -706,10 +707,10 @@ impl Settings {
                 "Blockfrost project ID is required",
             );
         }
-        if let Some(url) = &bf.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                bad("chain.blockfrost.url", "must be an http(s) URL");
-            }
+        if let Some(url) = &bf.url
+            && (!(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10)
+        {
+            bad("chain.blockfrost.url", "must be an http(s) URL");
         }
         if bf.request_timeout_ms < 100 {
             bad("chain.blockfrost.requestTimeoutMs", "must be at least 100");
@@ -839,10 +840,10 @@ impl Settings {
             bad("settlement.stabilityDepth", "must be at least 1");
         }
 
-        if let Some(k) = &self.admin.api_key {
-            if k.expose().len() < 16 {
-                bad("admin.apiKey", "must be at least 16 characters");
-            }
+        if let Some(k) = &self.admin.api_key
+            && k.expose().len() < 16
+        {
+            bad("admin.apiKey", "must be at least 16 characters");
         }
         for (i, ip) in self.admin.allowed_ips.iter().enumerate() {
             if ip.parse::<std::net::IpAddr>().is_err() {

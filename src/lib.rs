@@ -20,9 +20,11 @@
 //! | [`settle`] | settlement service and reconciler (the journal state machine) |
 
 pub mod app;
+pub mod buyer;
 pub mod cardano;
 pub mod chain;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod protocol;
 pub mod scheme;

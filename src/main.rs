@@ -88,10 +88,17 @@ async fn async_main(cli: Cli) -> ExitCode {
         }
         Some(Command::Healthcheck { url }) => healthcheck(&settings, url).await,
         Some(Command::Demo) => {
+            let mut settings = settings;
+            // The demo prints its own story; service logs only for problems.
+            settings.logging.level = "warn".into();
             telemetry::init(&settings);
-            // WIRING-PENDING: demo lands with settlement.
-            let _ = settings;
-            ExitCode::from(1)
+            match x402_facilitator::demo::run(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Some(Command::Serve) | None => serve(settings).await,
     }

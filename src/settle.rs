@@ -597,6 +597,22 @@ impl Settlement {
         }
     }
 
+    /// The record brought up to date with live chain evidence (for /status).
+    /// Moves the journal the way the reconciler would; on a lookup error the
+    /// stored record is returned as it is.
+    pub async fn refresh(&self, rec: SettlementRecord) -> SettlementRecord {
+        if matches!(
+            rec.state,
+            SettlementState::Claimed | SettlementState::Failed | SettlementState::Expired
+        ) {
+            return rec;
+        }
+        match self.chain.evidence(&rec.tx_id).await {
+            Ok(ev) => self.apply_evidence(&rec, &ev).await.unwrap_or(rec),
+            Err(_) => rec,
+        }
+    }
+
     /// One reconciler pass over the records that are due. Returns how many were examined.
     pub async fn reconcile_once(&self) -> Result<usize, StoreError> {
         let due = self.store.due(now_ms(), 200).await?;

@@ -149,7 +149,7 @@ pub fn init_sentry(settings: &Settings) -> SentryGuard {
     let mut options = sentry::ClientOptions::new()
         .release(format!("{SERVICE_NAME}@{}", env!("CARGO_PKG_VERSION")))
         .environment(environment)
-        .traces_sample_rate(settings.sentry.traces_sample_rate)
+        .traces_sample_rate(settings.sentry.traces_sample_rate as f32)
         .send_default_pii(false)
         .attach_stacktrace(true);
     options.dsn = Some(dsn);

@@ -566,5 +566,8 @@ fn config_example_lists_every_key_with_its_default() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/config.example.json");
     let example: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let defaults = serde_json::to_value(x402_facilitator::config::Settings::default()).unwrap();
-    assert_eq!(example, defaults, "regenerate with: cargo run -- check-config > config/config.example.json");
+    assert_eq!(
+        example, defaults,
+        "regenerate with: cargo run -- check-config > config/config.example.json"
+    );
 }

@@ -64,7 +64,11 @@ impl FromStr for TxId {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let expected = "64 lower-case hex characters";
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(malformed(expected, s));
         }
         let mut out = [0u8; 32];
@@ -117,7 +121,11 @@ impl FromStr for UtxoRef {
         let expected = "<64 hex>#<output index>";
         let (id, ix) = s.split_once('#').ok_or_else(|| malformed(expected, s))?;
         let tx_id = id.parse().map_err(|_| malformed(expected, s))?;
-        if ix.is_empty() || ix.len() > 10 || !ix.bytes().all(|b| b.is_ascii_digit()) || (ix.len() > 1 && ix.starts_with('0')) {
+        if ix.is_empty()
+            || ix.len() > 10
+            || !ix.bytes().all(|b| b.is_ascii_digit())
+            || (ix.len() > 1 && ix.starts_with('0'))
+        {
             return Err(malformed(expected, s));
         }
         let index = ix.parse().map_err(|_| malformed(expected, s))?;
@@ -164,8 +172,16 @@ impl AssetId {
     }
     fn from_parts(policy: &str, name: &str, whole: &str) -> Result<Self, ParseError> {
         let expected = "<56 hex policy id>.<0-64 hex asset name> in lower case";
-        let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if policy.len() != 56 || name.len() > 64 || !name.len().is_multiple_of(2) || !lower_hex(policy) || !lower_hex(name) {
+        let lower_hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if policy.len() != 56
+            || name.len() > 64
+            || !name.len().is_multiple_of(2)
+            || !lower_hex(policy)
+            || !lower_hex(name)
+        {
             return Err(malformed(expected, whole));
         }
         let mut p = [0u8; 28];
@@ -216,9 +232,12 @@ impl FromStr for Asset {
         if s == "lovelace" {
             return Ok(Asset::Lovelace);
         }
-        let (p, n) = s
-            .split_once('.')
-            .ok_or_else(|| malformed("\"lovelace\" or <56 hex policy id>.<0-64 hex asset name>", s))?;
+        let (p, n) = s.split_once('.').ok_or_else(|| {
+            malformed(
+                "\"lovelace\" or <56 hex policy id>.<0-64 hex asset name>",
+                s,
+            )
+        })?;
         Ok(Asset::Native(AssetId::from_parts(p, n, s)?))
     }
 }
@@ -232,7 +251,10 @@ pub struct Value {
 
 impl Value {
     pub fn lovelace(coin: u64) -> Self {
-        Value { coin, assets: BTreeMap::new() }
+        Value {
+            coin,
+            assets: BTreeMap::new(),
+        }
     }
 
     /// Quantity of one asset (lovelace included).

@@ -86,10 +86,10 @@ impl IntoResponse for ApiError {
             axum::Json(error_body(self.status, self.code, &self.message, None)),
         )
             .into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp.extensions_mut().insert(Shaped {
             code: self.code,

@@ -281,10 +281,8 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
         if let Some(b) = global {
             checks.push(guard.check(b, &key));
         }
-        if sensitive {
-            if let Some(b) = sens {
-                checks.push(guard.check(b, &key));
-            }
+        if sensitive && let Some(b) = sens {
+            checks.push(guard.check(b, &key));
         }
         // Report the tightest limit; reject if any is exhausted.
         if let Some(denied) = checks.iter().position(|v| v.retry_after.is_some()) {

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod x402;
 
 use std::any::Any;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -47,6 +48,11 @@ pub fn routes(state: AppState) -> Router {
         router = router.route("/metrics", get(metrics::render));
     }
     router
+        .route("/verify", post(x402::verify))
+        .route("/settle", post(x402::settle))
+        .route("/status", post(x402::status_post))
+        .route("/status/{txid}", get(x402::status_get))
+        .route("/supported", get(x402::supported))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .nest(

@@ -3,4 +3,6 @@
 
 pub mod exact_cardano;
 
-pub use exact_cardano::{VerifiedPayment, VerifyContext, VerifyLimits, VerifyOutcome, supported_kinds, verify};
+pub use exact_cardano::{
+    VerifiedPayment, VerifyContext, VerifyLimits, VerifyOutcome, supported_kinds, verify,
+};

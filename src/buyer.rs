@@ -1,0 +1,293 @@
+//! The buyer's side of the Cardano `exact` scheme: turn payment requirements
+//! into a signed transaction and the x402 payload that carries it.
+//!
+//! The facilitator itself never signs anything; this module exists for the
+//! demo, the load driver and black-box tests, which need a real buyer. It
+//! reads the chain through any Blockfrost-compatible API (the devnet's own,
+//! by default), as a wallet would.
+
+use base64::Engine;
+use serde_json::{Value as Json, json};
+
+use crate::cardano::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec};
+use crate::cardano::keys::SigningKey;
+use crate::cardano::{Asset, AssetId, Network, UtxoRef, Value, address};
+use crate::chain::ProtocolParams;
+use crate::protocol::types::{PaymentPayloadV2, PaymentRequirementsV2, RequestV2};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuyerError {
+    #[error("requirements: {0}")]
+    Requirements(String),
+    #[error("not enough funds: {0}")]
+    Funds(String),
+    #[error("building the transaction: {0}")]
+    Build(String),
+    #[error("chain API: {0}")]
+    Api(String),
+}
+
+/// A buyer with one payment key and its enterprise address.
+pub struct Buyer {
+    key: SigningKey,
+    network: Network,
+}
+
+/// What a wallet needs to know about the chain to pay.
+#[derive(Clone, Debug)]
+pub struct ChainView {
+    pub utxos: Vec<(UtxoRef, Value)>,
+    pub params: ProtocolParams,
+    pub tip_slot: u64,
+}
+
+impl Buyer {
+    pub fn new(key: SigningKey, network: Network) -> Buyer {
+        Buyer { key, network }
+    }
+
+    /// A buyer from a 32-byte seed (tests and the demo).
+    pub fn from_seed(seed: [u8; 32], network: Network) -> Buyer {
+        Buyer::new(SigningKey::from_seed(seed), network)
+    }
+
+    pub fn address(&self) -> String {
+        self.key.enterprise_address(self.network)
+    }
+
+    pub fn address_bytes(&self) -> Vec<u8> {
+        self.key.enterprise_address_bytes(self.network)
+    }
+
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Build and sign a transaction paying `req`, spending from `view.utxos`
+    /// (smallest set, in the given order, that covers the payment and ~2 ada
+    /// for fee and change). The nonce is the first input.
+    pub fn pay(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
+        let asset: Asset = req
+            .asset
+            .parse()
+            .map_err(|e| BuyerError::Requirements(format!("asset: {e}")))?;
+        let amount: u64 = req
+            .amount
+            .parse()
+            .map_err(|_| BuyerError::Requirements("amount".into()))?;
+        let pay_to = address::decode_bech32(&req.pay_to)
+            .map_err(|e| BuyerError::Requirements(format!("payTo: {e}")))?
+            .1;
+        let mut out_value = Value::default();
+        match &asset {
+            Asset::Lovelace => out_value.coin = amount,
+            Asset::Native(id) => {
+                out_value
+                    .checked_add_asset(id.clone(), amount)
+                    .ok_or_else(|| BuyerError::Requirements("amount overflows".into()))?;
+            }
+        }
+        let mut output = OutputSpec {
+            address: pay_to,
+            value: out_value,
+        };
+        let min_ada = builder::min_utxo_of(&output, &view.params);
+        if output.value.coin < min_ada {
+            output.value.coin = min_ada;
+        }
+
+        let mut need = output.value.clone();
+        need.coin = need.coin.saturating_add(2_000_000);
+        let mut chosen = Vec::new();
+        let mut have = Value::default();
+        for (r, v) in &view.utxos {
+            if covers(&have, &need) {
+                break;
+            }
+            chosen.push(InputSpec {
+                utxo: *r,
+                value: v.clone(),
+            });
+            have = have
+                .checked_add(v)
+                .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
+        }
+        if !covers(&have, &need) {
+            return Err(BuyerError::Funds(format!(
+                "have {} lovelace, need about {}",
+                have.coin, need.coin
+            )));
+        }
+        let nonce = chosen
+            .first()
+            .map(|i| i.utxo)
+            .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+        let window = req.max_timeout_seconds.clamp(30, 600) / 2;
+        let spec = PaymentSpec {
+            inputs: chosen,
+            outputs: vec![output],
+            change_address: self.address_bytes(),
+            validity_start: None,
+            ttl: Some(view.tip_slot + window),
+            network_id: None,
+        };
+        let built = builder::build_payment(&spec, &view.params, std::slice::from_ref(&self.key))
+            .map_err(|e| BuyerError::Build(e.to_string()))?;
+        Ok((built, nonce))
+    }
+
+    /// The v2 payment payload for a built transaction.
+    pub fn payload(
+        req: &PaymentRequirementsV2,
+        built: &Built,
+        nonce: &UtxoRef,
+    ) -> PaymentPayloadV2 {
+        PaymentPayloadV2 {
+            x402_version: 2,
+            accepted: req.clone(),
+            payload: json!({
+                "transaction": base64::engine::general_purpose::STANDARD.encode(&built.tx),
+                "nonce": nonce.to_string(),
+            }),
+            resource: None,
+            extensions: None,
+        }
+    }
+}
+
+/// A facilitator request body for a payload and the requirements it answers.
+pub fn request(payload: &PaymentPayloadV2, req: &PaymentRequirementsV2) -> RequestV2 {
+    RequestV2 {
+        x402_version: 2,
+        payment_payload: payload.clone(),
+        payment_requirements: req.clone(),
+    }
+}
+
+fn covers(have: &Value, need: &Value) -> bool {
+    have.coin >= need.coin
+        && need
+            .assets
+            .iter()
+            .all(|(id, q)| have.assets.get(id).copied().unwrap_or(0) >= *q)
+}
+
+/// Read what a wallet needs from a Blockfrost-compatible API (`base` ends in `/api/v0`).
+pub async fn chain_view(
+    client: &reqwest::Client,
+    base: &str,
+    address: &str,
+) -> Result<ChainView, BuyerError> {
+    let get = |path: String| {
+        let client = client.clone();
+        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        async move {
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| BuyerError::Api(format!("{url}: {e}")))?;
+            let status = r.status();
+            let body: Json = r
+                .json()
+                .await
+                .map_err(|e| BuyerError::Api(format!("{url}: {e}")))?;
+            Ok::<(u16, Json), BuyerError>((status.as_u16(), body))
+        }
+    };
+    let (_, tip) = get("/blocks/latest".into()).await?;
+    let tip_slot = tip
+        .get("slot")
+        .and_then(Json::as_u64)
+        .ok_or_else(|| BuyerError::Api("blocks/latest: no slot".into()))?;
+    let (_, p) = get("/epochs/latest/parameters".into()).await?;
+    let num = |k: &str| -> Result<u64, BuyerError> {
+        match p.get(k) {
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .ok_or_else(|| BuyerError::Api(format!("parameter {k}"))),
+            Some(Json::String(s)) => s
+                .parse()
+                .map_err(|_| BuyerError::Api(format!("parameter {k}"))),
+            _ => Err(BuyerError::Api(format!("parameter {k} missing"))),
+        }
+    };
+    let mut params = ProtocolParams::mainnet_like();
+    params.min_fee_a = num("min_fee_a")?;
+    params.min_fee_b = num("min_fee_b")?;
+    params.max_tx_size = num("max_tx_size")?;
+    params.coins_per_utxo_size = num("coins_per_utxo_size")?;
+    let (status, list) = get(format!("/addresses/{address}/utxos?count=100&page=1")).await?;
+    let mut utxos = Vec::new();
+    if status == 200 {
+        for u in list.as_array().cloned().unwrap_or_default() {
+            let (Some(h), Some(ix)) = (
+                u.get("tx_hash").and_then(Json::as_str),
+                u.get("output_index").and_then(Json::as_u64),
+            ) else {
+                continue;
+            };
+            let Ok(tx_id) = h.parse() else { continue };
+            let mut v = Value::default();
+            for a in u
+                .get("amount")
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let unit = a.get("unit").and_then(Json::as_str).unwrap_or("");
+                let q: u64 = a
+                    .get("quantity")
+                    .and_then(Json::as_str)
+                    .and_then(|q| q.parse().ok())
+                    .unwrap_or(0);
+                if unit == "lovelace" {
+                    v.coin = q;
+                } else if let Ok(id) = AssetId::from_unit(unit) {
+                    let _ = v.checked_add_asset(id, q);
+                }
+            }
+            utxos.push((UtxoRef::new(tx_id, ix as u32), v));
+        }
+    }
+    Ok(ChainView {
+        utxos,
+        params,
+        tip_slot,
+    })
+}
+
+/// Ask the devnet faucet for funds (`base` is the facilitator's base URL).
+pub async fn faucet(
+    client: &reqwest::Client,
+    base: &str,
+    address: &str,
+    lovelace: u64,
+    assets: &[(String, u64)],
+) -> Result<UtxoRef, BuyerError> {
+    let assets: serde_json::Map<String, Json> = assets
+        .iter()
+        .map(|(u, q)| (u.clone(), json!(q.to_string())))
+        .collect();
+    let r = client
+        .post(format!("{}/devnet/faucet", base.trim_end_matches('/')))
+        .json(&json!({ "address": address, "lovelace": lovelace.to_string(), "assets": assets }))
+        .send()
+        .await
+        .map_err(|e| BuyerError::Api(e.to_string()))?;
+    let body: Json = r.json().await.map_err(|e| BuyerError::Api(e.to_string()))?;
+    let h = body
+        .get("txHash")
+        .and_then(Json::as_str)
+        .ok_or_else(|| BuyerError::Api(format!("faucet: {body}")))?;
+    let ix = body.get("outputIndex").and_then(Json::as_u64).unwrap_or(0);
+    Ok(UtxoRef::new(
+        h.parse()
+            .map_err(|_| BuyerError::Api("faucet tx hash".into()))?,
+        ix as u32,
+    ))
+}

@@ -1,0 +1,291 @@
+//! `x402-facilitator demo`: one complete paid request on the embedded devnet,
+//! every step printed with its timing.
+//!
+//! Three parties run in this process, talking HTTP on loopback like real ones:
+//! the facilitator (the real [`App`]), a tiny resource server that sells one
+//! route for 1 ada, and a buyer that pays with a signed transaction built
+//! from the devnet's Blockfrost-compatible API.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value as Json, json};
+
+use crate::app::App;
+use crate::buyer::{self, Buyer};
+use crate::cardano::Network;
+use crate::cardano::keys::SigningKey;
+use crate::config::{Settings, StoreBackend};
+use crate::protocol::headers::{
+    PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, decode_header, encode_header,
+};
+use crate::protocol::types::{
+    PaymentPayloadV2, PaymentRequiredV2, PaymentRequirementsV2, ResourceInfo, SettleResponse,
+    VerifyResponse,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Step(String),
+}
+
+fn step(msg: impl Into<String>) -> DemoError {
+    DemoError::Step(msg.into())
+}
+
+#[derive(Clone)]
+struct Shop {
+    facilitator: String,
+    requirements: PaymentRequirementsV2,
+    resource: String,
+    client: reqwest::Client,
+}
+
+/// The resource server's one paid route.
+async fn premium(State(shop): State<Shop>, headers: HeaderMap) -> Response {
+    let required = PaymentRequiredV2 {
+        x402_version: 2,
+        error: None,
+        resource: Some(ResourceInfo {
+            url: shop.resource.clone(),
+            description: Some("Premium weather".into()),
+            mime_type: Some("application/json".into()),
+        }),
+        accepts: vec![shop.requirements.clone()],
+        extensions: None,
+    };
+    let refuse = |error: Option<String>| {
+        let mut body = required.clone();
+        body.error = error;
+        let mut resp = (StatusCode::PAYMENT_REQUIRED, axum::Json(body.clone())).into_response();
+        if let Ok(v) = encode_header(&body).map(|h| HeaderValue::from_str(&h)) {
+            if let Ok(v) = v {
+                resp.headers_mut().insert(PAYMENT_REQUIRED, v);
+            }
+        }
+        resp
+    };
+    let Some(sig) = headers.get(PAYMENT_SIGNATURE).and_then(|v| v.to_str().ok()) else {
+        return refuse(None);
+    };
+    let Ok(payload) = decode_header::<PaymentPayloadV2>(sig) else {
+        return refuse(Some("malformed PAYMENT-SIGNATURE".into()));
+    };
+    let body = json!({ "x402Version": 2, "paymentPayload": payload, "paymentRequirements": shop.requirements });
+    let verify: VerifyResponse = match shop
+        .client
+        .post(format!("{}/verify", shop.facilitator))
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => match r.json().await {
+            Ok(v) => v,
+            Err(e) => return refuse(Some(format!("verify answer unreadable: {e}"))),
+        },
+        Err(e) => return refuse(Some(format!("facilitator unreachable: {e}"))),
+    };
+    if !verify.is_valid {
+        return refuse(verify.invalid_reason);
+    }
+    let settle: SettleResponse = match shop
+        .client
+        .post(format!("{}/settle", shop.facilitator))
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => match r.json().await {
+            Ok(v) => v,
+            Err(e) => return refuse(Some(format!("settle answer unreadable: {e}"))),
+        },
+        Err(e) => return refuse(Some(format!("facilitator unreachable: {e}"))),
+    };
+    if !settle.success {
+        return refuse(settle.error_reason);
+    }
+    let mut resp = axum::Json(json!({ "forecast": "sunny", "temperatureC": 21 })).into_response();
+    if let Ok(Ok(v)) = encode_header(&settle).map(|h| HeaderValue::from_str(&h)) {
+        resp.headers_mut().insert(PAYMENT_RESPONSE, v);
+    }
+    resp
+}
+
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn say(&self, what: &str) {
+        println!("[{:>6} ms] {what}", self.start.elapsed().as_millis());
+    }
+}
+
+/// Run the demo. Uses the embedded devnet and memory store whatever the configuration says.
+pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.chain.network = Network::Devnet;
+    settings.chain.blockfrost.url = None;
+    settings.chain.devnet.block_time_ms = settings.chain.devnet.block_time_ms.min(500);
+    settings.chain.devnet.api_enabled = true;
+    settings.chain.devnet.faucet_enabled = true;
+    settings.store.backend = StoreBackend::Memory;
+    settings.rate_limit.enabled = false;
+    settings.settlement.poll_interval_ms = 100;
+
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    println!("x402 on Cardano, end to end, on the embedded devnet\n");
+
+    let app = App::build(settings)
+        .await
+        .map_err(|e| step(format!("facilitator did not start: {e}")))?;
+    let facilitator = format!("http://{}", app.addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(app.run(async move {
+        let _ = stop_rx.await;
+    }));
+    clock.say(&format!(
+        "facilitator up at {facilitator} (devnet, memory store)"
+    ));
+
+    let seller = SigningKey::from_seed([0x5e; 32]).enterprise_address(Network::Devnet);
+    let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let shop_addr: SocketAddr = shop_listener
+        .local_addr()
+        .map_err(|e| step(e.to_string()))?;
+    let resource = format!("http://{shop_addr}/weather");
+    let requirements = PaymentRequirementsV2 {
+        scheme: "exact".into(),
+        network: Network::Devnet.caip2().into(),
+        amount: "1000000".into(),
+        asset: "lovelace".into(),
+        pay_to: seller.clone(),
+        max_timeout_seconds: 600,
+        extra: json!({ "confirmationPolicy": { "l1Confirmations": 1 } }),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| step(e.to_string()))?;
+    let shop = Shop {
+        facilitator: facilitator.clone(),
+        requirements,
+        resource: resource.clone(),
+        client: client.clone(),
+    };
+    let shop_task = tokio::spawn(async move {
+        let router = Router::new()
+            .route("/weather", get(premium))
+            .with_state(shop);
+        let _ = axum::serve(shop_listener, router).await;
+    });
+    clock.say(&format!(
+        "resource server up: GET {resource} costs 1 ada, paid to {seller}"
+    ));
+
+    let result = buyer_flow(&clock, &client, &facilitator, &resource).await;
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+    shop_task.abort();
+    match &result {
+        Ok(()) => clock.say("done: paid request served, payment settled on chain"),
+        Err(e) => clock.say(&format!("FAILED: {e}")),
+    }
+    result
+}
+
+async fn buyer_flow(
+    clock: &Clock,
+    client: &reqwest::Client,
+    facilitator: &str,
+    resource: &str,
+) -> Result<(), DemoError> {
+    let buyer = Buyer::from_seed([0xb7; 32], Network::Devnet);
+    let funded = buyer::faucet(client, facilitator, &buyer.address(), 10_000_000, &[])
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    clock.say(&format!(
+        "buyer {} funded with 10 ada by the devnet faucet ({funded})",
+        buyer.address()
+    ));
+
+    let first = client
+        .get(resource)
+        .send()
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    if first.status() != StatusCode::PAYMENT_REQUIRED {
+        return Err(step(format!("expected 402, got {}", first.status())));
+    }
+    let header = first
+        .headers()
+        .get(PAYMENT_REQUIRED)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| step("402 without PAYMENT-REQUIRED"))?
+        .to_owned();
+    let required: PaymentRequiredV2 = decode_header(&header).map_err(|e| step(e.to_string()))?;
+    let req = required
+        .accepts
+        .first()
+        .cloned()
+        .ok_or_else(|| step("402 offers nothing"))?;
+    clock.say(&format!(
+        "402 Payment Required: {} {} to {} on {}",
+        req.amount, req.asset, req.pay_to, req.network
+    ));
+
+    let api = format!("{facilitator}/devnet/api/v0");
+    let view = buyer::chain_view(client, &api, &buyer.address())
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let (built, nonce) = buyer.pay(&req, &view).map_err(|e| step(e.to_string()))?;
+    let payload = Buyer::payload(&req, &built, &nonce);
+    let sig = encode_header(&payload).map_err(|e| step(e.to_string()))?;
+    clock.say(&format!(
+        "signed transaction {} ({} bytes, fee {} lovelace) in PAYMENT-SIGNATURE",
+        built.tx_id,
+        built.tx.len(),
+        built.fee
+    ));
+
+    let paid = client
+        .get(resource)
+        .header(PAYMENT_SIGNATURE, sig)
+        .send()
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let status = paid.status();
+    let response_header = paid
+        .headers()
+        .get(PAYMENT_RESPONSE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Json = paid.json().await.unwrap_or(Json::Null);
+    if status != StatusCode::OK {
+        return Err(step(format!("paid request answered {status}: {body}")));
+    }
+    clock.say("resource server: facilitator /verify said valid, /settle submitted and waited for 1 confirmation");
+    let settle: SettleResponse = response_header
+        .as_deref()
+        .ok_or_else(|| step("200 without PAYMENT-RESPONSE"))
+        .and_then(|h| decode_header(h).map_err(|e| step(e.to_string())))?;
+    let ext = settle.extensions.clone().unwrap_or(Json::Null);
+    clock.say(&format!(
+        "settled: transaction {} on {}, status {}, confirmations {}",
+        settle.transaction, settle.network, ext["status"], ext["confirmations"]
+    ));
+    clock.say(&format!("200 OK with PAYMENT-RESPONSE; body {body}"));
+    Ok(())
+}
