@@ -197,7 +197,7 @@ async fn client_over_devnet_api_answers_like_the_devnet() {
             fee: 0,
             ..Default::default()
         },
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     for tx in [
         &double.tx,
@@ -279,10 +279,49 @@ async fn spawn(routes: Router) -> String {
 }
 
 async fn client(base: &str) -> BlockfrostProvider {
-    // Preprod: its slot clock is static, so construction sends no request.
+    // Preprod: when these servers cannot tell the slot clock, its Shelley anchor is used.
     BlockfrostProvider::new(Network::Preprod, &bf_settings(base), &no_cache())
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_custom_url_supplies_the_slot_clock() {
+    let routes = Router::new()
+        .route(
+            "/genesis",
+            get(|| async { axum::Json(json!({"slot_length": 1, "system_start": 0})) }),
+        )
+        .route(
+            "/blocks/latest",
+            get(|| async {
+                axum::Json(json!({"slot": 1000, "time": 1_700_000_000, "height": 5, "hash": TX}))
+            }),
+        );
+    let base = spawn(routes).await;
+    let bf = client(&base).await;
+    assert_eq!(bf.slot_at(1_700_000_010), 1010);
+    // Nothing to ask: a public network falls back to its anchor, a devnet cannot start.
+    let empty = spawn(Router::new()).await;
+    assert_eq!(client(&empty).await.slot_at(1_655_769_600), 86_400);
+    assert!(
+        BlockfrostProvider::new(Network::Devnet, &bf_settings(&empty), &no_cache())
+            .await
+            .is_err()
+    );
+    // Hosted Blockfrost needs no request for its clock.
+    let hosted = BlockfrostProvider::new(
+        Network::Mainnet,
+        &BlockfrostSettings::default(),
+        &no_cache(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hosted.base_url(),
+        "https://cardano-mainnet.blockfrost.io/api/v0"
+    );
+    assert_eq!(hosted.slot_at(1_596_059_091), 4_492_800);
 }
 
 const TX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -353,6 +392,7 @@ async fn repeated_server_errors_are_unknown_or_chain_errors() {
         bf_error(500)
     });
     let bf = client(&spawn(routes.with_state(h.clone())).await).await;
+    h.store(0, Ordering::SeqCst); // construction asked /genesis for the slot clock
     assert!(matches!(
         bf.utxos(&[tx_ref(0)]).await[0],
         UtxoState::Unknown(_)
@@ -378,6 +418,7 @@ async fn repeated_server_errors_are_unknown_or_chain_errors() {
 async fn timeouts_are_unknown_and_a_timed_out_submit_is_not_resent() {
     let h = hits();
     let routes = Router::new()
+        .route("/genesis", get(|| async { bf_error(404) }))
         .fallback(|State(h): State<Hits>| async move {
             h.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -385,6 +426,7 @@ async fn timeouts_are_unknown_and_a_timed_out_submit_is_not_resent() {
         })
         .with_state(h.clone());
     let bf = client(&spawn(routes).await).await;
+    h.store(0, Ordering::SeqCst); // construction asked /genesis for the slot clock
     let started = std::time::Instant::now();
     assert!(matches!(
         bf.submit(b"\x84").await,
@@ -452,6 +494,19 @@ async fn malformed_and_truncated_bodies_never_become_verdicts() {
         SubmitOutcome::Unknown(_)
     ));
     assert_eq!(h.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let routes = Router::new().route(
+        "/txs/{hash}/utxos",
+        get(|| async { (StatusCode::OK, vec![b' '; 9 * 1024 * 1024]) }),
+    );
+    let bf = client(&spawn(routes).await).await;
+    assert!(matches!(
+        bf.utxos(&[tx_ref(0)]).await[0],
+        UtxoState::Unknown(_)
+    ));
 }
 
 #[tokio::test]

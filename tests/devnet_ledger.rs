@@ -166,6 +166,28 @@ async fn faucet_creates_a_spendable_output_at_once() {
 }
 
 #[tokio::test]
+async fn fund_many_seeds_many_addresses_in_one_block() {
+    let d = manual();
+    let outputs: Vec<(Vec<u8>, Value)> = (1..=50u8)
+        .map(|k| (addr_bytes(&key(k)), Value::lovelace(u64::from(k) * ADA)))
+        .collect();
+    let id = d.fund_many(outputs).unwrap();
+    assert_eq!(d.tip().await.unwrap().height, 1);
+    let refs: Vec<UtxoRef> = (0..50).map(|i| UtxoRef::new(id, i)).collect();
+    for (i, s) in d.utxos(&refs).await.iter().enumerate() {
+        assert!(
+            matches!(s, UtxoState::Unspent(info) if info.value.coin == (i as u64 + 1) * ADA && info.address == addr_bytes(&key(i as u8 + 1)))
+        );
+    }
+    assert!(d.fund_many(vec![]).is_err());
+    assert!(
+        d.fund_many(vec![(vec![0x61; 29], Value::lovelace(ADA))])
+            .is_err(),
+        "mainnet header"
+    );
+}
+
+#[tokio::test]
 async fn valid_payment_enters_mempool_then_a_block_and_gains_depth() {
     let d = manual();
     let buyer = key(1);
@@ -274,21 +296,21 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
             vec![(seller.clone(), 2 * ADA)],
             fee,
         ),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&ghost.tx).await), "BadInputsUTxO");
 
     // ValueNotConservedUTxO: outputs + fee != inputs.
     let leak = builder::sign_body(
         &body_spending(input, vec![(seller.clone(), 20 * ADA - fee - 1)], fee),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&leak.tx).await), "ValueNotConservedUTxO");
 
     // FeeTooSmallUTxO.
     let cheap = builder::sign_body(
         &body_spending(input, vec![(seller.clone(), 20 * ADA - 100)], 100),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&cheap.tx).await), "FeeTooSmallUTxO");
 
@@ -297,7 +319,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     expired.ttl = Some(0);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&expired, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&expired, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "OutsideValidityIntervalUTxO"
@@ -306,7 +328,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     early.validity_start = Some(d.current_slot() + 10_000);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&early, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&early, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "OutsideValidityIntervalUTxO"
@@ -328,7 +350,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
         vec![(seller.clone(), 20 * ADA - fee)],
         fee,
     ));
-    let mut w = builder::sign(&body, &[buyer.clone()]);
+    let mut w = builder::sign(&body, std::slice::from_ref(&buyer));
     w[0].signature[0] ^= 0xff;
     let forged = builder::assemble(&body, &builder::encode_witness_set(&w), true, None);
     assert_eq!(rejected(d.submit(&forged).await), "InvalidWitnessesUTXOW");
@@ -337,14 +359,14 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
     let mainnet = key(2).enterprise_address_bytes(Network::Mainnet);
     let abroad = builder::sign_body(
         &body_spending(input, vec![(mainnet, 20 * ADA - fee)], fee),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(rejected(d.submit(&abroad.tx).await), "WrongNetwork");
     let mut tagged = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
     tagged.network_id = Some(1);
     assert_eq!(
         rejected(
-            d.submit(&builder::sign_body(&tagged, &[buyer.clone()]).tx)
+            d.submit(&builder::sign_body(&tagged, std::slice::from_ref(&buyer)).tx)
                 .await
         ),
         "WrongNetworkInTxBody"
@@ -360,7 +382,7 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
             ],
             fee,
         ),
-        &[buyer.clone()],
+        std::slice::from_ref(&buyer),
     );
     assert_eq!(
         rejected(d.submit(&dust.tx).await),
@@ -369,9 +391,32 @@ async fn every_phase1_rule_rejects_with_the_node_reason() {
 
     // MaxTxSizeUTxO: more than 16 KiB.
     let many: Vec<(Vec<u8>, u64)> = (0..600).map(|_| (seller.clone(), ADA)).collect();
-    let huge = builder::sign_body(&body_spending(input, many, fee), &[buyer.clone()]);
+    let huge = builder::sign_body(
+        &body_spending(input, many, fee),
+        std::slice::from_ref(&buyer),
+    );
     assert!(huge.tx.len() > 16_384);
     assert_eq!(rejected(d.submit(&huge.tx).await), "MaxTxSizeUTxO");
+
+    // Features the ledger does not validate, and metadata the body does not match.
+    let mut minting = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
+    minting.extra_fields = vec![(9, vec![0xa0])];
+    assert_eq!(
+        rejected(
+            d.submit(&builder::sign_body(&minting, std::slice::from_ref(&buyer)).tx)
+                .await
+        ),
+        "UnsupportedFeature"
+    );
+    let mut no_meta = body_spending(input, vec![(seller.clone(), 20 * ADA - fee)], fee);
+    no_meta.auxiliary_data_hash = Some([1; 32]);
+    assert_eq!(
+        rejected(
+            d.submit(&builder::sign_body(&no_meta, std::slice::from_ref(&buyer)).tx)
+                .await
+        ),
+        "MissingTxMetadata"
+    );
 
     // DeserialiseFailure: not a transaction at all.
     assert_eq!(rejected(d.submit(b"\x82\x01").await), "DeserialiseFailure");
@@ -615,4 +660,14 @@ async fn slot_clock_starts_at_zero() {
         *d.protocol_params().await.unwrap(),
         ProtocolParams::mainnet_like()
     );
+}
+
+/// Manual helper: serve a devnet API until killed (for poking at it with curl or node).
+#[tokio::test]
+#[ignore]
+async fn serve_devnet_for_manual_use() {
+    let d = Devnet::start(&settings(200, vec![])).unwrap();
+    let base = serve(d.clone()).await;
+    println!("DEVNET {base}");
+    tokio::time::sleep(Duration::from_secs(600)).await;
 }

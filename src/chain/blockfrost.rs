@@ -46,6 +46,8 @@ const LOOKUP_CONCURRENCY: usize = 8;
 const ADDRESS_FALLBACK_PAGES: u32 = 5;
 /// Longest single backoff, whatever the retry count or `Retry-After` says.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest response body read (Blockfrost pages are tens of kilobytes).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Entries kept in the UTxO cache.
 const UTXO_CACHE_CAPACITY: usize = 50_000;
 
@@ -167,9 +169,18 @@ fn retryable_status(code: u16) -> bool {
     code == 425 || code == 429 || (500..=599).contains(&code)
 }
 
+/// Failure names that do not follow the `…UTxO`/`…UTXOW` pattern.
+const OTHER_REASONS: &[&str] = &[
+    "MissingTxMetadata",
+    "MissingTxBodyMetadataHash",
+    "ConflictingMetadataHash",
+    "UnsupportedFeature",
+];
+
 /// Node rejection reasons named in a submit error message, in order of first
-/// appearance: every constructor that ends in `UTxO`/`UTXO`/`UTXOW`, plus the
-/// few that do not (`WrongNetwork…`, `DeserialiseFailure`).
+/// appearance: every constructor that ends in `UTxO`/`UTXO`/`UTXOW`, those
+/// starting with `WrongNetwork`, the metadata failures, and
+/// `DeserialiseFailure` (also when prefixed, as in `DecoderErrorDeserialiseFailure`).
 ///
 /// Blockfrost has sent these messages as plain text
 /// (`transaction submit error ShelleyTxValidationError … (BadInputsUTxO …)`)
@@ -177,16 +188,24 @@ fn retryable_status(code: u16) -> bool {
 pub fn node_reasons(message: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for token in message.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let keep = token.len() > 4
-            && (token.ends_with("UTxO")
-                || token.ends_with("UTXO")
-                || token.ends_with("UTXOW")
-                || token.ends_with("UTxOW")
-                || token.starts_with("WrongNetwork")
-                || token == "DeserialiseFailure")
-            && token.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-        if keep && !out.iter().any(|t| t == token) {
-            out.push(token.to_owned());
+        if token.len() <= 4 || !token.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
+        let name = if token.ends_with("DeserialiseFailure") {
+            "DeserialiseFailure"
+        } else if token.ends_with("UTxO")
+            || token.ends_with("UTXO")
+            || token.ends_with("UTXOW")
+            || token.ends_with("UTxOW")
+            || token.starts_with("WrongNetwork")
+            || OTHER_REASONS.contains(&token)
+        {
+            token
+        } else {
+            continue;
+        };
+        if !out.iter().any(|t| t == name) {
+            out.push(name.to_owned());
         }
     }
     out
@@ -318,15 +337,17 @@ impl BlockfrostProvider {
     /// Build the client for `network`.
     ///
     /// The base URL is `chain.blockfrost.url` when set, else the hosted
-    /// Blockfrost URL of the network. The slot clock comes from the network's
-    /// Shelley anchor; for a network without one (a remote devnet) it is read
-    /// from the server's `/genesis` (slot length) and `/blocks/latest` (a recent
-    /// slot and its time), so this call fails when that server cannot be reached.
+    /// Blockfrost URL of the network. With the hosted URL the slot clock is the
+    /// network's Shelley anchor (no request). With a custom URL it is read from
+    /// the server: `/genesis` (slot length) and `/blocks/latest` (a recent slot
+    /// and its time); if that fails, a public network falls back to its anchor
+    /// and a devnet (no anchor) makes this call fail.
     pub async fn new(
         network: Network,
         settings: &BlockfrostSettings,
         cache: &CacheSettings,
     ) -> Result<Self, ChainError> {
+        let custom = settings.url.as_deref().is_some_and(|u| !u.is_empty());
         let base = match settings.url.as_deref().filter(|u| !u.is_empty()) {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => network
@@ -364,13 +385,26 @@ impl BlockfrostProvider {
                 UTXO_CACHE_CAPACITY,
             ),
         };
-        provider.clock = match network.shelley_anchor() {
-            Some((slot, time)) => SlotClock {
-                anchor_slot: slot,
-                anchor_time: time,
-                slot_length: 1,
+        let anchor = network.shelley_anchor().map(|(slot, time)| SlotClock {
+            anchor_slot: slot,
+            anchor_time: time,
+            slot_length: 1,
+        });
+        provider.clock = match (custom, anchor) {
+            // Hosted Blockfrost of a public network: the network's own clock.
+            (false, Some(a)) => a,
+            // Any other server says what its chain's clock is; a public
+            // network's anchor is the fallback when it cannot be asked now.
+            (_, anchor) => match provider.fetch_clock().await {
+                Ok(c) => c,
+                Err(e) => match anchor {
+                    Some(a) => {
+                        tracing::warn!(error = %e, "slot clock not readable from the server; using the network's Shelley anchor");
+                        a
+                    }
+                    None => return Err(e),
+                },
             },
-            None => provider.fetch_clock().await?,
         };
         Ok(provider)
     }
@@ -426,7 +460,7 @@ impl BlockfrostProvider {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
-                    match resp.bytes().await {
+                    match read_capped(resp).await {
                         Ok(body) if code == 200 => return Ok(Reply::Body(body)),
                         Ok(_) if code == 404 => return Ok(Reply::NotFound),
                         Ok(body) => {
@@ -499,11 +533,19 @@ impl BlockfrostProvider {
                 pool_deposit: field_u64(&p, "pool_deposit")?,
                 max_collateral_inputs: field_u64_or(&p, "max_collateral_inputs", 0)?,
                 collateral_percent: field_u64_or(&p, "collateral_percent", 0)?,
-                min_fee_ref_script_cost_per_byte: field_u64_or(
-                    &p,
-                    "min_fee_ref_script_cost_per_byte",
-                    0,
-                )?,
+                // A rational on chain (Blockfrost sends a number): rounded up,
+                // so a fee computed with it is never below the node's.
+                min_fee_ref_script_cost_per_byte: match p.get("min_fee_ref_script_cost_per_byte") {
+                    Some(Json::Number(n)) => match n.as_f64() {
+                        Some(f) if (0.0..1e12).contains(&f) => f.ceil() as u64,
+                        _ => {
+                            return Err(format!(
+                                "min_fee_ref_script_cost_per_byte out of range: {n}"
+                            ));
+                        }
+                    },
+                    _ => field_u64_or(&p, "min_fee_ref_script_cost_per_byte", 0)?,
+                },
                 protocol_major: field_u64(&p, "protocol_major_ver")?,
                 protocol_minor: field_u64(&p, "protocol_minor_ver")?,
                 epoch: field_u64(&p, "epoch")?,
@@ -614,7 +656,7 @@ impl BlockfrostProvider {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
-                    let body = match resp.bytes().await {
+                    let body = match read_capped(resp).await {
                         Ok(b) => b,
                         Err(e) => {
                             return SubmitOutcome::Unknown(format!(
@@ -702,6 +744,25 @@ impl BlockfrostProvider {
             Err(f) => Err(ChainError::new(op, f.to_string())),
         }
     }
+}
+
+/// Read a response body, refusing one larger than [`MAX_BODY_BYTES`] (a
+/// misbehaving server must not be able to exhaust memory).
+async fn read_capped(mut resp: reqwest::Response) -> Result<bytes::Bytes, String> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {

@@ -10,7 +10,8 @@
 //! library (see `interop/`).
 //!
 //! Served endpoints: `/`, `/health`, `/genesis`, `/epochs/latest`,
-//! `/epochs/latest/parameters`, `/blocks/latest`, `/addresses/{address}/utxos`,
+//! `/epochs/latest/parameters`, `/blocks/latest`, `/blocks/{hash_or_number}`,
+//! `/addresses/{address}/utxos`, `/addresses/{address}/utxos/{asset}`,
 //! `/txs/{hash}`, `/txs/{hash}/utxos`, `/txs/{hash}/cbor`, `/mempool/{hash}`,
 //! `POST /tx/submit`, and (when enabled) `POST /faucet`.
 
@@ -31,7 +32,7 @@ use serde_json::json;
 use super::ledger::{EPOCH_LENGTH, Ledger, MAX_BLOCK_BODY_SIZE, OutputRecord, TxRecord, TxStatus};
 use super::{Devnet, address_text, parse_devnet_address, value_from_strings};
 use crate::cardano::network::DEVNET_MAGIC;
-use crate::cardano::{TxId, UtxoRef, Value};
+use crate::cardano::{AssetId, TxId, UtxoRef, Value};
 
 /// Largest request body accepted (a transaction is at most 16 KiB).
 const BODY_LIMIT: usize = 256 * 1024;
@@ -47,7 +48,12 @@ pub fn router(devnet: Arc<Devnet>, faucet_enabled: bool) -> Router {
         .route("/api/v0/epochs/latest", get(epoch_latest))
         .route("/api/v0/epochs/latest/parameters", get(epoch_parameters))
         .route("/api/v0/blocks/latest", get(block_latest))
+        .route("/api/v0/blocks/{hash_or_number}", get(block_by_id))
         .route("/api/v0/addresses/{address}/utxos", get(address_utxos))
+        .route(
+            "/api/v0/addresses/{address}/utxos/{asset}",
+            get(address_asset_utxos),
+        )
         .route("/api/v0/txs/{hash}", get(tx_content))
         .route("/api/v0/txs/{hash}/utxos", get(tx_utxos))
         .route("/api/v0/txs/{hash}/cbor", get(tx_cbor))
@@ -176,7 +182,7 @@ async fn epoch_latest(State(d): State<Arc<Devnet>>) -> Response {
         let tip = l.tip();
         let epoch = tip.slot / EPOCH_LENGTH;
         let first_slot = epoch * EPOCH_LENGTH;
-        let blocks: Vec<_> = l.blocks().iter().filter(|b| b.slot >= first_slot).collect();
+        let blocks = l.blocks_since_slot(first_slot);
         let tx_count: usize = blocks.iter().map(|b| b.txs.len()).sum();
         let output: u128 = blocks.iter().map(|b| b.output).sum();
         let fees: u128 = blocks.iter().map(|b| u128::from(b.fees)).sum();
@@ -326,31 +332,62 @@ async fn epoch_parameters(State(d): State<Arc<Devnet>>) -> Response {
     Json(body).into_response()
 }
 
+/// Blockfrost's `block_content` for the block at `height`.
+fn block_json(l: &Ledger, height: u64) -> Option<serde_json::Value> {
+    let b = l.block(height)?;
+    let tip = l.tip().height;
+    Some(json!({
+        "time": b.time,
+        "height": b.height,
+        "hash": hex::encode(b.hash),
+        "slot": b.slot,
+        "epoch": b.slot / EPOCH_LENGTH,
+        "epoch_slot": b.slot % EPOCH_LENGTH,
+        "slot_leader": "x402-devnet",
+        "size": b.size,
+        "tx_count": b.txs.len(),
+        "output": (!b.txs.is_empty()).then(|| b.output.to_string()),
+        "fees": (!b.txs.is_empty()).then(|| b.fees.to_string()),
+        "block_vrf": null,
+        "op_cert": null,
+        "op_cert_counter": null,
+        "previous_block": b.prev.map(hex::encode),
+        "next_block": l.block(height + 1).map(|n| hex::encode(n.hash)),
+        "confirmations": tip.saturating_sub(height),
+    }))
+}
+
 async fn block_latest(State(d): State<Arc<Devnet>>) -> Response {
-    let body = d.with_ledger(|l| {
-        let tip = l.tip();
-        let b = l.block(tip.height);
-        json!({
-            "time": tip.time,
-            "height": tip.height,
-            "hash": hex::encode(tip.hash),
-            "slot": tip.slot,
-            "epoch": tip.slot / EPOCH_LENGTH,
-            "epoch_slot": tip.slot % EPOCH_LENGTH,
-            "slot_leader": "x402-devnet",
-            "size": b.map(|b| b.size).unwrap_or(0),
-            "tx_count": b.map(|b| b.txs.len()).unwrap_or(0),
-            "output": b.filter(|b| !b.txs.is_empty()).map(|b| b.output.to_string()),
-            "fees": b.filter(|b| !b.txs.is_empty()).map(|b| b.fees.to_string()),
-            "block_vrf": null,
-            "op_cert": null,
-            "op_cert_counter": null,
-            "previous_block": b.and_then(|b| b.prev).map(hex::encode),
-            "next_block": null,
-            "confirmations": 0,
+    match d.with_ledger(|l| block_json(l, l.tip().height)) {
+        Some(b) => Json(b).into_response(),
+        None => not_found_component(),
+    }
+}
+
+/// `/blocks/{hash_or_number}`: a height, or a block hash.
+async fn block_by_id(State(d): State<Arc<Devnet>>, Path(id): Path<String>) -> Response {
+    let body = if !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) {
+        match id.parse::<u64>() {
+            Ok(h) => d.with_ledger(|l| block_json(l, h)),
+            Err(_) => None,
+        }
+    } else {
+        let mut hash = [0u8; 32];
+        if id.len() != 64 || hex::decode_to_slice(&id, &mut hash).is_err() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Missing, out of range or malformed path parameter hash_or_number.",
+            );
+        }
+        d.with_ledger(|l| {
+            let height = l.blocks().iter().rev().find(|b| b.hash == hash)?.height;
+            block_json(l, height)
         })
-    });
-    Json(body).into_response()
+    };
+    match body {
+        Some(b) => Json(b).into_response(),
+        None => not_found_component(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -407,6 +444,34 @@ async fn address_utxos(
     Path(address): Path<String>,
     q: Result<Query<Paging>, QueryRejection>,
 ) -> Response {
+    list_address_utxos(&d, address, None, q)
+}
+
+async fn address_asset_utxos(
+    State(d): State<Arc<Devnet>>,
+    Path((address, asset)): Path<(String, String)>,
+    q: Result<Query<Paging>, QueryRejection>,
+) -> Response {
+    if asset == "lovelace" {
+        return list_address_utxos(&d, address, None, q);
+    }
+    match AssetId::from_unit(&asset) {
+        Ok(id) => list_address_utxos(&d, address, Some(id), q),
+        Err(_) => error(
+            StatusCode::BAD_REQUEST,
+            "Invalid or malformed asset format.",
+        ),
+    }
+}
+
+/// `/addresses/{address}/utxos[/{asset}]`: one page of the address's
+/// confirmed UTxOs (holding `asset` when given); 404 for an address never used.
+fn list_address_utxos(
+    d: &Devnet,
+    address: String,
+    asset: Option<AssetId>,
+    q: Result<Query<Paging>, QueryRejection>,
+) -> Response {
     let (count, page, desc) = match paging(q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -417,37 +482,35 @@ async fn address_utxos(
             "Invalid address for this network or malformed address format.",
         );
     };
+    let skip = (page - 1).saturating_mul(count);
     let items = d.with_ledger(|l| {
-        let all = l.address_utxos(&bytes)?;
-        let skip = (page - 1).saturating_mul(count);
-        let pick = |(pos, r): &(super::ledger::ChainPos, UtxoRef)| {
-            let out = l
-                .tx(&r.tx_id)
-                .and_then(|t| t.outputs.get(r.index as usize))?;
-            let block = l.block(pos.0)?;
-            Some(AddressUtxo {
-                address: address.clone(),
-                tx_hash: r.tx_id.to_hex(),
-                tx_index: r.index,
-                output_index: r.index,
-                amount: amounts(&out.value),
-                block: hex::encode(block.hash),
-                data_hash: out.datum_hash.map(hex::encode),
-                inline_datum: out.inline_datum.as_ref().map(hex::encode),
-                reference_script_hash: out.script_ref_hash.map(hex::encode),
+        let keep = |o: &OutputRecord| {
+            asset
+                .as_ref()
+                .is_none_or(|a| o.value.assets.contains_key(a))
+        };
+        let refs = l.address_utxos(&bytes, skip, count, desc, keep)?;
+        let items: Vec<AddressUtxo> = refs
+            .iter()
+            .filter_map(|(pos, r)| {
+                let out = l
+                    .tx(&r.tx_id)
+                    .and_then(|t| t.outputs.get(r.index as usize))?;
+                let block = l.block(pos.0)?;
+                Some(AddressUtxo {
+                    address: address.clone(),
+                    tx_hash: r.tx_id.to_hex(),
+                    tx_index: r.index,
+                    output_index: r.index,
+                    amount: amounts(&out.value),
+                    block: hex::encode(block.hash),
+                    data_hash: out.datum_hash.map(hex::encode),
+                    inline_datum: out.inline_datum.as_ref().map(hex::encode),
+                    reference_script_hash: out.script_ref_hash.map(hex::encode),
+                })
             })
-        };
-        let page: Vec<AddressUtxo> = if desc {
-            all.iter()
-                .rev()
-                .skip(skip)
-                .take(count)
-                .filter_map(pick)
-                .collect()
-        } else {
-            all.iter().skip(skip).take(count).filter_map(pick).collect()
-        };
-        Some(page)
+            .collect();
+        Some(items)
     });
     match items {
         Some(items) => Json(items).into_response(),

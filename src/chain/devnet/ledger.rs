@@ -6,15 +6,16 @@
 //! arguments, so it is deterministic and testable without a runtime or a
 //! clock; [`super::Devnet`] owns one `Ledger` behind a mutex and supplies time.
 //!
-//! Validation is not decided here: every transaction, at submission and again
-//! when a block is built, goes through [`super::rules`], which applies the same
-//! phase-1 rules the verifier applies (`cardano::phase1`). The ledger only says
-//! what each input resolves to.
+//! Validation is not decided here: every submitted transaction goes through
+//! [`super::rules`], which applies the same phase-1 rules the verifier applies
+//! (`cardano::phase1`); the ledger only says what each input resolves to. When
+//! a block is built, each waiting transaction is checked again for what can
+//! have changed since (see `Ledger::recheck`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::cardano::{Network, TxId, UtxoRef, Value};
+use crate::cardano::{Network, ParsedTx, TxId, UtxoRef, Value};
 use crate::chain::devnet::rules::{self, Rejection};
 use crate::chain::{Evidence, ProtocolParams, Tip, UtxoInfo, UtxoState};
 
@@ -234,18 +235,22 @@ impl Ledger {
         self.start_unix
     }
 
-    fn tip_block(&self) -> &BlockRecord {
-        // `new` always creates block 0 and rollback never removes it.
-        &self.blocks[self.blocks.len() - 1]
-    }
-
     pub fn tip(&self) -> Tip {
-        let b = self.tip_block();
-        Tip {
-            slot: b.slot,
-            height: b.height,
-            time: b.time,
-            hash: b.hash,
+        // `new` always creates block 0 and rollback never removes it, so there
+        // is a last block; the fallback (slot 0 at start) is never used.
+        match self.blocks.last() {
+            Some(b) => Tip {
+                slot: b.slot,
+                height: b.height,
+                time: b.time,
+                hash: b.hash,
+            },
+            None => Tip {
+                slot: 0,
+                height: 0,
+                time: self.start_unix,
+                hash: [0; 32],
+            },
         }
     }
 
@@ -371,18 +376,47 @@ impl Ledger {
         }
     }
 
-    /// Confirmed unspent outputs of `address` in chain order (`None`: the
-    /// address never held anything on chain, which Blockfrost answers with 404).
-    pub fn address_utxos(&self, address: &[u8]) -> Option<Vec<(ChainPos, UtxoRef)>> {
+    /// One page of the confirmed unspent outputs of `address`, in chain order
+    /// (or reversed with `desc`), keeping only those `keep` accepts. `None`:
+    /// the address never held anything on chain, which Blockfrost answers with 404.
+    pub fn address_utxos(
+        &self,
+        address: &[u8],
+        skip: usize,
+        take: usize,
+        desc: bool,
+        keep: impl Fn(&OutputRecord) -> bool,
+    ) -> Option<Vec<(ChainPos, UtxoRef)>> {
         if !self.address_uses.contains_key(address) {
             return None;
         }
-        Some(
-            self.by_address
-                .get(address)
-                .map(|m| m.iter().map(|(p, r)| (*p, *r)).collect())
-                .unwrap_or_default(),
-        )
+        let Some(m) = self.by_address.get(address) else {
+            return Some(Vec::new());
+        };
+        let wanted = |(_, r): &(&ChainPos, &UtxoRef)| self.output(r).is_some_and(&keep);
+        let page = if desc {
+            m.iter()
+                .rev()
+                .filter(wanted)
+                .skip(skip)
+                .take(take)
+                .map(|(p, r)| (*p, *r))
+                .collect()
+        } else {
+            m.iter()
+                .filter(wanted)
+                .skip(skip)
+                .take(take)
+                .map(|(p, r)| (*p, *r))
+                .collect()
+        };
+        Some(page)
+    }
+
+    /// Blocks from the first one at or after `slot` to the tip.
+    pub fn blocks_since_slot(&self, slot: u64) -> &[BlockRecord] {
+        let first = self.blocks.partition_point(|b| b.slot < slot);
+        &self.blocks[first..]
     }
 
     /// Submit a signed transaction: it must pass the phase-1 rules against the
@@ -390,11 +424,17 @@ impl Ledger {
     /// [`Ledger::submissions`] whenever the bytes decode to a transaction.
     pub fn submit(&mut self, bytes: &[u8], slot: u64) -> Result<TxId, Rejection> {
         let decoded = rules::decode(bytes)?;
-        let id = decoded.id();
+        self.submit_decoded(&decoded, slot)
+    }
+
+    /// [`Ledger::submit`] for a transaction decoded beforehand (so that the
+    /// caller can decode without holding the ledger lock).
+    pub fn submit_decoded(&mut self, tx: &ParsedTx, slot: u64) -> Result<TxId, Rejection> {
+        let id = tx.id();
         let n = self.submissions.entry(id).or_insert(0);
         *n = n.saturating_add(1);
         let record = rules::check(
-            &decoded,
+            tx,
             &|r| self.resolve_pending(r),
             &self.params,
             slot,
@@ -446,13 +486,18 @@ impl Ledger {
         dropped
     }
 
-    /// Re-validate a recorded submitted transaction against the confirmed
-    /// state (plus the mempool when `with_mempool`).
+    /// Check again a transaction that was accepted earlier, against the
+    /// confirmed state (plus the mempool when `with_mempool`) at `slot`.
+    ///
+    /// Only two things can have changed since it passed the full phase-1
+    /// rules: the slot (its validity interval) and the availability of its
+    /// inputs (a rollback, an eviction, an expired parent). Everything else
+    /// the rules look at (witnesses, fee, size, value, network) is a function
+    /// of the transaction and of those same inputs. So the quick check tests
+    /// those two, and only when one fails do the full rules run again, to name
+    /// the failure in the node's words. This keeps signature verification out
+    /// of block production, which holds the ledger lock.
     fn recheck(&self, rec: &TxRecord, slot: u64, with_mempool: bool) -> Result<(), String> {
-        let Some(cbor) = &rec.cbor else {
-            return Err("synthetic transaction cannot be re-validated".into());
-        };
-        let decoded = rules::decode(cbor).map_err(|r| r.message)?;
         let resolve = |r: &UtxoRef| {
             if with_mempool {
                 self.resolve_pending(r)
@@ -460,6 +505,20 @@ impl Ledger {
                 self.resolve_confirmed(r)
             }
         };
+        let in_interval = rec.invalid_before.is_none_or(|s| slot >= s)
+            && rec.invalid_hereafter.is_none_or(|t| slot < t);
+        if in_interval
+            && rec
+                .inputs
+                .iter()
+                .all(|r| matches!(resolve(r), UtxoState::Unspent(_)))
+        {
+            return Ok(());
+        }
+        let Some(cbor) = &rec.cbor else {
+            return Err("synthetic transaction cannot be re-validated".into());
+        };
+        let decoded = rules::decode(cbor).map_err(|r| r.message)?;
         rules::check(&decoded, &resolve, &self.params, slot, self.network)
             .map(|_| ())
             .map_err(|r| r.message)
@@ -611,26 +670,29 @@ impl Ledger {
     /// Create an output at once, as a synthetic faucet transaction in a block
     /// of its own (so history lookups find it like any other transaction).
     pub fn fund(&mut self, address: Vec<u8>, value: Value, slot: u64, time: i64) -> UtxoRef {
+        let id = self.fund_many(vec![OutputRecord::plain(address, value)], slot, time);
+        UtxoRef::new(id, 0)
+    }
+
+    /// Create several outputs at once with one synthetic faucet transaction
+    /// (output `i` is `outputs[i]`) in a block of its own; returns its id.
+    pub fn fund_many(&mut self, outputs: Vec<OutputRecord>, slot: u64, time: i64) -> TxId {
         self.faucet_counter += 1;
         let mut seed: Vec<u8> = b"x402-devnet/faucet/v1".to_vec();
         seed.extend_from_slice(&self.start_unix.to_be_bytes());
         seed.extend_from_slice(&self.faucet_counter.to_be_bytes());
         seed.extend_from_slice(&self.block_nonce.to_be_bytes());
-        seed.extend_from_slice(&address);
+        for o in &outputs {
+            seed.extend_from_slice(&o.address);
+        }
         let id = TxId(blake2b256(&[&seed]));
-        self.txs.insert(
-            id,
-            synthetic(
-                id,
-                TxOrigin::Faucet,
-                vec![OutputRecord::plain(address, value)],
-            ),
-        );
+        self.txs
+            .insert(id, synthetic(id, TxOrigin::Faucet, outputs));
         let tip = self.tip();
         let height = tip.height + 1;
         self.apply_to_chain(id, height, 0);
         self.push_block(vec![id], slot.max(tip.slot), time.max(tip.time));
-        UtxoRef::new(id, 0)
+        id
     }
 
     /// Remove the last `n` blocks (never block 0). Their submitted

@@ -250,8 +250,10 @@ impl Devnet {
 
     /// Submit signed transaction bytes; `Ok(tx id)` when it entered the mempool.
     pub fn submit_tx(&self, tx_cbor: &[u8]) -> Result<TxId, Rejection> {
+        // Decoding needs no ledger state: do it before taking the lock.
+        let tx = rules::decode(tx_cbor)?;
         let slot = self.current_slot();
-        self.ledger.lock().submit(tx_cbor, slot)
+        self.ledger.lock().submit_decoded(&tx, slot)
     }
 
     /// Faucet: create an output holding `value` at `address` (bech32, network
@@ -263,25 +265,39 @@ impl Devnet {
 
     /// [`Devnet::fund`] with raw address bytes (any network-0 Shelley address).
     pub fn fund_bytes(&self, address: Vec<u8>, value: Value) -> Result<UtxoRef, DevnetError> {
-        match crate::cardano::address::parse_shelley_bytes(&address) {
-            Ok(a) if a.network_id == Network::Devnet.network_id() => {}
-            Ok(_) => return Err(DevnetError::Address("not a network id 0 address".into())),
-            Err(e) => return Err(DevnetError::Address(e.to_string())),
+        let id = self.fund_many(vec![(address, value)])?;
+        Ok(UtxoRef::new(id, 0))
+    }
+
+    /// Fund many addresses with one faucet transaction in one block (output
+    /// `i` pays `outputs[i]`): seeding a load test costs one block, not thousands.
+    pub fn fund_many(&self, outputs: Vec<(Vec<u8>, Value)>) -> Result<TxId, DevnetError> {
+        if outputs.is_empty() {
+            return Err(DevnetError::Value("nothing to fund".into()));
         }
-        if value.coin == 0 {
-            return Err(DevnetError::Value(
-                "a faucet output needs some lovelace".into(),
-            ));
+        let mut records = Vec::with_capacity(outputs.len());
+        for (address, value) in outputs {
+            match crate::cardano::address::parse_shelley_bytes(&address) {
+                Ok(a) if a.network_id == Network::Devnet.network_id() => {}
+                Ok(_) => return Err(DevnetError::Address("not a network id 0 address".into())),
+                Err(e) => return Err(DevnetError::Address(e.to_string())),
+            }
+            if value.coin == 0 {
+                return Err(DevnetError::Value(
+                    "a faucet output needs some lovelace".into(),
+                ));
+            }
+            records.push(OutputRecord::plain(address, value));
         }
         let now = now_unix();
         let slot = self.slot_at(now);
-        let (r, tip) = {
+        let (id, tip) = {
             let mut l = self.ledger.lock();
-            let r = l.fund(address, value, slot, now);
-            (r, l.tip())
+            let id = l.fund_many(records, slot, now);
+            (id, l.tip())
         };
         self.tip.send_replace(tip);
-        Ok(r)
+        Ok(id)
     }
 
     /// Test hook: remove the last `n` blocks. Their submitted transactions go
