@@ -64,10 +64,8 @@ async fn premium(State(shop): State<Shop>, headers: HeaderMap) -> Response {
         let mut body = required.clone();
         body.error = error;
         let mut resp = (StatusCode::PAYMENT_REQUIRED, axum::Json(body.clone())).into_response();
-        if let Ok(v) = encode_header(&body).map(|h| HeaderValue::from_str(&h)) {
-            if let Ok(v) = v {
-                resp.headers_mut().insert(PAYMENT_REQUIRED, v);
-            }
+        if let Ok(Ok(v)) = encode_header(&body).map(|h| HeaderValue::from_str(&h)) {
+            resp.headers_mut().insert(PAYMENT_REQUIRED, v);
         }
         resp
     };

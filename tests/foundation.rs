@@ -323,6 +323,10 @@ async fn logs_are_pino_compatible_json_with_request_ids_and_one_access_line() {
 #[test]
 fn log_output_renders_through_pino_pretty() {
     let Some(pino) = support::node::bin("pino-pretty") else {
+        assert!(
+            std::env::var("X402_INTEROP_REQUIRED").is_err(),
+            "pino-pretty missing but X402_INTEROP_REQUIRED is set"
+        );
         eprintln!("SKIPPED: pino-pretty not installed (npm ci --prefix interop)");
         return;
     };
