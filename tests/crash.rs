@@ -32,7 +32,15 @@ fn facilitator_config(devnet_api: &str, redis: &RedisServer) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_after_submit_then_restart_confirms_without_a_second_broadcast() {
-    let Some(redis) = RedisServer::start_with("crash", Options { aof_always: true, ..Options::default() }) else { return };
+    let Some(redis) = RedisServer::start_with(
+        "crash",
+        Options {
+            aof_always: true,
+            ..Options::default()
+        },
+    ) else {
+        return;
+    };
     let chain_host = spawn_app_with(|s| s.chain.devnet.block_time_ms = 300).await;
     let devnet = chain_host.state.devnet.clone().unwrap();
     let api = format!("{}/devnet/api/v0", chain_host.base);
@@ -59,13 +67,27 @@ async fn sigkill_after_submit_then_restart_confirms_without_a_second_broadcast()
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     first.signal("KILL");
-    assert_eq!(first.wait(Duration::from_secs(5)), None, "killed by a signal: no exit code");
-    assert!(inflight.await.unwrap().is_err(), "the in-flight settle died with the process");
+    assert_eq!(
+        first.wait(Duration::from_secs(5)),
+        None,
+        "killed by a signal: no exit code"
+    );
+    assert!(
+        inflight.await.unwrap().is_err(),
+        "the in-flight settle died with the process"
+    );
 
     // What the crashed process left in the journal: submitted, not confirmed.
     let mut conn = redis.connection();
-    let state: Option<String> = redis::cmd("HGET").arg(format!("x402:settle:{txid}")).arg("state").query(&mut conn).unwrap();
-    assert!(matches!(state.as_deref(), Some("submitted") | Some("submitting")), "journal after the crash: {state:?}");
+    let state: Option<String> = redis::cmd("HGET")
+        .arg(format!("x402:settle:{txid}"))
+        .arg("state")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        matches!(state.as_deref(), Some("submitted") | Some("submitting")),
+        "journal after the crash: {state:?}"
+    );
 
     // Restart: the reconciler (not a request) brings the record to CONFIRMED.
     let second = BinApp::start(facilitator_config(&api, &redis), &[]);
@@ -81,20 +103,31 @@ async fn sigkill_after_submit_then_restart_confirms_without_a_second_broadcast()
         if rec["state"] == "confirmed" {
             break rec;
         }
-        assert!(Instant::now() < deadline, "reconciler did not confirm: {rec}");
+        assert!(
+            Instant::now() < deadline,
+            "reconciler did not confirm: {rec}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(record["confirmations"].as_u64().unwrap() >= 3, "{record}");
     assert_eq!(record["submissions"], 1);
 
     // A retried settle answers success from the journal; the ledger saw one broadcast.
-    let r = client.post(format!("{}/settle", second.base())).json(&body).send().await.unwrap();
+    let r = client
+        .post(format!("{}/settle", second.base()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let settled: Value = r.json().await.unwrap();
     assert_eq!(settled["success"], true, "{settled}");
     assert_eq!(settled["transaction"], txid);
     assert_eq!(devnet.submissions(&built.tx_id), 1, "never re-broadcast");
     let lines = second.lines().join("\n");
-    assert!(lines.contains("reconciler lease acquired"), "the reconciler ran in the restarted process");
+    assert!(
+        lines.contains("reconciler lease acquired"),
+        "the reconciler ran in the restarted process"
+    );
     chain_host.stop().await;
 }

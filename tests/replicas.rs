@@ -33,7 +33,9 @@ async fn replica_of(host: &TestApp, redis: &RedisServer) -> TestApp {
 /// transaction is accepted; every other answer names the held input.
 #[tokio::test]
 async fn one_utxo_fifty_transactions_three_replicas_exactly_one_accepted() {
-    let Some(redis) = RedisServer::start("replicas") else { return };
+    let Some(redis) = RedisServer::start("replicas") else {
+        return;
+    };
     let a = spawn_app_with(|s| with_redis(s, &redis)).await;
     let b = replica_of(&a, &redis).await;
     let c = replica_of(&a, &redis).await;
@@ -74,21 +76,39 @@ async fn one_utxo_fifty_transactions_three_replicas_exactly_one_accepted() {
         if v["isValid"] == true {
             accepted.insert(txid);
         } else {
-            *reasons.entry(v["invalidReason"].as_str().unwrap().to_owned()).or_default() += 1;
+            *reasons
+                .entry(v["invalidReason"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
     }
-    assert_eq!(accepted.len(), 1, "exactly one transaction accepted: {accepted:?}");
-    assert_eq!(reasons.keys().collect::<Vec<_>>(), vec!["invalid_exact_cardano_payload_input_not_available"], "{reasons:?}");
+    assert_eq!(
+        accepted.len(),
+        1,
+        "exactly one transaction accepted: {accepted:?}"
+    );
+    assert_eq!(
+        reasons.keys().collect::<Vec<_>>(),
+        vec!["invalid_exact_cardano_payload_input_not_available"],
+        "{reasons:?}"
+    );
 
     // The winner settles through any replica, exactly once.
     let winner = accepted.into_iter().next().unwrap();
-    let body = bodies.iter().find(|(id, _)| *id == winner).unwrap().1.clone();
+    let body = bodies
+        .iter()
+        .find(|(id, _)| *id == winner)
+        .unwrap()
+        .1
+        .clone();
     let (code, settled) = c.post_json("/settle", &body).await;
     assert_eq!(code, 200);
     assert_eq!(settled["success"], true, "{settled}");
     assert_eq!(settled["transaction"], winner);
     let (_, st) = b.get_json(&format!("/status/{winner}")).await;
-    assert_eq!(st["status"], "confirmed", "every replica reads the same journal: {st}");
+    assert_eq!(
+        st["status"], "confirmed",
+        "every replica reads the same journal: {st}"
+    );
     let devnet = a.state.devnet.clone().unwrap();
     assert_eq!(devnet.submissions(&winner.parse().unwrap()), 1);
     c.stop().await;
@@ -100,7 +120,9 @@ async fn one_utxo_fifty_transactions_three_replicas_exactly_one_accepted() {
 /// says degraded; Redis back: service resumes with no restart.
 #[tokio::test]
 async fn redis_outage_fails_closed_and_service_resumes_by_itself() {
-    let Some(mut redis) = RedisServer::start("redis_outage") else { return };
+    let Some(mut redis) = RedisServer::start("redis_outage") else {
+        return;
+    };
     let app = spawn_app_with(|s| with_redis(s, &redis)).await;
     let (buyer, _) = funded_buyer(&app.client, &app.base, 0x22, 30_000_000).await;
     let v = view(&app.client, &app.base, &buyer).await;
@@ -113,13 +135,25 @@ async fn redis_outage_fails_closed_and_service_resumes_by_itself() {
     let (code, down) = app.post_json("/verify", &first).await;
     assert_eq!(code, 503, "{down}");
     assert_eq!(down["isValid"], false);
-    assert_eq!(down["invalidReason"], "exact_cardano_facilitator_store_unavailable");
-    let r = app.client.post(app.url("/settle")).json(&first).send().await.unwrap();
+    assert_eq!(
+        down["invalidReason"],
+        "exact_cardano_facilitator_store_unavailable"
+    );
+    let r = app
+        .client
+        .post(app.url("/settle"))
+        .json(&first)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["success"], false);
-    assert_eq!(body["errorReason"], "exact_cardano_facilitator_store_unavailable");
+    assert_eq!(
+        body["errorReason"],
+        "exact_cardano_facilitator_store_unavailable"
+    );
     let (code, health) = app.get_json("/health").await;
     assert_eq!(code, 200);
     assert_eq!(health["status"], "degraded");
@@ -138,7 +172,10 @@ async fn redis_outage_fails_closed_and_service_resumes_by_itself() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(last["isValid"], true, "service resumed without a restart: {last}");
+    assert_eq!(
+        last["isValid"], true,
+        "service resumed without a restart: {last}"
+    );
     let (_, health) = app.get_json("/health").await;
     assert_eq!(health["status"], "healthy");
     let (code, settled) = app.post_json("/settle", &first).await;
