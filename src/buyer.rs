@@ -95,8 +95,13 @@ impl Buyer {
             address: pay_to,
             value: out_value,
         };
-        let min_ada = builder::min_utxo_of(&output, &view.params);
-        if output.value.coin < min_ada {
+        // The minimum depends on the output's own size, which grows with the
+        // coin it holds: raise the coin until the minimum stops moving.
+        for _ in 0..4 {
+            let min_ada = builder::min_utxo_of(&output, &view.params);
+            if output.value.coin >= min_ada {
+                break;
+            }
             output.value.coin = min_ada;
         }
 
