@@ -97,6 +97,8 @@ pub struct App {
     addr: SocketAddr,
     sentry: SentryGuard,
     shutdown_tx: watch::Sender<bool>,
+    /// The separate /metrics listener, when `metrics.port` is set.
+    metrics_listener: Option<TcpListener>,
 }
 
 /// Build the store named by `store.backend`.
@@ -163,6 +165,20 @@ impl App {
             addr: addr_text.clone(),
             reason: e.to_string(),
         })?;
+        let metrics_listener = match settings.metrics.port {
+            Some(port) => {
+                let maddr = format!("{}:{port}", settings.server.host);
+                let l = TcpListener::bind(&maddr)
+                    .await
+                    .map_err(|e| StartupError::Listener {
+                        addr: maddr.clone(),
+                        reason: e.to_string(),
+                    })?;
+                tracing::info!(step = "listener", address = %maddr, "startup: metrics on a separate port");
+                Some(l)
+            }
+            None => None,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let guard = crate::http::guard::Guard::new(&settings);
         let settings = Arc::new(settings);
@@ -190,6 +206,7 @@ impl App {
             addr,
             sentry,
             shutdown_tx,
+            metrics_listener,
         })
     }
 
@@ -216,6 +233,7 @@ impl App {
             addr: _,
             sentry,
             shutdown_tx,
+            metrics_listener,
         } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let service = crate::http::service(state.clone());
@@ -233,27 +251,18 @@ impl App {
             }
         });
 
-        if let Some(port) = state.settings.metrics.port {
-            let addr = format!("{}:{port}", state.settings.server.host);
-            match TcpListener::bind(&addr).await {
-                Ok(l) => {
-                    tracing::info!(address = %addr, "metrics listening on a separate port");
-                    let mut stop = state.shutdown_signal();
-                    let router: axum::Router = axum::Router::new()
-                        .route("/metrics", axum::routing::get(crate::http::metrics::render))
-                        .with_state(state.clone());
-                    tokio::spawn(async move {
-                        let _ = axum::serve(l, router)
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|v| *v).await;
-                            })
-                            .await;
-                    });
-                }
-                Err(e) => {
-                    tracing::error!(address = %addr, error = %e, "metrics listener could not bind; /metrics unavailable")
-                }
-            }
+        if let Some(l) = metrics_listener {
+            let mut stop = state.shutdown_signal();
+            let router: axum::Router = axum::Router::new()
+                .route("/metrics", axum::routing::get(crate::http::metrics::render))
+                .with_state(state.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(l, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await;
+            });
         }
 
         let signal_state = state.clone();

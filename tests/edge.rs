@@ -400,3 +400,20 @@ async fn every_5xx_becomes_one_sentry_event_with_the_request_id_and_no_secrets()
     }
     drop(app);
 }
+
+#[tokio::test]
+async fn metrics_can_live_on_their_own_port() {
+    let port = support::app::free_port();
+    let app = spawn_app_with(|s| s.metrics.port = Some(port)).await;
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "not on the main listener");
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("store_up"));
+    app.stop().await;
+}
