@@ -117,6 +117,8 @@ pub async fn build_store(settings: &Settings) -> Result<DynStore, StartupError> 
 impl App {
     /// Steps 2 to 5 of startup. Binds `server.host:server.port` (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<App, StartupError> {
+        // Install the metrics recorder before anything records.
+        let _ = crate::http::metrics::handle();
         let sentry = crate::telemetry::init_sentry(&settings);
         tracing::info!(
             step = "sentry",

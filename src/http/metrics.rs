@@ -33,6 +33,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 pub async fn render(
     axum::extract::State(app): axum::extract::State<crate::app::AppState>,
 ) -> Response {
+    let _ = handle();
     refresh_gauges(&app).await;
     let text = handle().map(|h| h.render()).unwrap_or_default();
     let mut resp = text.into_response();
