@@ -12,8 +12,10 @@
 //!
 //! Two runs of the script against one facilitator:
 //! - `basic`, blocks every 100 ms: `/supported` through the SDK, `/verify` and
-//!   `/settle` through its facilitator client, then a paid request through the
-//!   middleware and the fetch wrapper.
+//!   `/settle` through its facilitator client, then paid requests through the
+//!   middleware and the fetch wrapper, on a route declaring the optional
+//!   `payment-identifier` extension: one buyer sends no id, one adds an id
+//!   with the SDK's helper and its payload is settled again (stored answer).
 //! - `pending`, block production stopped: requirements ask for 3
 //!   confirmations and the facilitator waits 1 s, so the first `/settle`
 //!   answers `settlement_pending` with the tx id. Only once the journal shows
@@ -48,7 +50,7 @@ use x402_facilitator::protocol::types::PaymentRequirementsV2;
 use x402_facilitator::store::SettlementState;
 
 const NETWORK: &str = "cardano:devnet";
-const BUYERS: u8 = 6;
+const BUYERS: u8 = 8;
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/x402")
@@ -292,8 +294,8 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     let issued = signer.issued();
     assert_eq!(
         issued.len(),
-        2,
-        "one payment direct, one through the middleware"
+        3,
+        "one payment direct, two through the middleware"
     );
 
     // The SDK read our kinds, extensions and signers as we serve them.
@@ -328,14 +330,36 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     );
     assert_settled(&direct["settle"], &issued[0], 1);
 
-    // paymentMiddleware + wrapFetchWithPayment.
+    // paymentMiddleware + wrapFetchWithPayment; the route declares the
+    // optional payment-identifier extension and this buyer does not opt in:
+    // its payload echoes the declaration without an id.
+    let declared = json!({ "required": false });
     let mw = &out["middleware"];
     assert_paid_request(mw, &req1, &issued[1], 1);
+    assert_eq!(
+        mw["unpaid"]["paymentRequired"]["extensions"]["payment-identifier"]["info"],
+        declared
+    );
+    assert_eq!(
+        mw["payload"]["extensions"]["payment-identifier"]["info"],
+        declared
+    );
     assert_eq!(ops(&mw["facilitatorCalls"]), ["verify", "settle"], "{mw}");
     assert_eq!(
         mw["facilitatorCalls"][0]["result"],
         json!({ "isValid": true, "payer": issued[1].payer })
     );
+
+    // A buyer that opts in: the SDK's helper adds an id; settling the same
+    // payload again answers the stored result (and broadcasts nothing).
+    let with_id = &out["withPaymentId"];
+    assert_paid_request(with_id, &req1, &issued[2], 1);
+    let id = with_id["payload"]["extensions"]["payment-identifier"]["info"]["id"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(id.starts_with("pay_") && id.len() >= 16, "{with_id}");
+    assert_eq!(ops(&with_id["facilitatorCalls"]), ["verify", "settle"]);
+    assert_eq!(with_id["replay"], with_id["facilitatorCalls"][1]["result"]);
     for i in &issued {
         assert_eq!(devnet.submissions(&i.tx_id), 1, "{}", i.tx_id);
     }
@@ -370,8 +394,8 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     let out = run_sdk("pending", &app, &signer_url, &seller).await;
     watcher.abort();
     let issued = signer.issued();
-    assert_eq!(issued.len(), 4, "two more payments");
-    let (direct_tx, mw_tx) = (&issued[2], &issued[3]);
+    assert_eq!(issued.len(), 5, "two more payments");
+    let (direct_tx, mw_tx) = (&issued[3], &issued[4]);
     assert_eq!(
         *mined_for.lock().unwrap(),
         vec![direct_tx.tx_id, mw_tx.tx_id],

@@ -10,7 +10,10 @@
 //
 // basic:   HTTPFacilitatorClient getSupported / verify / settle with requirements
 //          built by x402ResourceServer; then an Express app protected by
-//          @x402/express paymentMiddleware, paid through @x402/fetch.
+//          @x402/express paymentMiddleware, paid through @x402/fetch. The route
+//          declares the optional payment-identifier extension: one buyer sends
+//          no id (the payload still echoes the declaration), another appends
+//          one with the SDK's helper, and its payload is settled again directly.
 // pending: requirements asking for 3 confirmations while the test holds the
 //          chain still: the SDK client's settle answers settlement_pending and a
 //          second settle (same payload) succeeds; then the middleware, whose
@@ -25,6 +28,12 @@ import { paymentMiddleware } from "@x402/express";
 import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
 import { HTTPFacilitatorClient, x402ResourceServer } from "@x402/core/server";
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from "@x402/core/http";
+import {
+  PAYMENT_IDENTIFIER,
+  appendPaymentIdentifierToExtensions,
+  declarePaymentIdentifierExtension,
+  paymentIdentifierResourceServerExtension,
+} from "@x402/extensions/payment-identifier";
 
 import { ExactCardanoClient, ExactCardanoServer, httpSigner } from "./cardano_exact.mjs";
 
@@ -87,14 +96,31 @@ function option(payTo, l1Confirmations) {
   };
 }
 
-function buyer(signerUrl) {
-  return x402Client.fromConfig({
+/** A buyer; `withPaymentId` adds a payment-identifier id when a server declares the extension. */
+function buyer(signerUrl, { withPaymentId = false } = {}) {
+  const client = x402Client.fromConfig({
     schemes: [{ network: NETWORK, client: new ExactCardanoClient(httpSigner(signerUrl)) }],
     // lovelace is no SDK default asset: allow it explicitly, capped at 5 ada.
     spendControls: {
       allowedAssets: [{ network: NETWORK, asset: "lovelace", maxAmountPerPayment: "5000000" }],
     },
   });
+  if (withPaymentId) {
+    client.registerExtension({
+      key: PAYMENT_IDENTIFIER,
+      enrichPaymentPayload: async (payload) => {
+        if (payload.extensions) {
+          appendPaymentIdentifierToExtensions(payload.extensions);
+        }
+        return payload;
+      },
+    });
+  }
+  client.created = [];
+  client.onAfterPaymentCreation(async (ctx) => {
+    client.created.push(ctx.paymentPayload);
+  });
+  return client;
 }
 
 /** Facilitator calls through the SDK's own client, requirements built by the SDK. */
@@ -109,7 +135,7 @@ async function direct(facilitator, server, client, payTo, l1Confirmations, label
   return { requirements, payload };
 }
 
-async function serveShop(server, payTo, l1Confirmations) {
+async function serveShop(server, payTo, l1Confirmations, extensions) {
   const app = express();
   app.use(
     paymentMiddleware(
@@ -118,6 +144,7 @@ async function serveShop(server, payTo, l1Confirmations) {
           accepts: option(payTo, l1Confirmations),
           description: "Weather, paid in ada",
           mimeType: "application/json",
+          ...(extensions ? { extensions } : {}),
         },
       },
       server,
@@ -187,14 +214,28 @@ async function main() {
     facilitator.take();
     log(`direct verify ${JSON.stringify(out.direct.verify)} settle ${JSON.stringify(out.direct.settle)}`);
 
-    const shop = await serveShop(server, payTo, 1);
+    server.registerExtension(paymentIdentifierResourceServerExtension);
+    const shop = await serveShop(server, payTo, 1, {
+      [PAYMENT_IDENTIFIER]: declarePaymentIdentifierExtension(false),
+    });
     try {
       out.middleware = await paidRequest(shop.url, client);
+      out.middleware.facilitatorCalls = facilitator.take();
+      out.middleware.payload = client.created.at(-1);
+      log(`middleware (no payment id) paid ${out.middleware.paid.status}`);
+
+      const idClient = buyer(signerUrl, { withPaymentId: true });
+      out.withPaymentId = await paidRequest(shop.url, idClient);
+      out.withPaymentId.facilitatorCalls = facilitator.take();
+      const payload = idClient.created.at(-1);
+      out.withPaymentId.payload = payload;
+      // The same payment settled again: the facilitator answers from its idempotency record.
+      out.withPaymentId.replay = await facilitator.settle(payload, payload.accepted);
+      facilitator.take();
+      log(`middleware (payment id) paid ${out.withPaymentId.paid.status}`);
     } finally {
       shop.listener.close();
     }
-    out.middleware.facilitatorCalls = facilitator.take();
-    log(`middleware paid ${out.middleware.paid.status}`);
   } else if (mode === "pending") {
     // The SDK's client does not retry by itself: call settle again with the same payload.
     const { requirements, payload } = await direct(facilitator, server, client, payTo, 3, "pending");
