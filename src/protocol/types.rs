@@ -83,10 +83,17 @@ pub struct PaymentIdentifierError;
 impl PaymentPayloadV2 {
     /// The idempotency key of the `payment-identifier` extension
     /// (`extensions["payment-identifier"].info.id`), if the buyer sent one.
+    ///
+    /// An entry without an `id` (absent or null) carries no key: clients echo
+    /// the resource server's declaration (`{info: {required: false}, schema}`)
+    /// into every payload, and only those that opt in add an `id` to it.
     pub fn payment_identifier(&self) -> Option<Result<&str, PaymentIdentifierError>> {
         let ext = self.extensions.as_ref()?.get("payment-identifier")?;
-        let id = ext.get("info").and_then(|i| i.get("id"));
-        Some(match id.and_then(Json::as_str) {
+        let id = ext.get("info").and_then(|i| i.get("id"))?;
+        if id.is_null() {
+            return None;
+        }
+        Some(match id.as_str() {
             Some(s)
                 if (16..=128).contains(&s.len())
                     && s.bytes()
@@ -301,7 +308,24 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(p.payment_identifier(), Some(Err(PaymentIdentifierError)));
+        p.extensions = Some(
+            serde_json::from_value(
+                json!({"payment-identifier": {"info": {"id": 12345678901234567_u64}}}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(p.payment_identifier(), Some(Err(PaymentIdentifierError)));
         p.extensions = None;
         assert_eq!(p.payment_identifier(), None);
+        // A declaration echoed back without an id (what the TypeScript SDK
+        // sends when the buyer does not opt in) is no identifier.
+        for echoed in [
+            json!({"payment-identifier": {"info": {"required": false}, "schema": {"type": "object"}}}),
+            json!({"payment-identifier": {"info": {"required": true, "id": null}}}),
+            json!({"payment-identifier": {}}),
+        ] {
+            p.extensions = Some(serde_json::from_value(echoed).unwrap());
+            assert_eq!(p.payment_identifier(), None);
+        }
     }
 }
