@@ -575,3 +575,26 @@ fn config_example_lists_every_key_with_its_default() {
         "regenerate with: cargo run -- check-config > config/config.example.json"
     );
 }
+
+#[test]
+fn a_chain_backend_that_cannot_be_reached_fails_startup_at_the_chain_step() {
+    let dir = tmp();
+    // A devnet reached through a Blockfrost URL must read that server's clock at startup.
+    let path = write_config(
+        dir.path(),
+        "c.json",
+        r#"{"server":{"port":0},"chain":{"network":"devnet","blockfrost":{"url":"http://127.0.0.1:9/api/v0","maxRetries":0,"requestTimeoutMs":500}}}"#,
+    );
+    let (code, out, err) = run_bin(dir.path(), &["--config", &path, "serve"], &[]);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("startup failed"))
+        .expect("a startup failure line");
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["step"], "chain");
+    assert!(
+        err.contains("chain provider initialization failed"),
+        "{err}"
+    );
+}

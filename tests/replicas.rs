@@ -183,3 +183,29 @@ async fn redis_outage_fails_closed_and_service_resumes_by_itself() {
     assert_eq!(settled["success"], true, "{settled}");
     app.stop().await;
 }
+
+/// Neither the store nor the chain answers: /health is unhealthy with 503.
+#[tokio::test]
+async fn health_is_unhealthy_when_every_dependency_is_down() {
+    let Some(mut redis) = RedisServer::start("unhealthy") else {
+        return;
+    };
+    let app = spawn_app_with(|s| {
+        with_redis(s, &redis);
+        s.chain.network = x402_facilitator::cardano::Network::Preprod;
+        s.chain.blockfrost.url = Some("http://127.0.0.1:9/api/v0".into());
+        s.chain.blockfrost.max_retries = 0;
+        s.chain.blockfrost.request_timeout_ms = 300;
+    })
+    .await;
+    let (code, h) = app.get_json("/health").await;
+    assert_eq!((code, h["status"].clone()), (200, json!("degraded")), "{h}");
+    redis.kill();
+    let (code, h) = app.get_json("/health").await;
+    assert_eq!(code, 503, "{h}");
+    assert_eq!(h["status"], "unhealthy");
+    assert_eq!(h["dependencies"]["store"]["status"], "down");
+    assert_eq!(h["dependencies"]["chain"]["status"], "down");
+    assert!(h["dependencies"]["store"]["error"].is_string());
+    app.stop().await;
+}

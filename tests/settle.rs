@@ -423,3 +423,87 @@ async fn settlement_pause_answers_503_and_verify_keeps_working() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_is_off_without_a_key_and_honours_its_ip_allow_list() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(app.url("/admin/settlement"))
+        .header("x-admin-key", "anything-at-all-000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "disabled without admin.apiKey");
+    app.stop().await;
+
+    let key = "admin-key-for-tests-0002";
+    let app = spawn_app_with(|s| {
+        s.admin.api_key = Some(x402_facilitator::config::Secret::new(key));
+        s.admin.allowed_ips = vec!["127.0.0.7".into()];
+    })
+    .await;
+    let r = app
+        .client
+        .get(app.url("/admin/settlement"))
+        .header("x-admin-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "127.0.0.1 is not on the list");
+    let allowed = reqwest::Client::builder()
+        .local_address("127.0.0.7".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = allowed
+        .get(app.url("/admin/settlement"))
+        .header("x-admin-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"paused": false}));
+    let r = allowed
+        .get(app.url("/admin/settlement"))
+        .header("x-admin-key", "wrong-key-wrong-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Settle something, then inspect it and force a reconciliation pass.
+    let (buyer, _) = funded_buyer(&app.client, &app.base, 10, 10_000_000).await;
+    let req = requirements(&seller(0x5a), 1_000_000, 0);
+    let v = view(&app.client, &app.base, &buyer).await;
+    let (built, body) = pay(&buyer, &v, &req);
+    let (_, settled) = app.post_json("/settle", &body).await;
+    assert_eq!(settled["success"], true);
+    let txid = built.tx_id.to_hex();
+    let r = allowed
+        .get(app.url(&format!("/admin/settlements/{txid}")))
+        .header("x-admin-key", key)
+        .send()
+        .await
+        .unwrap();
+    let rec: Value = r.json().await.unwrap();
+    assert_eq!(rec["txId"], txid);
+    assert_eq!(rec["state"], "confirmed");
+    assert_eq!(rec["payer"], buyer.address());
+    assert_eq!(rec["submissions"], 1);
+    let r = allowed
+        .post(app.url("/admin/reconcile"))
+        .header("x-admin-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["examined"].is_u64());
+    let r = allowed
+        .get(app.url("/admin/settlements?state=bogus"))
+        .header("x-admin-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    app.stop().await;
+}
