@@ -1269,6 +1269,22 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
     assert_eq!(fields["attempt"], r.attempt);
     let _: SettlementRecord = serde_json::from_str(&fields["data"]).unwrap();
     assert_eq!(a.health().await.status, DependencyStatus::Up);
+
+    // Scripts were loaded once at connect and are only ever called by SHA.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    assert!(stats.contains("cmdstat_evalsha:"), "{stats}");
+    assert!(!stats.contains("cmdstat_eval:"), "{stats}");
+    let script_loads = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_script|load:"))
+        .unwrap_or_default();
+    assert!(
+        script_loads.starts_with("cmdstat_script|load:calls=26,"),
+        "{script_loads}"
+    );
 }
 
 #[test]

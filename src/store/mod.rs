@@ -285,3 +285,34 @@ pub async fn open(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_cursor_round_trips_and_rejects_garbage() {
+        let c = ListCursor {
+            updated_at: 1_763_900_000_123,
+            tx_id: TxId([7; 32]),
+        };
+        assert_eq!(ListCursor::parse(&c.encode()), Some(c));
+        let negative = ListCursor {
+            updated_at: -5,
+            tx_id: TxId([0; 32]),
+        };
+        assert_eq!(ListCursor::parse(&negative.encode()), Some(negative));
+        for bad in [
+            "",
+            ".",
+            "12",
+            "12.",
+            ".0707",
+            "x.0707",
+            "1.zz",
+            "99999999999999999999999.00",
+        ] {
+            assert_eq!(ListCursor::parse(bad), None, "{bad:?}");
+        }
+    }
+}
