@@ -190,6 +190,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replace the record with `next` iff its current state is `from` and its
     /// attempt is `next.attempt`'s predecessor `expected_attempt`; update the index.
+    /// The retention restarts from now. An `Err(Unavailable)` from `claim` or
+    /// `transition` means the outcome is unknown (the write may have landed).
     async fn transition(
         &self,
         expected_state: SettlementState,
@@ -202,6 +204,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, tx_id: &TxId) -> Result<Option<SettlementRecord>, StoreError>;
 
     /// Records by state (all states when None), newest first, `limit` per page.
+    /// Order is `(updated_at, tx_id)` descending; `limit` is clamped to
+    /// `1..=MAX_PAGE`; a malformed cursor is `Err(Corrupt)` (see [`ListCursor`]).
     async fn list(&self, state: Option<SettlementState>, cursor: Option<&str>, limit: usize) -> Result<Page, StoreError>;
 
     /// Records whose next check is due at `now_ms`, oldest first.
@@ -219,9 +223,12 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotency_begin(&self, id: &str, payload_digest: &str, ttl: Duration) -> Result<IdempotencyOutcome, StoreError>;
 
     /// Store the answer for an id begun with the same digest.
+    /// If the entry expired meanwhile it is recreated with the answer; an id
+    /// now held by a different digest is left untouched.
     async fn idempotency_complete(&self, id: &str, payload_digest: &str, answer_json: &str, ttl: Duration) -> Result<(), StoreError>;
 
     /// Forget an id whose request ended without an answer worth keeping (e.g. a 503).
+    /// Only an in-progress entry of this digest is removed; a stored answer stays.
     async fn idempotency_abort(&self, id: &str, payload_digest: &str) -> Result<(), StoreError>;
 
     /// Round-trip probe for /health.
