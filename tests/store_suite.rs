@@ -819,9 +819,7 @@ async fn redis_outage_fails_closed_and_recovers_by_itself() {
     else {
         return;
     };
-    let mut settings = server.settings();
-    settings.command_timeout_ms = 300;
-    let store = Arc::new(RedisStore::connect(&settings).await.unwrap());
+    let store = Arc::new(RedisStore::connect(&server.settings()).await.unwrap());
 
     // Background traffic: (started, finished, ok, unavailable).
     let stop = Arc::new(AtomicBool::new(false));
@@ -848,7 +846,7 @@ async fn redis_outage_fails_closed_and_recovers_by_itself() {
         })
     };
     let store: DynStore = store;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     server.kill();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1269,6 +1267,22 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
     assert_eq!(fields["attempt"], r.attempt);
     let _: SettlementRecord = serde_json::from_str(&fields["data"]).unwrap();
     assert_eq!(a.health().await.status, DependencyStatus::Up);
+
+    // Scripts were loaded once at connect and are only ever called by SHA.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    assert!(stats.contains("cmdstat_evalsha:"), "{stats}");
+    assert!(!stats.contains("cmdstat_eval:"), "{stats}");
+    let script_loads = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_script|load:"))
+        .unwrap_or_default();
+    assert!(
+        script_loads.starts_with("cmdstat_script|load:calls=26,"),
+        "{script_loads}"
+    );
 }
 
 #[test]

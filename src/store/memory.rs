@@ -99,10 +99,14 @@ fn state_slot(state: SettlementState) -> usize {
     }
 }
 
-/// Deadline `ttl` from `now`; saturates instead of panicking on absurd durations.
+/// Longest ttl honoured (as in the Redis store); longer ones are clamped, so
+/// no caller-supplied duration can overflow an `Instant`.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Deadline `ttl` from `now`, with `ttl` clamped to `[1 ms, MAX_TTL]` (Redis
+/// refuses a zero expiry; both stores treat it as the shortest one).
 fn deadline(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    now + ttl.clamp(Duration::from_millis(1), MAX_TTL)
 }
 
 impl Inner {
@@ -263,7 +267,7 @@ impl Store for MemoryStore {
                 });
             }
         }
-        let until = deadline(now, ttl.max(Duration::from_millis(1)));
+        let until = deadline(now, ttl);
         for input in inputs {
             inner.set_reservation(*input, *owner, until);
         }
@@ -306,11 +310,7 @@ impl Store for MemoryStore {
         if let Some(existing) = inner.live_record(&record.tx_id, now) {
             return Ok(ClaimOutcome::Existing(existing.clone()));
         }
-        inner.put_record(
-            record.clone(),
-            deadline(now, retention.max(Duration::from_millis(1))),
-            schedule,
-        );
+        inner.put_record(record.clone(), deadline(now, retention), schedule);
         Ok(ClaimOutcome::Claimed(record.clone()))
     }
 
@@ -334,11 +334,7 @@ impl Store for MemoryStore {
             }
             Some(_) => {}
         }
-        inner.put_record(
-            next.clone(),
-            deadline(now, retention.max(Duration::from_millis(1))),
-            schedule,
-        );
+        inner.put_record(next.clone(), deadline(now, retention), schedule);
         Ok(CasOutcome::Applied(next.clone()))
     }
 
@@ -424,7 +420,7 @@ impl Store for MemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let until = deadline(now, ttl.max(Duration::from_millis(1)));
+        let until = deadline(now, ttl);
         let mut inner = self.inner.lock();
         match inner.leases.get_mut(name) {
             Some(lease) if lease.until > now && lease.value != holder => Ok(false),
@@ -479,7 +475,7 @@ impl Store for MemoryStore {
                     digest: payload_digest.to_owned(),
                     answer: None,
                 };
-                inner.set_idempotency(id, entry, deadline(now, ttl.max(Duration::from_millis(1))));
+                inner.set_idempotency(id, entry, deadline(now, ttl));
                 Ok(IdempotencyOutcome::New)
             }
         }
@@ -507,7 +503,7 @@ impl Store for MemoryStore {
             digest: payload_digest.to_owned(),
             answer: Some(answer_json.to_owned()),
         };
-        inner.set_idempotency(id, entry, deadline(now, ttl.max(Duration::from_millis(1))));
+        inner.set_idempotency(id, entry, deadline(now, ttl));
         Ok(())
     }
 

@@ -200,6 +200,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replace the record with `next` iff its current state is `from` and its
     /// attempt is `next.attempt`'s predecessor `expected_attempt`; update the index.
+    /// The retention restarts from now. An `Err(Unavailable)` from `claim` or
+    /// `transition` means the outcome is unknown (the write may have landed).
     async fn transition(
         &self,
         expected_state: SettlementState,
@@ -212,6 +214,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, tx_id: &TxId) -> Result<Option<SettlementRecord>, StoreError>;
 
     /// Records by state (all states when None), newest first, `limit` per page.
+    /// Order is `(updated_at, tx_id)` descending; `limit` is clamped to
+    /// `1..=MAX_PAGE`; a malformed cursor is `Err(Corrupt)` (see [`ListCursor`]).
     async fn list(
         &self,
         state: Option<SettlementState>,
@@ -244,6 +248,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<IdempotencyOutcome, StoreError>;
 
     /// Store the answer for an id begun with the same digest.
+    /// If the entry expired meanwhile it is recreated with the answer; an id
+    /// now held by a different digest is left untouched.
     async fn idempotency_complete(
         &self,
         id: &str,
@@ -253,6 +259,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Forget an id whose request ended without an answer worth keeping (e.g. a 503).
+    /// Only an in-progress entry of this digest is removed; a stored answer stays.
     async fn idempotency_abort(&self, id: &str, payload_digest: &str) -> Result<(), StoreError>;
 
     /// Round-trip probe for /health.
@@ -313,6 +320,37 @@ pub async fn open(
         crate::config::StoreBackend::Memory => Ok(Arc::new(memory::MemoryStore::new())),
         crate::config::StoreBackend::Redis => {
             Ok(Arc::new(redis::RedisStore::connect(redis).await?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_cursor_round_trips_and_rejects_garbage() {
+        let c = ListCursor {
+            updated_at: 1_763_900_000_123,
+            tx_id: TxId([7; 32]),
+        };
+        assert_eq!(ListCursor::parse(&c.encode()), Some(c));
+        let negative = ListCursor {
+            updated_at: -5,
+            tx_id: TxId([0; 32]),
+        };
+        assert_eq!(ListCursor::parse(&negative.encode()), Some(negative));
+        for bad in [
+            "",
+            ".",
+            "12",
+            "12.",
+            ".0707",
+            "x.0707",
+            "1.zz",
+            "99999999999999999999999.00",
+        ] {
+            assert_eq!(ListCursor::parse(bad), None, "{bad:?}");
         }
     }
 }
