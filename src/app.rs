@@ -106,7 +106,18 @@ pub async fn build_store(settings: &Settings) -> Result<DynStore, StartupError> 
     match settings.store.backend {
         StoreBackend::Memory => Ok(Arc::new(crate::store::memory::MemoryStore::new())),
         StoreBackend::Redis => {
-            let store = crate::store::redis::RedisStore::connect(&settings.chain.redis)
+            let redis = &settings.chain.redis;
+            let mut options = crate::store::redis::RedisStoreOptions {
+                journal_replicas: redis.replica_acks,
+                ..Default::default()
+            };
+            if let Some(path) = &redis.tls_ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    StartupError::Store(format!("chain.redis.tlsCaFile {path}: {e}"))
+                })?;
+                options.tls_root_ca_pem = Some(pem);
+            }
+            let store = crate::store::redis::RedisStore::connect_with(redis, options)
                 .await
                 .map_err(|e| StartupError::Store(e.to_string()))?;
             Ok(Arc::new(store))

@@ -274,6 +274,11 @@ pub struct RedisSettings {
     pub key_prefix: String,
     pub connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
+    /// Replicas that must acknowledge every journal write (`WAIT n`); 0 = off.
+    /// With Sentinel, set it to 1 so a failover cannot lose an acknowledged record.
+    pub replica_acks: u32,
+    /// PEM file of a private CA to trust for TLS (instead of the public roots).
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -290,6 +295,8 @@ impl Default for RedisSettings {
             key_prefix: "x402:".into(),
             connect_timeout_ms: 2_000,
             command_timeout_ms: 1_000,
+            replica_acks: 0,
+            tls_ca_file: None,
         }
     }
 }
@@ -808,6 +815,14 @@ impl Settings {
                 "chain.redis.commandTimeoutMs",
                 "timeouts must be at least 1 ms",
             );
+        }
+        if r.replica_acks > 5 {
+            bad("chain.redis.replicaAcks", "must be between 0 and 5");
+        }
+        if let Some(f) = &r.tls_ca_file
+            && !std::path::Path::new(f).is_file()
+        {
+            bad("chain.redis.tlsCaFile", "file not found");
         }
         if r.key_prefix.contains(char::is_whitespace) {
             bad("chain.redis.keyPrefix", "must not contain white space");
