@@ -209,3 +209,112 @@ async fn health_is_unhealthy_when_every_dependency_is_down() {
     assert!(h["dependencies"]["store"]["error"].is_string());
     app.stop().await;
 }
+
+/// A Sentinel deployment (master, two replicas, one sentinel): the master is
+/// killed, Sentinel promotes a replica, and the facilitator keeps serving with
+/// every settlement it acknowledged still in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_keeps_serving_and_loses_no_settlement() {
+    use support::redis_server::{Options, wait_for};
+    use x402_facilitator::config::{RedisSettings, Secret, SentinelSettings};
+    const TEST: &str = "app_sentinel_failover";
+    const SERVICE: &str = "x402-app";
+    const SENTINEL_PASSWORD: &str = "sentinel-pass-app-1";
+    let Some(mut master) = RedisServer::start(TEST) else {
+        return;
+    };
+    let replica_opts = Options {
+        replica_of: Some(master.port()),
+        ..Options::default()
+    };
+    let replicas = [
+        RedisServer::start_with(TEST, replica_opts.clone()).unwrap(),
+        RedisServer::start_with(TEST, replica_opts).unwrap(),
+    ];
+    for r in &replicas {
+        wait_for("replica link up", Duration::from_secs(10), || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut r.connection())
+                .ok()?;
+            info.contains("master_link_status:up").then_some(())
+        });
+    }
+    let sentinel =
+        RedisServer::start_sentinel(TEST, SERVICE, master.port(), SENTINEL_PASSWORD).unwrap();
+    wait_for(
+        "sentinel sees both replicas",
+        Duration::from_secs(10),
+        || {
+            let fields: Vec<String> = redis::cmd("SENTINEL")
+                .arg("MASTER")
+                .arg(SERVICE)
+                .query(&mut sentinel.connection())
+                .ok()?;
+            let i = fields.iter().position(|f| f == "num-slaves")?;
+            (fields.get(i + 1)? == "2").then_some(())
+        },
+    );
+    let redis_settings = RedisSettings {
+        host: "192.0.2.1".into(),
+        port: 1,
+        password: Some(Secret::new(support::redis_server::PASSWORD)),
+        sentinel: SentinelSettings {
+            service_name: Some(SERVICE.into()),
+            addresses: vec![format!("127.0.0.1:{}", sentinel.port())],
+            password: Some(Secret::new(SENTINEL_PASSWORD)),
+        },
+        connect_timeout_ms: 1_000,
+        command_timeout_ms: 1_000,
+        replica_acks: 1,
+        ..RedisSettings::default()
+    };
+    let app = spawn_app_with(|s| {
+        s.store.backend = StoreBackend::Redis;
+        s.chain.redis = redis_settings;
+    })
+    .await;
+
+    let (buyer, _) = funded_buyer(&app.client, &app.base, 0x23, 40_000_000).await;
+    let mut settled = Vec::new();
+    for i in 0..3u64 {
+        let v = view(&app.client, &app.base, &buyer).await;
+        let req = requirements(&seller(0x63), 1_000_000 + i, 0);
+        let (built, body) = pay(&buyer, &v, &req);
+        let (_, r) = app.post_json("/settle", &body).await;
+        assert_eq!(r["success"], true, "{r}");
+        settled.push(built.tx_id.to_hex());
+        tokio::time::sleep(Duration::from_millis(450)).await;
+    }
+
+    master.kill();
+    // Keep paying until the promoted master serves: fail closed meanwhile.
+    let v = view(&app.client, &app.base, &buyer).await;
+    let req = requirements(&seller(0x63), 2_000_000, 0);
+    let (_, body) = pay(&buyer, &v, &req);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, r) = app.post_json("/verify", &body).await;
+        if code == 200 && r["isValid"] == true {
+            break;
+        }
+        assert!(
+            code == 503 || code == 200,
+            "only fail-closed answers during the failover: {code} {r}"
+        );
+        assert_ne!(r["isValid"], true);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after the failover: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for tx in &settled {
+        let (code, st) = app.get_json(&format!("/status/{tx}")).await;
+        assert_eq!(code, 200, "settlement {tx} survived the failover: {st}");
+        assert_eq!(st["status"], "confirmed");
+    }
+    let (_, r) = app.post_json("/settle", &body).await;
+    assert_eq!(r["success"], true, "{r}");
+    app.stop().await;
+}
