@@ -215,60 +215,16 @@ async fn health_is_unhealthy_when_every_dependency_is_down() {
 /// every settlement it acknowledged still in the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_keeps_serving_and_loses_no_settlement() {
-    use support::redis_server::{Options, wait_for};
-    use x402_facilitator::config::{RedisSettings, Secret, SentinelSettings};
+    use support::redis_server::SentinelDeployment;
     const TEST: &str = "app_sentinel_failover";
     const SERVICE: &str = "x402-app";
     const SENTINEL_PASSWORD: &str = "sentinel-pass-app-1";
-    let Some(mut master) = RedisServer::start(TEST) else {
+    let Some(deployment) = SentinelDeployment::start(TEST, SERVICE, SENTINEL_PASSWORD) else {
         return;
     };
-    let replica_opts = Options {
-        replica_of: Some(master.port()),
-        ..Options::default()
-    };
-    let replicas = [
-        RedisServer::start_with(TEST, replica_opts.clone()).unwrap(),
-        RedisServer::start_with(TEST, replica_opts).unwrap(),
-    ];
-    for r in &replicas {
-        wait_for("replica link up", Duration::from_secs(10), || {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut r.connection())
-                .ok()?;
-            info.contains("master_link_status:up").then_some(())
-        });
-    }
-    let sentinel =
-        RedisServer::start_sentinel(TEST, SERVICE, master.port(), SENTINEL_PASSWORD).unwrap();
-    wait_for(
-        "sentinel sees both replicas",
-        Duration::from_secs(10),
-        || {
-            let fields: Vec<String> = redis::cmd("SENTINEL")
-                .arg("MASTER")
-                .arg(SERVICE)
-                .query(&mut sentinel.connection())
-                .ok()?;
-            let i = fields.iter().position(|f| f == "num-slaves")?;
-            (fields.get(i + 1)? == "2").then_some(())
-        },
-    );
-    let redis_settings = RedisSettings {
-        host: "192.0.2.1".into(),
-        port: 1,
-        password: Some(Secret::new(support::redis_server::PASSWORD)),
-        sentinel: SentinelSettings {
-            service_name: Some(SERVICE.into()),
-            addresses: vec![format!("127.0.0.1:{}", sentinel.port())],
-            password: Some(Secret::new(SENTINEL_PASSWORD)),
-        },
-        connect_timeout_ms: 1_000,
-        command_timeout_ms: 1_000,
-        replica_acks: 1,
-        ..RedisSettings::default()
-    };
+    let mut redis_settings = deployment.settings();
+    redis_settings.replica_acks = 1;
+    let SentinelDeployment { mut master, .. } = deployment;
     let app = spawn_app_with(|s| {
         s.store.backend = StoreBackend::Redis;
         s.chain.redis = redis_settings;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::redis_server::{self, Options, PASSWORD, RedisServer, wait_for};
+use support::redis_server::{self, Options, PASSWORD, RedisServer, SentinelDeployment};
 use x402_facilitator::cardano::{TxId, UtxoRef};
 use x402_facilitator::chain::DependencyStatus;
 use x402_facilitator::config::{RedisSettings, Secret, SentinelSettings};
@@ -993,56 +993,16 @@ async fn redis_sentinel_failover_keeps_acknowledged_records() {
     const TEST: &str = "redis_sentinel_failover_keeps_acknowledged_records";
     const SERVICE: &str = "x402-test";
     const SENTINEL_PASSWORD: &str = "sentinel-pass-77d1";
-    let Some(mut master) = RedisServer::start(TEST) else {
+    let Some(deployment) = SentinelDeployment::start(TEST, SERVICE, SENTINEL_PASSWORD) else {
         return;
     };
-    let replica_opts = Options {
-        replica_of: Some(master.port()),
-        ..Options::default()
-    };
-    let replicas = [
-        RedisServer::start_with(TEST, replica_opts.clone()).unwrap(),
-        RedisServer::start_with(TEST, replica_opts).unwrap(),
-    ];
-    for r in &replicas {
-        wait_for("replica link up", Duration::from_secs(10), || {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query(&mut r.connection())
-                .ok()?;
-            info.contains("master_link_status:up").then_some(())
-        });
-    }
-    let sentinel =
-        RedisServer::start_sentinel(TEST, SERVICE, master.port(), SENTINEL_PASSWORD).unwrap();
-    wait_for(
-        "sentinel sees both replicas",
-        Duration::from_secs(10),
-        || {
-            let fields: Vec<String> = redis::cmd("SENTINEL")
-                .arg("MASTER")
-                .arg(SERVICE)
-                .query(&mut sentinel.connection())
-                .ok()?;
-            let i = fields.iter().position(|f| f == "num-slaves")?;
-            (fields.get(i + 1)? == "2").then_some(())
-        },
-    );
-
-    let settings = RedisSettings {
-        // Never used: the sentinels name the master.
-        host: "192.0.2.1".into(),
-        port: 1,
-        password: Some(Secret::new(PASSWORD)),
-        sentinel: SentinelSettings {
-            service_name: Some(SERVICE.into()),
-            addresses: vec![format!("127.0.0.1:{}", sentinel.port())],
-            password: Some(Secret::new(SENTINEL_PASSWORD)),
-        },
-        connect_timeout_ms: 1_000,
-        command_timeout_ms: 1_000,
-        ..RedisSettings::default()
-    };
+    let settings = deployment.settings();
+    let SentinelDeployment {
+        mut master,
+        replicas,
+        sentinel,
+        ..
+    } = deployment;
     // "Acknowledged" = the master applied the write AND a replica has it
     // (WAIT 1): async replication alone can lose a write the master
     // acknowledged a moment before it died.

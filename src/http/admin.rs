@@ -6,9 +6,9 @@
 //! `admin.allowedIps` is not empty, a client address on that list. Every
 //! action is logged with the caller's address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,26 +38,6 @@ pub fn routes() -> Router<AppState> {
         .route("/reconcile", post(reconcile))
 }
 
-fn client_ip(app: &AppState, req: &Request) -> Option<IpAddr> {
-    if app.settings.server.trust_proxy {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.rsplit(',')
-                    .map(str::trim)
-                    .find_map(|s| s.parse::<IpAddr>().ok())
-            });
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
 /// Key and address check for every admin route.
 pub async fn authorize(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(expected) = app
@@ -70,7 +50,7 @@ pub async fn authorize(State(app): State<AppState>, mut req: Request, next: Next
         return ApiError::not_found("The admin API is disabled (admin.apiKey is not set)")
             .into_response();
     };
-    let ip = client_ip(&app, &req);
+    let ip = super::guard::client_ip(&req, app.settings.server.trust_proxy);
     let caller = ip
         .map(|i| i.to_string())
         .unwrap_or_else(|| "unknown".into());

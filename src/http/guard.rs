@@ -82,6 +82,28 @@ pub struct Guard {
 
 const OVERFLOW_KEY: &str = "overflow";
 
+/// The caller's address: the peer, or with `trust_proxy` the right-most
+/// `X-Forwarded-For` entry (the one our own proxy appended).
+pub fn client_ip(req: &Request, trust_proxy: bool) -> Option<IpAddr> {
+    if trust_proxy {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.rsplit(',')
+                    .map(str::trim)
+                    .find_map(|s| s.parse::<IpAddr>().ok())
+            });
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// Routes whose every call costs chain or store work.
 pub fn is_sensitive(path: &str) -> bool {
     path == "/verify" || path == "/settle" || path == "/status" || path.starts_with("/status/")
@@ -172,24 +194,8 @@ impl Guard {
     }
 
     fn client_ip(&self, req: &Request) -> String {
-        if self.trust_proxy {
-            // The right-most entry is the one our own proxy appended.
-            if let Some(ip) = req
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.rsplit(',')
-                        .map(str::trim)
-                        .find_map(|s| s.parse::<IpAddr>().ok())
-                })
-            {
-                return ip.to_string();
-            }
-        }
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+        client_ip(req, self.trust_proxy)
+            .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".into())
     }
 

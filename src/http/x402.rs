@@ -147,24 +147,27 @@ fn envelope_verify_error(e: EnvelopeError) -> Response {
     )
 }
 
-/// Digest of the payment requirements: the settlement's policy identity.
-/// serde_json maps are ordered, so the text is canonical.
-fn requirements_digest(req: &ParsedRequest) -> String {
-    let v = match req {
-        ParsedRequest::V2(r) => serde_json::to_value(&r.payment_requirements),
-        ParsedRequest::V1(r) => serde_json::to_value(&r.payment_requirements),
-    }
-    .unwrap_or(Value::Null);
+/// SHA-256 hex of a value's JSON text. serde_json maps are ordered, so the
+/// text (and the digest) is canonical for equal values.
+fn json_digest<T: serde::Serialize>(value: &T) -> String {
+    let v = serde_json::to_value(value).unwrap_or(Value::Null);
     hex::encode(Sha256::digest(v.to_string().as_bytes()))
 }
 
-fn payload_digest(req: &ParsedRequest) -> String {
-    let v = match req {
-        ParsedRequest::V2(r) => serde_json::to_value(&r.payment_payload),
-        ParsedRequest::V1(r) => serde_json::to_value(&r.payment_payload),
+/// Digest of the payment requirements: the settlement's policy identity.
+fn requirements_digest(req: &ParsedRequest) -> String {
+    match req {
+        ParsedRequest::V2(r) => json_digest(&r.payment_requirements),
+        ParsedRequest::V1(r) => json_digest(&r.payment_requirements),
     }
-    .unwrap_or(Value::Null);
-    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+/// Digest of the payment payload, for the payment-identifier extension.
+fn payload_digest(req: &ParsedRequest) -> String {
+    match req {
+        ParsedRequest::V2(r) => json_digest(&r.payment_payload),
+        ParsedRequest::V1(r) => json_digest(&r.payment_payload),
+    }
 }
 
 struct SettleOut {

@@ -395,3 +395,78 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A Sentinel deployment of local processes: a master, two replicas linked
+/// to it, and one sentinel that sees both replicas (quorum 1).
+pub struct SentinelDeployment {
+    pub master: RedisServer,
+    pub replicas: [RedisServer; 2],
+    pub sentinel: RedisServer,
+    pub service: String,
+    pub sentinel_password: String,
+}
+
+impl SentinelDeployment {
+    /// Start everything and wait until the sentinel sees both replicas;
+    /// `None` (after the skip notice) without the binary.
+    pub fn start(test: &str, service: &str, sentinel_password: &str) -> Option<SentinelDeployment> {
+        let master = RedisServer::start(test)?;
+        let replica_opts = Options {
+            replica_of: Some(master.port()),
+            ..Options::default()
+        };
+        let replicas = [
+            RedisServer::start_with(test, replica_opts.clone())?,
+            RedisServer::start_with(test, replica_opts)?,
+        ];
+        for r in &replicas {
+            wait_for("replica link up", Duration::from_secs(10), || {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query(&mut r.connection())
+                    .ok()?;
+                info.contains("master_link_status:up").then_some(())
+            });
+        }
+        let sentinel =
+            RedisServer::start_sentinel(test, service, master.port(), sentinel_password)?;
+        wait_for(
+            "sentinel sees both replicas",
+            Duration::from_secs(10),
+            || {
+                let fields: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(service)
+                    .query(&mut sentinel.connection())
+                    .ok()?;
+                let i = fields.iter().position(|f| f == "num-slaves")?;
+                (fields.get(i + 1)? == "2").then_some(())
+            },
+        );
+        Some(SentinelDeployment {
+            master,
+            replicas,
+            sentinel,
+            service: service.to_owned(),
+            sentinel_password: sentinel_password.to_owned(),
+        })
+    }
+
+    /// Settings that find the master through the sentinel (the host and port
+    /// are deliberately unusable: only the sentinel names the master).
+    pub fn settings(&self) -> RedisSettings {
+        RedisSettings {
+            host: "192.0.2.1".into(),
+            port: 1,
+            password: Some(Secret::new(PASSWORD)),
+            sentinel: x402_facilitator::config::SentinelSettings {
+                service_name: Some(self.service.clone()),
+                addresses: vec![format!("127.0.0.1:{}", self.sentinel.port())],
+                password: Some(Secret::new(self.sentinel_password.clone())),
+            },
+            connect_timeout_ms: 1_000,
+            command_timeout_ms: 1_000,
+            ..RedisSettings::default()
+        }
+    }
+}
