@@ -284,7 +284,12 @@ impl Settlement {
         tx_cbor: Arc<Vec<u8>>,
     ) -> SettleAnswer {
         let this = self.clone();
-        let task = tokio::spawn(async move { this.submit_inner(claimed, tx_cbor).await });
+        // The task keeps the request's span, so its log lines carry the reqId.
+        let span = tracing::Span::current();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move { this.submit_inner(claimed, tx_cbor).await },
+            span,
+        ));
         match task.await {
             Ok(a) => a,
             Err(e) => SettleAnswer::Unavailable {

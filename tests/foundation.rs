@@ -598,3 +598,47 @@ fn a_chain_backend_that_cannot_be_reached_fails_startup_at_the_chain_step() {
         "{err}"
     );
 }
+
+/// Lines logged deep inside a settlement (in its own task) still carry the request id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_of_a_settlement_carries_its_request_id() {
+    use support::pay::{funded_buyer, pay, requirements, seller, view};
+    let app = BinApp::start(
+        json!({"server": {"port": 0}, "chain": {"devnet": {"blockTimeMs": 200}}}),
+        &[],
+    );
+    let client = reqwest::Client::new();
+    let (buyer, _) = funded_buyer(&client, &app.base(), 0x0f, 10_000_000).await;
+    let v = view(&client, &app.base(), &buyer).await;
+    let (built, body) = pay(&buyer, &v, &requirements(&seller(0x3f), 1_000_000, 0));
+    let r = client
+        .post(format!("{}/settle", app.base()))
+        .header("x-request-id", "settle-rid-0001")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let settled: Value = r.json().await.unwrap();
+    assert_eq!(settled["success"], true, "{settled}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let parsed = parse_lines(&app.lines());
+    let txid = built.tx_id.to_hex();
+    let about_tx: Vec<&Value> = parsed
+        .iter()
+        .filter(|v| {
+            v["tx"] == txid.as_str()
+                && v["msg"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("settlement transition")
+        })
+        .collect();
+    assert!(
+        about_tx.len() >= 3,
+        "claimed->submitting->submitted->confirmed lines: {about_tx:?}"
+    );
+    for line in about_tx {
+        assert_eq!(line["reqId"], "settle-rid-0001", "{line}");
+    }
+}
