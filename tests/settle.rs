@@ -507,3 +507,60 @@ async fn the_admin_api_is_off_without_a_key_and_honours_its_ip_allow_list() {
     assert_eq!(r.status(), 400);
     app.stop().await;
 }
+
+/// The buyer double-spends behind the facilitator's back (straight to the
+/// node): verification still sees the input unspent at the tip, the node
+/// rejects the submission, and the settlement fails definitively with the
+/// node's reason and releases its reservations.
+#[tokio::test]
+async fn a_node_rejection_fails_the_settlement_with_the_nodes_reason() {
+    let app = spawn_app_with(|s| s.chain.devnet.block_time_ms = 5_000).await;
+    let (buyer, utxo) = funded_buyer(&app.client, &app.base, 11, 10_000_000).await;
+    let v = view(&app.client, &app.base, &buyer).await;
+    let (built, body) = pay(&buyer, &v, &requirements(&seller(0x5b), 1_000_000, 0));
+    let (rival, _) = pay(&buyer, &v, &requirements(&seller(0x5c), 1_200_000, 0));
+    let r = app
+        .client
+        .post(app.url("/devnet/api/v0/tx/submit"))
+        .header("content-type", "application/cbor")
+        .body(rival.tx.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the rival went straight to the node");
+
+    let (code, settled) = app.post_json("/settle", &body).await;
+    assert_eq!(code, 200);
+    assert_eq!(settled["success"], false, "{settled}");
+    assert_eq!(settled["errorReason"], "exact_cardano_settlement_failed");
+    assert!(
+        settled["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("BadInputsUTxO"),
+        "{settled}"
+    );
+    assert_eq!(
+        settled["transaction"],
+        built.tx_id.to_hex(),
+        "it was broadcast"
+    );
+    let holder = app.state.store.holder(&utxo).await.unwrap();
+    assert_eq!(holder, None, "reservations released");
+    let (_, st) = app
+        .get_json(&format!("/status/{}", built.tx_id.to_hex()))
+        .await;
+    assert_eq!(st["status"], "failed");
+    assert!(
+        st["errorReason"]
+            .as_str()
+            .unwrap()
+            .contains("BadInputsUTxO"),
+        "{st}"
+    );
+    // A retry answers the stored failure without a second broadcast.
+    let (_, again) = app.post_json("/settle", &body).await;
+    assert_eq!(again["errorReason"], "exact_cardano_settlement_failed");
+    assert_eq!(devnet_submissions(&app, &built.tx_id.to_hex()), 1);
+    app.stop().await;
+}
