@@ -164,10 +164,11 @@ impl AssetId {
     }
     /// Parse Blockfrost's `unit` (policy and name concatenated, no dot).
     pub fn from_unit(unit: &str) -> Result<Self, ParseError> {
-        if unit.len() < 56 {
+        // Split only where a char boundary falls: a unit with multi-byte
+        // characters is malformed, not a reason to panic.
+        let Some((p, n)) = unit.split_at_checked(56) else {
             return Err(malformed("a Blockfrost unit (56+ hex)", unit));
-        }
-        let (p, n) = unit.split_at(56);
+        };
         Self::from_parts(p, n, unit)
     }
     fn from_parts(policy: &str, name: &str, whole: &str) -> Result<Self, ParseError> {
@@ -298,6 +299,11 @@ mod tests {
         assert!(s.parse::<TxId>().is_err());
         assert!(s.parse::<UtxoRef>().is_err());
         assert!(s.parse::<Asset>().is_err());
+        // A unit whose 56th byte falls inside a character (found by the
+        // schemathesis sweep of the devnet API).
+        let unit = format!("{}é{}", "a".repeat(55), "b".repeat(10));
+        assert!(AssetId::from_unit(&unit).is_err());
+        assert!(AssetId::from_unit(&s).is_err());
         let mut t = "aé".repeat(10);
         truncate_chars(&mut t, 2);
         assert_eq!(t, "a");

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::cardano::TxId;
-use crate::store::SettlementState;
+use crate::store::{ListCursor, SettlementState};
 
 /// Who called, for the audit log line.
 #[derive(Clone, Debug)]
@@ -140,14 +140,21 @@ async fn list(
                 .ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown state {s:?}; one of claimed, submitting, submitted, pending, confirmed, failed, expired")))?,
         ),
     };
+    // A cursor the store could not read is the caller's mistake (400), not a
+    // store failure (503): check it here, and read an empty one as none.
+    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
+    if let Some(c) = cursor
+        && ListCursor::parse(c).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "cursor is not a nextCursor this service handed out",
+        ));
+    }
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let page = app
-        .store
-        .list(state, q.cursor.as_deref(), limit)
-        .await
-        .map_err(|e| {
-            ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
-        })?;
+    let page = app.store.list(state, cursor, limit).await.map_err(|e| {
+        ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+    })?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
     let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
     Ok(Json(
