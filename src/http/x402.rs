@@ -10,7 +10,9 @@
 //! Project-specific reason codes (no reference code fits):
 //! `exact_cardano_facilitator_store_unavailable` (the reservation and journal
 //! store cannot be reached: fail closed, retry) and `settlement_paused` (an
-//! operator paused settlement).
+//! operator paused settlement); and, for faults inside this service, the
+//! retryable `settlement_state_conflict` (the journal record vanished under a
+//! transition) and `settlement_internal_error` (the settlement task died).
 
 use axum::Json;
 use axum::body::Bytes;
