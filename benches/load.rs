@@ -222,11 +222,34 @@ fn redis_cpu_ns(server: &RedisServer) -> Option<u64> {
     Some((secs * 1e9) as u64)
 }
 
+/// Calls per command of a redis-server (`INFO commandstats`), e.g. `evalsha` -> 2000.
+fn redis_calls(server: &RedisServer) -> Option<BTreeMap<String, u64>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.connection())
+        .ok()?;
+    Some(
+        info.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| {
+                let (name, stats) = l.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect(),
+    )
+}
+
 #[derive(Default)]
 struct CpuSnapshot {
     server: Option<u64>,
     client: Option<u64>,
     redis: Option<u64>,
+    redis_calls: Option<BTreeMap<String, u64>>,
 }
 
 fn cpu_snapshot(in_process: bool, redis: Option<&RedisServer>) -> CpuSnapshot {
@@ -234,6 +257,7 @@ fn cpu_snapshot(in_process: bool, redis: Option<&RedisServer>) -> CpuSnapshot {
         server: in_process.then(|| thread_cpu_ns(SERVER_THREAD)).flatten(),
         client: thread_cpu_ns(CLIENT_THREAD),
         redis: redis.and_then(redis_cpu_ns),
+        redis_calls: redis.and_then(redis_calls),
     }
 }
 
@@ -722,6 +746,36 @@ fn run(o: &Options) -> Result<bool, String> {
         per(before.client, after.client),
         per(before.redis, after.redis)
     );
+    if let (Some(a), Some(b)) = (&before.redis_calls, &after.redis_calls)
+        && answered > 0
+    {
+        // Every store operation is one Lua script call (EVALSHA, or EVAL
+        // after a NOSCRIPT), so those are the round trips; commandstats also
+        // counts the commands the scripts run. The snapshots' own INFO and
+        // AUTH calls are not the facilitator's.
+        let per_req = |k: &str| {
+            let calls = |m: &BTreeMap<String, u64>| m.get(k).copied().unwrap_or(0);
+            calls(b).saturating_sub(calls(a)) as f64 / answered as f64
+        };
+        let inner: Vec<String> = b
+            .keys()
+            .filter(|k| {
+                !matches!(
+                    k.as_str(),
+                    "info" | "auth" | "hello" | "evalsha" | "eval" | "client|setinfo"
+                )
+            })
+            .filter(|k| per_req(k) > 0.0)
+            .map(|k| format!("{k} {:.2}", per_req(k)))
+            .collect();
+        println!(
+            "redis       round trips {:.2}/req (evalsha {:.2}, eval {:.2}); run by the scripts: {}",
+            per_req("evalsha") + per_req("eval"),
+            per_req("evalsha"),
+            per_req("eval"),
+            inner.join(", ")
+        );
+    }
     if !tally.ok_detail.is_empty() {
         let d: Vec<String> = tally
             .ok_detail
