@@ -399,8 +399,8 @@ async fn settle_inner(app: &AppState, req: &ParsedRequest, network: String) -> S
                 ));
             }
         };
-    let tx_id = match exact_cardano::decode_and_check_signatures(&env) {
-        Ok((tx, _)) => tx.id(),
+    let (tx, signers) = match exact_cardano::decode_and_check_signatures(&env) {
+        Ok(decoded) => decoded,
         Err((reason, message)) => {
             return SettleOut::ok(settle_failure(
                 network,
@@ -412,6 +412,7 @@ async fn settle_inner(app: &AppState, req: &ParsedRequest, network: String) -> S
         }
     };
 
+    let tx_id = tx.id();
     let requirements_digest = requirements_digest(req);
     let q = req.requirements();
     let draft_payment = Payment {
@@ -446,8 +447,9 @@ async fn settle_inner(app: &AppState, req: &ParsedRequest, network: String) -> S
         }
     };
 
-    // Full verification, with this transaction's own reservation counting as free.
-    let verified = match exact_cardano::verify(&app.verify_ctx, req).await {
+    // The rest of the pipeline (chain stages), on the transaction already decoded
+    // and signature-checked above; its own reservation counts as free.
+    let verified = match exact_cardano::verify_checked(&app.verify_ctx, env, tx, signers).await {
         VerifyOutcome::Valid(p) => p,
         VerifyOutcome::Invalid {
             reason,

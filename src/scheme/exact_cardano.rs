@@ -710,7 +710,33 @@ fn stage_e(
 /// Verify one request. Never panics on request data; see the module docs for the order.
 pub async fn verify(ctx: &VerifyContext, req: &ParsedRequest) -> VerifyOutcome {
     let mut payer = None;
-    match run(ctx, req, &mut payer).await {
+    let result = async {
+        // A and B: pure.
+        let env = stage_a(ctx.network, &ctx.limits, req)?;
+        let (tx, signers) = stage_b(&env)?;
+        run_checked(ctx, env, tx, signers, &mut payer).await
+    }
+    .await;
+    outcome(result, payer)
+}
+
+/// Stages C to E for a request whose stages A and B already passed (the
+/// envelope checked, the transaction decoded and its signatures verified by
+/// [`check_envelope`] and [`decode_and_check_signatures`]). Lets /settle learn
+/// the tx id from the pure stages and continue without redoing them.
+pub async fn verify_checked(
+    ctx: &VerifyContext,
+    env: Envelope,
+    tx: ParsedTx,
+    signers: Signers,
+) -> VerifyOutcome {
+    let mut payer = None;
+    let result = run_checked(ctx, env, tx, signers, &mut payer).await;
+    outcome(result, payer)
+}
+
+fn outcome(result: Result<VerifiedPayment, Reject>, payer: Option<String>) -> VerifyOutcome {
+    match result {
         Ok(p) => VerifyOutcome::Valid(Box::new(p)),
         Err(r) if r.retryable => VerifyOutcome::Unavailable {
             reason: r.reason,
@@ -724,14 +750,13 @@ pub async fn verify(ctx: &VerifyContext, req: &ParsedRequest) -> VerifyOutcome {
     }
 }
 
-async fn run(
+async fn run_checked(
     ctx: &VerifyContext,
-    req: &ParsedRequest,
+    env: Envelope,
+    tx: ParsedTx,
+    signers: Signers,
     payer: &mut Option<String>,
 ) -> Result<VerifiedPayment, Reject> {
-    // A and B: pure.
-    let env = stage_a(ctx.network, &ctx.limits, req)?;
-    let (tx, signers) = stage_b(&env)?;
     if !tx.inputs().contains(&env.nonce) {
         return Err(reject(
             Reason::NonceNotInInputs,
