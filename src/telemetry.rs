@@ -169,6 +169,7 @@ pub fn init_sentry(settings: &Settings) -> SentryGuard {
         Some(event)
     }));
     let guard = sentry::init(options);
+    install_panic_hook();
     SentryGuard(Some(guard))
 }
 
@@ -177,4 +178,70 @@ pub fn init_sentry(settings: &Settings) -> SentryGuard {
 pub fn startup_failure(step: &str, message: &str) {
     tracing::error!(step, "startup failed at step {step}: {message}");
     let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+thread_local! {
+    /// True while this thread polls a request's future (see [`RequestScope`]).
+    static IN_REQUEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wraps a request's future and marks every poll of it, so the panic hook
+/// can tell a panic inside a request (caught, answered 500 and reported once
+/// by the HTTP layer with the request's context) from any other panic
+/// (reported by the hook itself).
+pub struct RequestScope<F> {
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F> RequestScope<F> {
+    pub fn new(inner: F) -> Self {
+        RequestScope {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for RequestScope<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let before = IN_REQUEST.with(|c| c.replace(true));
+        let out = self.inner.as_mut().poll(cx);
+        IN_REQUEST.with(|c| c.set(before));
+        out
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("panic")
+}
+
+static PANIC_HOOK: OnceLock<()> = OnceLock::new();
+
+/// Report panics outside requests to Sentry (once per process; chains the
+/// previous hook, so the panic is still printed). Panics inside a request
+/// are left to the HTTP layer, which reports the resulting 500 with the
+/// request id: one event per panic either way.
+pub fn install_panic_hook() {
+    PANIC_HOOK.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_REQUEST.with(|c| c.get()) {
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let text = format!("panic: {}{location}", panic_text(info.payload()));
+                sentry::capture_message(&text, sentry::Level::Fatal);
+            }
+            previous(info);
+        }));
+    });
 }

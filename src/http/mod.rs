@@ -81,13 +81,11 @@ async fn method_not_allowed() -> ApiError {
 }
 
 fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
-    let detail = err
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| err.downcast_ref::<&str>().copied())
-        .unwrap_or("panic");
-    tracing::error!(panic = detail, "handler panicked; answered 500");
-    ApiError::internal("Internal server error").into_response()
+    let detail = crate::telemetry::panic_text(err.as_ref()).to_owned();
+    tracing::error!(panic = %detail, "handler panicked; answered 500");
+    let mut resp = ApiError::internal("Internal server error").into_response();
+    resp.extensions_mut().insert(observe::PanicMessage(detail));
+    resp
 }
 
 async fn overloaded(err: BoxError) -> Response {
@@ -229,6 +227,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.status(), StatusCode::OK);
+    }
+
+    /// A panic in a handler is exactly one Sentry event, carrying the request
+    /// id, method, route and status (the panic hook stays quiet inside requests).
+    #[test]
+    fn a_panic_is_one_sentry_event_with_the_request_context() {
+        crate::telemetry::install_panic_hook();
+        let events = sentry::test::with_captured_events(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let svc = stack(test_router(), &settings(16, 10_000));
+                let req = Request::get("/boom")
+                    .header("x-request-id", "panic-evt-1")
+                    .body(Body::empty())
+                    .unwrap();
+                let resp = svc.oneshot(req).await.unwrap();
+                assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            });
+        });
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!(
+            e.tags.get("request_id").map(String::as_str),
+            Some("panic-evt-1")
+        );
+        assert_eq!(e.tags.get("method").map(String::as_str), Some("GET"));
+        assert_eq!(e.tags.get("route").map(String::as_str), Some("/boom"));
+        assert_eq!(e.tags.get("status").map(String::as_str), Some("500"));
+        assert!(
+            e.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("deliberate test panic"),
+            "{:?}",
+            e.message
+        );
     }
 
     #[tokio::test]

@@ -18,9 +18,15 @@ use tracing::Instrument;
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// The route template that served a request (`/status/{txid}`), or `unmatched`.
+/// Set on a 500 produced by a caught panic: the panic's message, for the Sentry event.
 #[derive(Clone, Debug)]
-pub struct RouteName(pub String);
+pub struct PanicMessage(pub String);
+
+/// Where the router writes the route template that matched (`/status/{txid}`).
+/// A shared slot rather than a response extension, so the route is known even
+/// when the handler panics and the response is made outside the router.
+#[derive(Clone, Debug, Default)]
+pub struct RouteSlot(pub std::sync::Arc<parking_lot::Mutex<Option<String>>>);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -37,15 +43,13 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
 
 /// Inside the router: record which route template matched.
 pub async fn remember_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let mut resp = next.run(req).await;
-    if let Some(route) = route {
-        resp.extensions_mut().insert(RouteName(route));
+    if let (Some(slot), Some(m)) = (
+        req.extensions().get::<RouteSlot>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
+        *slot.0.lock() = Some(m.as_str().to_owned());
     }
-    resp
+    next.run(req).await
 }
 
 /// Outside everything: id, span, access line, metrics, Sentry.
@@ -57,6 +61,8 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .and_then(sane_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
     let url = req.uri().to_string();
     let remote = req
@@ -66,15 +72,16 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .unwrap_or_default();
 
     let span = tracing::info_span!("request", reqId = %id);
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    let mut resp =
+        crate::telemetry::RequestScope::new(next.run(req).instrument(span.clone())).await;
 
     let status = resp.status();
     let elapsed = start.elapsed();
     let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-    let route = resp
-        .extensions()
-        .get::<RouteName>()
-        .map(|r| r.0.clone())
+    let route = slot
+        .0
+        .lock()
+        .clone()
         .unwrap_or_else(|| "unmatched".to_owned());
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -99,14 +106,24 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .record(elapsed.as_secs_f64());
 
     if status.is_server_error() {
-        report_server_error(&id, method.as_str(), &route, status);
+        let panic = resp
+            .extensions()
+            .get::<PanicMessage>()
+            .map(|p| p.0.as_str());
+        report_server_error(&id, method.as_str(), &route, status, panic);
     }
     resp
 }
 
 /// One Sentry event per 5xx, with the request id, method, route and status:
 /// never the body, never headers (they may carry keys or payments).
-fn report_server_error(id: &str, method: &str, route: &str, status: StatusCode) {
+fn report_server_error(
+    id: &str,
+    method: &str,
+    route: &str,
+    status: StatusCode,
+    panic: Option<&str>,
+) {
     if sentry::Hub::current()
         .client()
         .is_none_or(|c| !c.is_enabled())
@@ -121,10 +138,11 @@ fn report_server_error(id: &str, method: &str, route: &str, status: StatusCode) 
             scope.set_tag("status", status.as_u16());
         },
         || {
-            sentry::capture_message(
-                &format!("{method} {route} answered {}", status.as_u16()),
-                sentry::Level::Error,
-            );
+            let text = match panic {
+                Some(p) => format!("{method} {route} panicked: {p}"),
+                None => format!("{method} {route} answered {}", status.as_u16()),
+            };
+            sentry::capture_message(&text, sentry::Level::Error);
         },
     );
 }
