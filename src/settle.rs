@@ -147,7 +147,7 @@ impl Settlement {
     }
 
     /// When an unconfirmed record may be expired: its ttl (as unix time) plus the margin.
-    fn expiry_ms(&self, ttl_slot: Option<u64>) -> i64 {
+    pub fn expiry_ms(&self, ttl_slot: Option<u64>) -> i64 {
         let margin_ms = (self.settings.settlement.rollback_margin_seconds as i64) * 1000;
         match ttl_slot {
             Some(ttl) => {
@@ -332,11 +332,8 @@ impl Settlement {
             Err(e) => return unavailable(e),
         };
 
-        let chain_timer = std::time::Instant::now();
-        let outcome = self.chain.submit(&tx_cbor).await;
-        metrics::histogram!("chain_request_duration_seconds", "op" => "submit")
-            .record(chain_timer.elapsed().as_secs_f64());
-        match outcome {
+        // The provider records its own chain_request_duration_seconds{op="submit"}.
+        match self.chain.submit(&tx_cbor).await {
             SubmitOutcome::Accepted => {
                 self.chain.invalidate(&submitting.inputs);
                 let mut next = submitting.clone();

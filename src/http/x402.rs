@@ -521,11 +521,7 @@ async fn settle_inner(app: &AppState, req: &ParsedRequest, network: String) -> S
     record.pay_to = verified.pay_to.clone();
     record.inputs = verified.inputs.clone();
     record.ttl_slot = Some(verified.ttl_slot);
-    let full = Payment {
-        ttl_slot: Some(verified.ttl_slot),
-        ..draft_payment
-    };
-    record.expires_at = app.settlement.draft(&full).expires_at;
+    record.expires_at = app.settlement.expiry_ms(record.ttl_slot);
     let tx_bytes = std::sync::Arc::new(verified.tx.raw().to_vec());
     let answer = app.settlement.submit_and_wait(record, tx_bytes).await;
     answer_to_out(network, answer)

@@ -13,10 +13,7 @@
 use serde_json::Value as Json;
 
 use super::reason::Reason;
-use super::types::{
-    PaymentPayloadV1, PaymentPayloadV2, PaymentRequirementsV1, PaymentRequirementsV2, RequestV1,
-    RequestV2,
-};
+use super::types::{PaymentRequirementsV2, RequestV1, RequestV2};
 
 /// A request whose envelope and field types are right (contents unchecked).
 #[derive(Clone, Debug, PartialEq)]
@@ -142,6 +139,36 @@ fn first_line(e: &serde_json::Error) -> String {
     s
 }
 
+/// `paymentRequirements` as the version's type, or the business rejection.
+fn typed_requirements<T: serde::de::DeserializeOwned>(
+    v: &Json,
+    network: &Option<String>,
+) -> Result<T, EnvelopeError> {
+    serde_json::from_value(v.clone()).map_err(|e| EnvelopeError::Rejected {
+        reason: Reason::InvalidRequirements,
+        message: format!("paymentRequirements: {}", first_line(&e)),
+        network: network.clone(),
+    })
+}
+
+/// `paymentPayload` as the version's type (its own `x402Version` defaulting
+/// to the envelope's), or the business rejection.
+fn typed_payload<T: serde::de::DeserializeOwned>(
+    v: &Json,
+    version: u64,
+    network: &Option<String>,
+) -> Result<T, EnvelopeError> {
+    let mut pp = v.clone();
+    if let Some(m) = pp.as_object_mut() {
+        m.entry("x402Version").or_insert(Json::from(version));
+    }
+    serde_json::from_value(pp).map_err(|e| EnvelopeError::Rejected {
+        reason: Reason::InvalidPayloadShape,
+        message: format!("paymentPayload: {}", first_line(&e)),
+        network: network.clone(),
+    })
+}
+
 /// Parse a verify/settle body. See the module docs for the error split.
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
     let json: Json = serde_json::from_slice(body)
@@ -185,23 +212,8 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
     };
     match version.as_u64() {
         Some(2) => {
-            let payment_requirements: PaymentRequirementsV2 =
-                serde_json::from_value(requirements.clone()).map_err(|e| {
-                    reject(
-                        Reason::InvalidRequirements,
-                        format!("paymentRequirements: {}", first_line(&e)),
-                    )
-                })?;
-            let mut pp = payload.clone();
-            if let Some(m) = pp.as_object_mut() {
-                m.entry("x402Version").or_insert(Json::from(2));
-            }
-            let payment_payload: PaymentPayloadV2 = serde_json::from_value(pp).map_err(|e| {
-                reject(
-                    Reason::InvalidPayloadShape,
-                    format!("paymentPayload: {}", first_line(&e)),
-                )
-            })?;
+            let payment_requirements = typed_requirements(requirements, &network)?;
+            let payment_payload = typed_payload(payload, 2, &network)?;
             Ok(ParsedRequest::V2(RequestV2 {
                 x402_version: 2,
                 payment_payload,
@@ -209,23 +221,8 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
             }))
         }
         Some(1) => {
-            let payment_requirements: PaymentRequirementsV1 =
-                serde_json::from_value(requirements.clone()).map_err(|e| {
-                    reject(
-                        Reason::InvalidRequirements,
-                        format!("paymentRequirements: {}", first_line(&e)),
-                    )
-                })?;
-            let mut pp = payload.clone();
-            if let Some(m) = pp.as_object_mut() {
-                m.entry("x402Version").or_insert(Json::from(1));
-            }
-            let payment_payload: PaymentPayloadV1 = serde_json::from_value(pp).map_err(|e| {
-                reject(
-                    Reason::InvalidPayloadShape,
-                    format!("paymentPayload: {}", first_line(&e)),
-                )
-            })?;
+            let payment_requirements = typed_requirements(requirements, &network)?;
+            let payment_payload = typed_payload(payload, 1, &network)?;
             Ok(ParsedRequest::V1(RequestV1 {
                 x402_version: 1,
                 payment_payload,

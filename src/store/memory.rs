@@ -352,13 +352,7 @@ impl Store for MemoryStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                ListCursor::parse(c)
-                    .ok_or_else(|| StoreError::Corrupt("malformed list cursor".into()))?,
-            ),
-        };
+        let after = ListCursor::parse_arg(cursor)?;
         let limit = limit.clamp(1, MAX_PAGE);
         let mut inner = self.inner.lock();
         inner.purge_records(Instant::now());

@@ -292,6 +292,17 @@ pub struct ListCursor {
 }
 
 impl ListCursor {
+    /// The cursor a `list` call was given: none, or a well-formed one
+    /// (a malformed cursor is `Corrupt`, as both stores report it).
+    pub fn parse_arg(cursor: Option<&str>) -> Result<Option<ListCursor>, StoreError> {
+        cursor
+            .map(|c| {
+                ListCursor::parse(c)
+                    .ok_or_else(|| StoreError::Corrupt("malformed list cursor".into()))
+            })
+            .transpose()
+    }
+
     /// The text handed to clients.
     pub fn encode(&self) -> String {
         format!("{}.{}", self.updated_at, self.tx_id)

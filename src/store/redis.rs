@@ -501,13 +501,7 @@ impl Store for RedisStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                ListCursor::parse(c)
-                    .ok_or_else(|| StoreError::Corrupt("malformed list cursor".into()))?,
-            ),
-        };
+        let after = ListCursor::parse_arg(cursor)?;
         let limit = limit.clamp(1, MAX_PAGE);
         let index = match state {
             Some(s) => format!("state:{}", s.as_str()),
