@@ -28,7 +28,7 @@
 //! Run without `--bench` (`cargo test --bench load`), the defaults shrink to
 //! a smoke run of 40 requests.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;

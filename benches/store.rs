@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench store -- --warm-up-time 1 --measurement-time 3`
 //! (the Redis cases are skipped with a notice when redis-server is missing).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

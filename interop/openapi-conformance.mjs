@@ -4,7 +4,7 @@
 // usage: node openapi-conformance.mjs <devnet base url> <fixture json>
 //   base url: e.g. http://127.0.0.1:PORT/devnet (the API is at <base>/api/v0)
 //   fixture:  {"address", "unusedAddress", "unit", "blockHash", "confirmedTx", "mempoolTx", "submitCbor"}
-//             prepared by the Rust test (tests/devnet_api.rs).
+//             prepared by the Rust test (tests/it/devnet_api.rs).
 //
 // For every endpoint the schema is the one Blockfrost's own helper
 // (getSchemaForEndpoint) derives for that path and status code; Ajv checks

@@ -3,7 +3,6 @@
 //! (parity), and (2) misbehaving local HTTP servers, where it must never turn
 //! garbage or a failure into a verdict.
 
-mod devnet_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use devnet_support::*;
+use crate::devnet_support::*;
 use serde_json::json;
 use x402_facilitator::cardano::builder;
 use x402_facilitator::cardano::{Network, TxId, UtxoRef, Value};

@@ -3,14 +3,13 @@
 //! harness; then the Redis-only properties: atomicity across instances,
 //! outage and recovery, AOF durability, Sentinel failover, connection setup.
 
-mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::redis_server::{self, Options, PASSWORD, RedisServer, SentinelDeployment};
+use crate::support::redis_server::{self, Options, PASSWORD, RedisServer, SentinelDeployment};
 use x402_facilitator::cardano::{TxId, UtxoRef};
 use x402_facilitator::chain::DependencyStatus;
 use x402_facilitator::config::{RedisSettings, Secret, SentinelSettings};

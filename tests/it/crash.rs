@@ -3,14 +3,13 @@
 //! (in this test process) reached through the Blockfrost client, so the
 //! ledger outlives the crash and counts submissions per transaction.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::app::{BinApp, spawn_app_with};
-use support::pay::{funded_buyer, pay, requirements, seller, view};
-use support::redis_server::{Options, PASSWORD, RedisServer};
+use crate::support::app::{BinApp, spawn_app_with};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
+use crate::support::redis_server::{Options, PASSWORD, RedisServer};
 
 const ADMIN_KEY: &str = "crash-test-admin-key-0001";
 

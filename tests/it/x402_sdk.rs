@@ -26,7 +26,6 @@
 //! Without Node or `interop/x402/node_modules` the test prints a loud SKIPPED
 //! and passes, unless `X402_INTEROP_REQUIRED=1` (CI sets it): then it fails.
 
-mod support;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -42,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use serde_json::{Value, json};
-use support::app::{TestApp, spawn_app_with};
+use crate::support::app::{TestApp, spawn_app_with};
 use x402_facilitator::buyer::{self, Buyer};
 use x402_facilitator::cardano::keys::SigningKey;
 use x402_facilitator::cardano::{Network, TxId};

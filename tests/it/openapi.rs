@@ -15,7 +15,6 @@
 //! Chain and store outages are injected by wrapping the real devnet provider
 //! and the real in-memory store with a switch.
 
-mod support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,8 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::app::{TestApp, spawn_app_with, test_settings};
-use support::pay::{funded_buyer, pay, requirements, seller, view};
+use crate::support::app::{TestApp, spawn_app_with, test_settings};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use x402_facilitator::app::App;
 use x402_facilitator::cardano::{Network, TxId, UtxoRef};
 use x402_facilitator::chain::{
@@ -535,7 +534,7 @@ async fn spawn_switched(
     let app = App::build_with(settings, store, chain, sentry)
         .await
         .expect("app builds");
-    (support::app::start(app), chain_mode, store_down)
+    (crate::support::app::start(app), chain_mode, store_down)
 }
 
 // ------------------------------------------------------------------ tests

@@ -3,15 +3,14 @@
 //! the devnet; B and C read it through the Blockfrost client), and Redis
 //! outages while traffic flows.
 
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::app::{TestApp, spawn_app_with};
-use support::pay::{funded_buyer, pay, requirements, seller, view};
-use support::redis_server::RedisServer;
+use crate::support::app::{TestApp, spawn_app_with};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
+use crate::support::redis_server::RedisServer;
 use x402_facilitator::config::{Settings, StoreBackend};
 
 fn with_redis(s: &mut Settings, redis: &RedisServer) {
@@ -215,7 +214,7 @@ async fn health_is_unhealthy_when_every_dependency_is_down() {
 /// every settlement it acknowledged still in the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_keeps_serving_and_loses_no_settlement() {
-    use support::redis_server::SentinelDeployment;
+    use crate::support::redis_server::SentinelDeployment;
     const TEST: &str = "app_sentinel_failover";
     const SERVICE: &str = "x402-app";
     const SENTINEL_PASSWORD: &str = "sentinel-pass-app-1";

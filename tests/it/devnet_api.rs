@@ -11,12 +11,11 @@
 //! `interop/node_modules` they are skipped with a loud message, unless
 //! `X402_INTEROP_REQUIRED=1` is set (CI sets it), which turns the skip into a failure.
 
-mod devnet_support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devnet_support::*;
+use crate::devnet_support::*;
 use serde_json::{Value as Json, json};
 use x402_facilitator::cardano::{AssetId, TxId, UtxoRef, Value};
 use x402_facilitator::chain::devnet::Devnet;

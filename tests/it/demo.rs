@@ -1,6 +1,5 @@
 //! Issue 6 point 6: `x402-facilitator demo` runs the whole flow and exits 0.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 fn demo_runs_the_whole_paid_request_flow() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let (code, out, err) = support::app::run_bin(dir.path(), &["demo"], &[]);
+    let (code, out, err) = crate::support::app::run_bin(dir.path(), &["demo"], &[]);
     let took = started.elapsed();
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     for step in [

@@ -1,6 +1,5 @@
 //! Issue 7, black-box: rate limits, API keys, Prometheus metrics, Sentry.
 
-mod support;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -8,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use support::app::{BinApp, spawn_app_with};
-use support::pay::{funded_buyer, pay, requirements, seller, view};
-use support::redis_server::{PASSWORD, RedisServer};
+use crate::support::app::{BinApp, spawn_app_with};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
+use crate::support::redis_server::{PASSWORD, RedisServer};
 use x402_facilitator::config::Secret;
 
 fn client_from(ip: &str) -> reqwest::Client {
@@ -403,7 +402,7 @@ async fn every_5xx_becomes_one_sentry_event_with_the_request_id_and_no_secrets()
 
 #[tokio::test]
 async fn metrics_can_live_on_their_own_port() {
-    let port = support::app::free_port();
+    let port = crate::support::app::free_port();
     let app = spawn_app_with(|s| s.metrics.port = Some(port)).await;
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 404, "not on the main listener");

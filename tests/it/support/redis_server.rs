@@ -53,7 +53,7 @@ pub struct Options {
     pub replica_of: Option<u16>,
     /// Also listen on a unix socket in the server's directory.
     pub unix_socket: bool,
-    /// Serve TLS only (no plain port), with the certificate in `tests/support/tls`.
+    /// Serve TLS only (no plain port), with the certificate in `tests/it/support/tls`.
     pub tls: bool,
 }
 
@@ -63,7 +63,7 @@ pub fn tls_ca_pem() -> Vec<u8> {
 }
 
 fn tls_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/tls")
 }
 
 enum Kind {

@@ -7,13 +7,12 @@
 //! the wall clock except the producer tests, which wait on the tip channel
 //! with short bounded timeouts.
 
-mod devnet_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use devnet_support::*;
+use crate::devnet_support::*;
 use x402_facilitator::cardano::builder::{self, OutputSpec, TxBody};
 use x402_facilitator::cardano::{AssetId, Network, TxId, UtxoRef, Value};
 use x402_facilitator::chain::devnet::{Devnet, Ledger, OutputRecord, TxOrigin};

@@ -1,14 +1,13 @@
 //! Issue 2: configuration, startup errors, logs, the tower stack, health,
 //! graceful shutdown — black-box, against the real binary or the real App.
 
-mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::app::{BinApp, run_bin, spawn_app, spawn_app_with};
+use crate::support::app::{BinApp, run_bin, spawn_app, spawn_app_with};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
@@ -322,7 +321,7 @@ async fn logs_are_pino_compatible_json_with_request_ids_and_one_access_line() {
 
 #[test]
 fn log_output_renders_through_pino_pretty() {
-    let Some(pino) = support::node::bin("pino-pretty") else {
+    let Some(pino) = crate::support::node::bin("pino-pretty") else {
         assert!(
             std::env::var("X402_INTEROP_REQUIRED").is_err(),
             "pino-pretty missing but X402_INTEROP_REQUIRED is set"
@@ -602,7 +601,7 @@ fn a_chain_backend_that_cannot_be_reached_fails_startup_at_the_chain_step() {
 /// Lines logged deep inside a settlement (in its own task) still carry the request id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_of_a_settlement_carries_its_request_id() {
-    use support::pay::{funded_buyer, pay, requirements, seller, view};
+    use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
     let app = BinApp::start(
         json!({"server": {"port": 0}, "chain": {"devnet": {"blockTimeMs": 200}}}),
         &[],

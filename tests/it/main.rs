@@ -1,0 +1,20 @@
+//! All black-box tests in one binary: CI links once instead of once per file.
+//! Each module is one area; `support` and `devnet_support` are shared helpers.
+
+mod devnet_support;
+mod support;
+
+mod blockfrost_client;
+mod crash;
+mod demo;
+mod devnet_api;
+mod devnet_ledger;
+mod edge;
+mod foundation;
+mod openapi;
+mod replicas;
+mod settle;
+mod store_suite;
+mod verify_http;
+mod verify_pipeline;
+mod x402_sdk;
