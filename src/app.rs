@@ -13,60 +13,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::chain::devnet::Devnet;
-use crate::chain::{ChainHandle, DynChain};
+use crate::chain::ChainHandle;
 use crate::config::{Settings, StoreBackend};
 use crate::store::DynStore;
 use crate::telemetry::SentryGuard;
 
-/// Shared, immutable-after-start state of one running facilitator.
-#[derive(Clone)]
-pub struct AppState(Arc<AppInner>);
-
-pub struct AppInner {
-    pub settings: Arc<Settings>,
-    pub chain: DynChain,
-    pub store: DynStore,
-    /// The embedded ledger, when it is the chain backend.
-    pub devnet: Option<Arc<Devnet>>,
-    pub started: Instant,
-    /// What the verify pipeline needs (chain, network, limits, clock).
-    pub verify_ctx: crate::scheme::exact_cardano::VerifyContext,
-    /// The settlement service and its reconciler.
-    pub settlement: Arc<crate::settle::Settlement>,
-    /// API keys and rate limits, shared by every route.
-    pub guard: Arc<crate::http::guard::Guard>,
-    /// Set when shutdown begins; /ready answers 503 from then on.
-    draining: AtomicBool,
-    /// Fires when shutdown begins, for background tasks.
-    shutdown: watch::Receiver<bool>,
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-impl AppInner {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// A receiver that turns `true` when shutdown begins.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.clone()
-    }
-}
+pub use crate::http::state::{AppInner, AppState};
 
 /// A startup step failed.
 #[derive(Debug, thiserror::Error)]
@@ -195,23 +153,20 @@ impl App {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let guard = crate::http::guard::Guard::new(&settings);
         let settings = Arc::new(settings);
-        let settlement =
-            crate::settle::Settlement::new(store.clone(), chain.clone(), settings.clone());
-        let state = AppState(Arc::new(AppInner {
+        let facilitator = Arc::new(crate::facilitator::Facilitator::new(
+            settings.clone(),
+            chain.clone(),
+            store.clone(),
+        ));
+        let state = AppState::new(AppInner::new(
             settings,
-            settlement,
-            verify_ctx: crate::scheme::exact_cardano::VerifyContext::new(
-                chain.clone(),
-                chain.network(),
-            ),
+            facilitator,
             chain,
             store,
             devnet,
-            started: Instant::now(),
             guard,
-            draining: AtomicBool::new(false),
-            shutdown: shutdown_rx,
-        }));
+            shutdown_rx,
+        ));
         tracing::info!(step = "listener", address = %addr, "startup: listening on http://{addr}");
         Ok(App {
             state,
@@ -251,7 +206,10 @@ impl App {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let service = crate::http::service(state.clone());
 
-        let reconciler = state.settlement.spawn_reconciler(state.shutdown_signal());
+        let reconciler = state
+            .facilitator
+            .settlement()
+            .spawn_reconciler(state.shutdown_signal());
         let guard = state.guard.clone();
         let mut prune_stop = state.shutdown_signal();
         let prune_every = Duration::from_millis(state.settings.rate_limit.window_ms.max(1000));
@@ -282,7 +240,7 @@ impl App {
         let mut begun = shutdown_tx.subscribe();
         tokio::spawn(async move {
             shutdown.await;
-            signal_state.draining.store(true, Ordering::Relaxed);
+            signal_state.begin_draining();
             tracing::info!("shutdown signal received; draining in-flight requests");
             let _ = shutdown_tx.send(true);
         });

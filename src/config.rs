@@ -330,12 +330,21 @@ impl Default for CacheSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ReservationSettings {
+    /// Shortest hold of a settling transaction's inputs; the hold lasts until
+    /// the transaction can no longer land when that is longer.
     pub ttl_seconds: u64,
+    /// Hold the inputs of a valid payment at /verify already (off: verify is
+    /// read-only, as the x402 core spec says). For resource servers that
+    /// deliver before they settle; see README and SECURITY.md.
+    pub hold_on_verify: bool,
 }
 
 impl Default for ReservationSettings {
     fn default() -> Self {
-        ReservationSettings { ttl_seconds: 120 }
+        ReservationSettings {
+            ttl_seconds: 120,
+            hold_on_verify: false,
+        }
     }
 }
 
@@ -409,8 +418,25 @@ pub struct SettlementSettings {
     pub stability_depth: u64,
     pub poll_interval_ms: u64,
     pub reconcile_interval_ms: u64,
-    /// Start with settlement paused (verify still answers).
+    /// Start with settlement paused on this replica (verify still answers).
+    /// The operator's pause switch (`/admin/settlement/pause`) is shared by
+    /// every replica through the store; this one is local.
     pub paused: bool,
+    /// Accept `l1Confirmations: -1` (settle on our own submit acceptance,
+    /// before any block). Off by default, as the scheme recommends.
+    pub accept_mempool: bool,
+    /// After the validity window closes, how long an unseen transaction is
+    /// still awaited before it is expired (the scheme's 120 s).
+    pub expiry_grace_seconds: u64,
+    /// A submit whose outcome is unknown is handed to the network again
+    /// (the exact same bytes) after this delay if the chain has not seen it.
+    pub rebroadcast_after_seconds: u64,
+    /// Most hand-overs of one transaction, the first one included.
+    pub max_submissions: u32,
+    /// The x402 reference behaviour: every repeat `/settle` of a payment
+    /// answers its stored outcome (`success:true` again). Off by default: a
+    /// payment's success is delivered once (see SECURITY.md).
+    pub repeat_success: bool,
 }
 
 impl Default for SettlementSettings {
@@ -424,6 +450,11 @@ impl Default for SettlementSettings {
             poll_interval_ms: 250,
             reconcile_interval_ms: 2_000,
             paused: false,
+            accept_mempool: false,
+            expiry_grace_seconds: 120,
+            rebroadcast_after_seconds: 20,
+            max_submissions: 4,
+            repeat_success: false,
         }
     }
 }
@@ -835,6 +866,17 @@ impl Settings {
                 "settlement.defaultConfirmations",
                 "must be between -1 and 20",
             );
+        } else if s.default_confirmations < 0 && !s.accept_mempool {
+            bad(
+                "settlement.defaultConfirmations",
+                "-1 (mempool) needs settlement.acceptMempool: true",
+            );
+        }
+        if s.max_submissions == 0 || s.max_submissions > 20 {
+            bad("settlement.maxSubmissions", "must be between 1 and 20");
+        }
+        if s.rebroadcast_after_seconds == 0 {
+            bad("settlement.rebroadcastAfterSeconds", "must be at least 1");
         }
         if s.confirmation_timeout_seconds == 0 || s.confirmation_timeout_seconds > 85 {
             bad(

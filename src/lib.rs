@@ -25,6 +25,7 @@ pub mod cardano;
 pub mod chain;
 pub mod config;
 pub mod demo;
+pub mod facilitator;
 pub mod http;
 pub mod protocol;
 pub mod scheme;

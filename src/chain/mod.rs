@@ -186,6 +186,19 @@ pub trait ChainProvider: Send + Sync + 'static {
     /// Slot for a unix time, from the provider's slot clock.
     fn slot_at(&self, unix_seconds: i64) -> u64;
 
+    /// The address that owned an output, spent or not (read from the
+    /// producing transaction): the payer of a payment whose nonce is already
+    /// spent by the payment itself. `Ok(None)` when the backend cannot tell.
+    async fn output_owner(&self, _r: &UtxoRef) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(None)
+    }
+
+    /// Whether this backend can read a transaction's block depth (an evidence
+    /// reader); without one, policies above 0 cannot be honoured.
+    fn reads_depth(&self) -> bool {
+        true
+    }
+
     /// Cheap liveness probe for /health (a tip query, measured).
     async fn health(&self) -> DependencyHealth {
         let start = std::time::Instant::now();

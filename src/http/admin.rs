@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use super::state::AppState;
 use crate::cardano::TxId;
-use crate::store::{ListCursor, SettlementState};
+use crate::store::SettlementState;
 
 /// Who called, for the audit log line.
 #[derive(Clone, Debug)]
@@ -100,25 +100,39 @@ fn caller_of(req_caller: &Option<axum::Extension<AdminCaller>>) -> String {
 }
 
 async fn settlement_state(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "paused": app.settlement.is_paused() }))
+    Json(json!({ "paused": app.facilitator.is_paused() }))
+}
+
+/// Pause or resume settlement on every replica (the switch is in the store;
+/// the others read it within one reconcile interval).
+async fn switch(
+    app: &AppState,
+    caller: &Option<axum::Extension<AdminCaller>>,
+    paused: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    app.facilitator.set_paused(paused).await.map_err(|e| {
+        ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+    })?;
+    if paused {
+        tracing::warn!(admin_action = "pause_settlement", caller = %caller_of(caller), "admin: settlement paused on every replica");
+    } else {
+        tracing::warn!(admin_action = "resume_settlement", caller = %caller_of(caller), "admin: settlement resumed on every replica");
+    }
+    Ok(Json(json!({ "paused": app.facilitator.is_paused() })))
 }
 
 async fn pause(
     State(app): State<AppState>,
     caller: Option<axum::Extension<AdminCaller>>,
-) -> Json<serde_json::Value> {
-    app.settlement.set_paused(true);
-    tracing::warn!(admin_action = "pause_settlement", caller = %caller_of(&caller), "admin: settlement paused");
-    Json(json!({ "paused": true }))
+) -> Result<Json<serde_json::Value>, ApiError> {
+    switch(&app, &caller, true).await
 }
 
 async fn resume(
     State(app): State<AppState>,
     caller: Option<axum::Extension<AdminCaller>>,
-) -> Json<serde_json::Value> {
-    app.settlement.set_paused(false);
-    tracing::warn!(admin_action = "resume_settlement", caller = %caller_of(&caller), "admin: settlement resumed");
-    Json(json!({ "paused": false }))
+) -> Result<Json<serde_json::Value>, ApiError> {
+    switch(&app, &caller, false).await
 }
 
 #[derive(Deserialize)]
@@ -137,14 +151,14 @@ async fn list(
         None | Some("") | Some("all") => None,
         Some(s) => Some(
             SettlementState::parse(s)
-                .ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown state {s:?}; one of claimed, submitting, submitted, pending, confirmed, failed, expired")))?,
+                .ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown state {s:?}; one of claimed, submitting, submitted, pending, confirmed, failed, expired, rejected")))?,
         ),
     };
     // A cursor the store could not read is the caller's mistake (400), not a
     // store failure (503): check it here, and read an empty one as none.
     let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
     if let Some(c) = cursor
-        && ListCursor::parse(c).is_none()
+        && crate::facilitator::Facilitator::parse_cursor(c).is_none()
     {
         return Err(ApiError::bad_request(
             "invalid_cursor",
@@ -152,7 +166,7 @@ async fn list(
         ));
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let page = app.store.list(state, cursor, limit).await.map_err(|e| {
+    let page = app.facilitator.list_settlements(state, cursor, limit).await.map_err(|e| {
         ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
     })?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
@@ -171,8 +185,8 @@ async fn show(
         ApiError::bad_request("invalid_transaction_id", "expected a 64-hex transaction id")
     })?;
     let rec = app
-        .store
-        .get(&tx_id)
+        .facilitator
+        .settlement_record(&tx_id)
         .await
         .map_err(|e| {
             ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
@@ -181,7 +195,7 @@ async fn show(
     tracing::info!(admin_action = "show_settlement", caller = %caller_of(&caller), tx = %tx_id, "admin: show settlement");
     let mut v = serde_json::to_value(&rec).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        o.insert("paused".into(), json!(app.settlement.is_paused()));
+        o.insert("paused".into(), json!(app.facilitator.is_paused()));
     }
     Ok(Json(v))
 }
@@ -200,7 +214,7 @@ async fn reconcile(
     caller: Option<axum::Extension<AdminCaller>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     tracing::warn!(admin_action = "reconcile", caller = %caller_of(&caller), "admin: reconciliation pass requested");
-    let n = app.settlement.reconcile_once().await.map_err(|e| {
+    let n = app.facilitator.reconcile_now().await.map_err(|e| {
         ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
     })?;
     Ok(Json(json!({ "examined": n })))

@@ -182,6 +182,18 @@ impl Guard {
     }
 
     /// Constant-time match of a presented key against every configured digest.
+    /// The tenant scope of a caller: an API key's identity (a prefix of its
+    /// digest, stable across replicas and key reordering), or None.
+    pub fn tenant_of(&self, caller: &Caller) -> Option<String> {
+        match caller {
+            Caller::ApiKey(i) => self
+                .key_digests
+                .get(*i)
+                .map(|d| format!("k{}", hex::encode(&d[..12]))),
+            Caller::Ip(_) => None,
+        }
+    }
+
     fn match_key(&self, key: &str) -> Option<usize> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::AppState;
+use super::state::AppState;
 use crate::chain::{DependencyHealth, DependencyStatus};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -31,7 +31,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Refresh the gauges that describe dependencies and the journal, then render.
 pub async fn render(
-    axum::extract::State(app): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(app): axum::extract::State<super::state::AppState>,
 ) -> Response {
     let _ = handle();
     refresh_gauges(&app).await;
@@ -44,7 +44,7 @@ pub async fn render(
     resp
 }
 
-async fn refresh_gauges(app: &crate::app::AppState) {
+async fn refresh_gauges(app: &super::state::AppState) {
     use crate::chain::DependencyStatus;
     use crate::store::SettlementState;
     let (store, chain) = super::health::dependencies(app).await;

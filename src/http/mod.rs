@@ -13,6 +13,7 @@ pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod state;
 pub mod x402;
 
 use std::any::Any;
@@ -31,7 +32,7 @@ use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::app::AppState;
+use self::state::AppState;
 use crate::config::Settings;
 pub use error::ApiError;
 

@@ -79,7 +79,22 @@ reasons! {
     SettlementDefinitivelyRejected => "exact_cardano_settlement_definitively_rejected",
     /// Non-terminal: submitted, confirmations not yet reached.
     SettlementPending => "settlement_pending",
+    /// This payment's one success was already delivered to another caller.
     DuplicateSettlement => "duplicate_settlement",
+    /// The confirmation policy is malformed, or asks for what the operator does not allow.
+    RequirementsPolicy => "invalid_exact_cardano_requirements_policy",
+    /// The policy needs block depth and this chain backend cannot read it.
+    EvidenceUnavailable => "exact_cardano_facilitator_evidence_unavailable",
+    /// Mempool evidence only, without the operator's mempool opt-in or a depth reader.
+    SettlementNotConfirmed => "exact_cardano_settlement_not_confirmed",
+    /// Project code, retryable (503): the reservation and journal store cannot be reached.
+    StoreUnavailable => "exact_cardano_facilitator_store_unavailable",
+    /// Project code, retryable (503): an operator paused settlement.
+    SettlementPaused => "settlement_paused",
+    /// Project code, retryable (503): another request holds this transaction's claim right now.
+    SettlementStateConflict => "settlement_state_conflict",
+    /// Project code, retryable (503): the settlement task died.
+    SettlementInternalError => "settlement_internal_error",
 }
 
 impl Reason {
@@ -87,7 +102,12 @@ impl Reason {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            Reason::ChainLookupFailed | Reason::InputValueUnavailable
+            Reason::ChainLookupFailed
+                | Reason::InputValueUnavailable
+                | Reason::StoreUnavailable
+                | Reason::SettlementPaused
+                | Reason::SettlementStateConflict
+                | Reason::SettlementInternalError
         )
     }
 }
@@ -115,7 +135,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 31);
+        assert_eq!(Reason::ALL.len(), 39);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

@@ -200,7 +200,12 @@ pub struct SettleResponse {
     pub error_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
-    /// `{status: "confirmed"|"mempool"|"pending", confirmations}`.
+    /// The Cardano scheme's settlement status (sheet 2.5):
+    /// `{status: "confirmed"|"mempool"|"pending"|"expired"|"rejected",
+    /// confirmations?, transactionId?}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Json>,
+    /// Extension outcomes (none today).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Json>,
 }

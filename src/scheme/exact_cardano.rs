@@ -207,8 +207,67 @@ pub struct Envelope {
     pub pay_to: ShelleyAddress,
     pub max_timeout_seconds: u64,
     pub l1_confirmations: i64,
+    /// Whether the requirements named a confirmation policy (else the
+    /// operator's default applies, see [`apply_confirmation_policy`]).
+    pub l1_declared: bool,
     pub nonce: UtxoRef,
     pub tx_bytes: Vec<u8>,
+}
+
+/// What the operator allows for confirmation policies (sheet 2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfirmationRules {
+    /// Used when the requirements carry no policy (`settlement.defaultConfirmations`).
+    pub default: i64,
+    /// `-1` (settle on submit acceptance) is allowed (`settlement.acceptMempool`).
+    pub accept_mempool: bool,
+    /// The chain backend can read block depth (an evidence reader exists).
+    pub reads_depth: bool,
+}
+
+impl Default for ConfirmationRules {
+    fn default() -> Self {
+        ConfirmationRules {
+            default: DEFAULT_L1_CONFIRMATIONS,
+            accept_mempool: false,
+            reads_depth: true,
+        }
+    }
+}
+
+impl ConfirmationRules {
+    /// The `l1Confirmations` range `/supported` advertises.
+    pub fn range(&self) -> (i64, i64) {
+        let min = if self.accept_mempool { -1 } else { 0 };
+        let max = if self.reads_depth { MAX_L1_CONFIRMATIONS } else { 0 };
+        (min, max)
+    }
+}
+
+/// Settle the envelope's confirmation policy against the operator's rules:
+/// the default when none was declared; `-1` only with the mempool opt-in;
+/// a depth above 0 only with an evidence reader.
+pub fn apply_confirmation_policy(
+    env: &mut Envelope,
+    rules: &ConfirmationRules,
+) -> Result<(), (Reason, String)> {
+    if !env.l1_declared {
+        env.l1_confirmations = rules.default;
+    }
+    if env.l1_confirmations < 0 && !rules.accept_mempool {
+        return Err((
+            Reason::RequirementsPolicy,
+            "l1Confirmations -1 (mempool) is not accepted by this facilitator; ask for 0 or more"
+                .into(),
+        ));
+    }
+    if env.l1_confirmations > 0 && !rules.reads_depth {
+        return Err((
+            Reason::EvidenceUnavailable,
+            "this facilitator's chain backend cannot read block depth; ask for 0 or -1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Read `extra.confirmationPolicy.l1Confirmations` (default 1, range -1..=20).
@@ -446,6 +505,11 @@ fn stage_a(
         pay_to,
         max_timeout_seconds: q.max_timeout_seconds,
         l1_confirmations,
+        l1_declared: q
+            .extra
+            .get("confirmationPolicy")
+            .and_then(|p| p.get("l1Confirmations"))
+            .is_some_and(|v| !v.is_null()),
         nonce,
         tx_bytes,
     })
@@ -649,6 +713,33 @@ fn stage_e(
         ));
     }
 
+    let paid = check_payment_output(tx, env)?;
+    let out = tx.outputs().get(paid.output_index).ok_or_else(|| {
+        reject(Reason::RecipientMismatch, format!("no output pays {}", env.pay_to))
+    })?;
+    let min = phase1::min_utxo(out, params);
+    if out.value.coin < min {
+        return Err(reject(
+            Reason::MinUtxoInsufficient,
+            format!(
+                "the output to payTo holds {} lovelace, the ledger minimum is {min}",
+                out.value.coin
+            ),
+        ));
+    }
+    phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
+    phase1::check_max_size(tx, params).map_err(phase1_reject)?;
+    phase1::check_fee(tx, params).map_err(phase1_reject)?;
+    phase1::check_value_conserved(tx, resolved).map_err(phase1_reject)?;
+    phase1::check_features(tx).map_err(phase1_reject)?;
+    phase1::check_auxiliary_data(tx).map_err(phase1_reject)?;
+    Ok(paid)
+}
+
+/// Rules 2-4: an output paying exactly `payTo` at least `amount` of exactly
+/// `asset`. Pure on the transaction; re-checked on every resume, so another
+/// resource server cannot collect a payment made to someone else.
+fn check_payment_output(tx: &ParsedTx, env: &Envelope) -> Result<Paid, Reject> {
     // An output paying exactly payTo, at least `amount` of exactly `asset`.
     let to_pay_to: Vec<(usize, &crate::cardano::TxOut)> = tx
         .outputs()
@@ -688,22 +779,6 @@ fn stage_e(
             ),
         ));
     }
-    let min = phase1::min_utxo(out, params);
-    if out.value.coin < min {
-        return Err(reject(
-            Reason::MinUtxoInsufficient,
-            format!(
-                "the output to payTo holds {} lovelace, the ledger minimum is {min}",
-                out.value.coin
-            ),
-        ));
-    }
-    phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
-    phase1::check_max_size(tx, params).map_err(phase1_reject)?;
-    phase1::check_fee(tx, params).map_err(phase1_reject)?;
-    phase1::check_value_conserved(tx, resolved).map_err(phase1_reject)?;
-    phase1::check_features(tx).map_err(phase1_reject)?;
-    phase1::check_auxiliary_data(tx).map_err(phase1_reject)?;
     Ok(Paid { output_index, paid })
 }
 
@@ -814,6 +889,68 @@ async fn run_checked(
         ttl_slot,
         l1_confirmations: env.l1_confirmations,
     })
+}
+
+/// The pipeline for a transaction the ledger or this facilitator's journal
+/// already accepted (broadcast by us, or seen on chain): its inputs are spent
+/// by itself, so the unspent, ttl-expired and phase-1 checks no longer apply.
+/// Recipient, asset and amount are re-checked against *these* requirements
+/// (another resource server cannot collect the payment), and so is the ttl
+/// horizon. `payer` comes from the journal (the nonce's owner when it was
+/// verified fresh). Pure: no chain or store call.
+pub fn verify_accepted(
+    ctx: &VerifyContext,
+    env: Envelope,
+    tx: ParsedTx,
+    payer: String,
+) -> VerifyOutcome {
+    let payer_hint = (!payer.is_empty()).then(|| payer.clone());
+    let result = (|| {
+        if !tx.inputs().contains(&env.nonce) {
+            return Err(reject(
+                Reason::NonceNotInInputs,
+                format!("nonce {} is not an input of the transaction", env.nonce),
+            ));
+        }
+        let now = (ctx.clock)();
+        let horizon = now.saturating_add(i64::try_from(env.max_timeout_seconds).unwrap_or(i64::MAX));
+        let horizon_slot = ctx.chain.slot_at(horizon);
+        let Some(ttl_slot) = tx.ttl() else {
+            return Err(reject(
+                Reason::TtlTooFar,
+                "the transaction has no ttl; it must expire within maxTimeoutSeconds",
+            ));
+        };
+        if ttl_slot > horizon_slot {
+            return Err(reject(
+                Reason::TtlTooFar,
+                format!("ttl slot {ttl_slot} is later than now + maxTimeoutSeconds (slot {horizon_slot})"),
+            ));
+        }
+        let paid = check_payment_output(&tx, &env)?;
+        if payer.is_empty() {
+            return Err(unavailable(
+                Reason::ChainLookupFailed,
+                "the payer of this accepted transaction is not known yet",
+            ));
+        }
+        Ok(VerifiedPayment {
+            tx_id: tx.id(),
+            inputs: tx.inputs().to_vec(),
+            tx: Arc::new(tx),
+            nonce: env.nonce,
+            payer: payer.clone(),
+            network: env.network,
+            pay_to: env.pay_to.to_bech32(),
+            asset: env.asset,
+            amount: env.amount,
+            paid: paid.paid,
+            output_index: paid.output_index,
+            ttl_slot,
+            l1_confirmations: env.l1_confirmations,
+        })
+    })();
+    outcome(result, payer_hint)
 }
 
 /// The pure part of the pipeline on already-resolved chain data, for benches and

@@ -40,9 +40,44 @@ pub struct MemoryStore {
     inner: Mutex<Inner>,
 }
 
+/// Bounds on every map of the memory store. Redis bounds itself with
+/// `maxmemory`; one process needs its own, so a flood of distinct payment
+/// identifiers, holds or claims cannot grow it without limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Journal records. When full, the oldest finished record (failed,
+    /// expired, rejected, then delivered/confirmed) is evicted; when every
+    /// record is still open, a new claim fails (503) rather than forget one.
+    pub records: usize,
+    /// Reserved inputs. When full, a new reservation fails (503).
+    pub reservations: usize,
+    /// payment-identifier entries. When full, the entry closest to expiry goes.
+    /// (Logical-key bindings need no bound of their own: one per record at most.)
+    pub idempotency: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            records: 200_000,
+            reservations: 500_000,
+            idempotency: 200_000,
+        }
+    }
+}
+
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                limits,
+                ..Inner::default()
+            }),
+        }
     }
 }
 
@@ -68,13 +103,14 @@ struct IdempotencyEntry {
 
 #[derive(Debug, Default)]
 struct Inner {
+    limits: MemoryLimits,
     reservations: HashMap<UtxoRef, Expiring<TxId>>,
     reservation_deadlines: BTreeSet<(Instant, UtxoRef)>,
 
     records: HashMap<TxId, StoredRecord>,
     record_deadlines: BTreeSet<(Instant, TxId)>,
     /// Per state (in [`SettlementState::ALL`] order): `(updated_at, tx id)`.
-    by_state: [BTreeSet<(i64, TxId)>; 7],
+    by_state: [BTreeSet<(i64, TxId)>; 8],
     /// Every record: `(updated_at, tx id)`.
     all: BTreeSet<(i64, TxId)>,
     /// `(next check unix ms, tx id)`, with the reverse map to move entries.
@@ -85,6 +121,10 @@ struct Inner {
 
     idempotency: HashMap<String, Expiring<IdempotencyEntry>>,
     idempotency_deadlines: BTreeSet<(Instant, String)>,
+
+    /// Logical key -> the transaction it is bound to (lives as long as that record).
+    logical_keys: HashMap<String, TxId>,
+    flags: HashMap<String, bool>,
 }
 
 fn state_slot(state: SettlementState) -> usize {
@@ -96,6 +136,7 @@ fn state_slot(state: SettlementState) -> usize {
         SettlementState::Confirmed => 4,
         SettlementState::Failed => 5,
         SettlementState::Expired => 6,
+        SettlementState::Rejected => 7,
     }
 }
 
@@ -158,8 +199,59 @@ impl Inner {
         if let Some(old) = self.records.remove(id) {
             self.record_deadlines.remove(&(old.until, *id));
             self.unindex(&old.record);
+            if let Some(key) = &old.record.logical_key
+                && self.logical_keys.get(key) == Some(id)
+            {
+                self.logical_keys.remove(key);
+            }
         }
         self.unschedule(id);
+    }
+
+    /// Make room for one more record: evict the oldest finished one, by
+    /// class (failed/expired/rejected first, then delivered or confirmed).
+    /// False when every record is still open (nothing may be forgotten).
+    fn make_room_for_record(&mut self) -> bool {
+        if self.records.len() < self.limits.records {
+            return true;
+        }
+        let finished = [
+            SettlementState::Failed,
+            SettlementState::Expired,
+            SettlementState::Rejected,
+            SettlementState::Confirmed,
+        ];
+        for state in finished {
+            let victim = self.by_state[state_slot(state)].first().map(|&(_, id)| id);
+            if let Some(id) = victim {
+                self.remove_record(&id);
+                return true;
+            }
+        }
+        // Delivered mempool settlements stay SUBMITTED; they are finished too.
+        let delivered = self.by_state[state_slot(SettlementState::Submitted)]
+            .iter()
+            .find(|(_, id)| {
+                self.records
+                    .get(id)
+                    .is_some_and(|r| r.record.delivered_at.is_some())
+            })
+            .map(|&(_, id)| id);
+        if let Some(id) = delivered {
+            self.remove_record(&id);
+            return true;
+        }
+        false
+    }
+
+    fn release_owned(&mut self, inputs: &[UtxoRef], owner: &TxId, now: Instant) {
+        for input in inputs {
+            if self.live_holder(input, now) == Some(*owner)
+                && let Some(old) = self.reservations.remove(input)
+            {
+                self.reservation_deadlines.remove(&(old.until, *input));
+            }
+        }
     }
 
     fn unindex(&mut self, record: &SettlementRecord) {
@@ -225,6 +317,12 @@ impl Inner {
     }
 
     fn set_idempotency(&mut self, id: &str, entry: IdempotencyEntry, until: Instant) {
+        if !self.idempotency.contains_key(id) && self.idempotency.len() >= self.limits.idempotency {
+            // Full: the entry closest to its own expiry makes room.
+            if let Some((_, victim)) = self.idempotency_deadlines.first().cloned() {
+                self.remove_idempotency(&victim);
+            }
+        }
         if let Some(old) = self.idempotency.insert(
             id.to_owned(),
             Expiring {
@@ -267,6 +365,15 @@ impl Store for MemoryStore {
                 });
             }
         }
+        let fresh = inputs
+            .iter()
+            .filter(|i| inner.live_holder(i, now).is_none())
+            .count();
+        if inner.reservations.len() + fresh > inner.limits.reservations {
+            return Err(StoreError::Unavailable(
+                "memory store: reservation capacity reached".into(),
+            ));
+        }
         let until = deadline(now, ttl);
         for input in inputs {
             inner.set_reservation(*input, *owner, until);
@@ -278,13 +385,7 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         inner.purge_reservations(now);
-        for input in inputs {
-            if inner.live_holder(input, now) == Some(*owner)
-                && let Some(old) = inner.reservations.remove(input)
-            {
-                inner.reservation_deadlines.remove(&(old.until, *input));
-            }
-        }
+        inner.release_owned(inputs, owner, now);
         Ok(())
     }
 
@@ -301,17 +402,84 @@ impl Store for MemoryStore {
     async fn claim(
         &self,
         record: &SettlementRecord,
+        reservation: Duration,
         retention: Duration,
         schedule: Schedule,
     ) -> Result<ClaimOutcome, StoreError> {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         inner.purge_records(now);
-        if let Some(existing) = inner.live_record(&record.tx_id, now) {
+        inner.purge_reservations(now);
+        let id = record.tx_id;
+        if let Some(existing) = inner.live_record(&id, now) {
             return Ok(ClaimOutcome::Existing(existing.clone()));
+        }
+        if let Some(key) = &record.logical_key
+            && let Some(holder) = inner.logical_keys.get(key).copied()
+            && holder != id
+            && inner.live_record(&holder, now).is_some()
+        {
+            return Ok(ClaimOutcome::KeyBound { holder });
+        }
+        for input in &record.inputs {
+            if let Some(holder) = inner.live_holder(input, now)
+                && holder != id
+            {
+                return Ok(ClaimOutcome::InputHeld {
+                    input: *input,
+                    holder,
+                });
+            }
+        }
+        if !inner.make_room_for_record() {
+            return Err(StoreError::Unavailable(
+                "memory store: journal capacity reached with every settlement still open".into(),
+            ));
+        }
+        let until = deadline(now, reservation);
+        for input in &record.inputs {
+            inner.set_reservation(*input, id, until);
+        }
+        if let Some(key) = &record.logical_key {
+            inner.logical_keys.insert(key.clone(), id);
         }
         inner.put_record(record.clone(), deadline(now, retention), schedule);
         Ok(ClaimOutcome::Claimed(record.clone()))
+    }
+
+    async fn release_claim(&self, tx_id: &TxId, attempt: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        inner.purge_records(now);
+        let Some(rec) = inner
+            .live_record(tx_id, now)
+            .filter(|r| r.state == SettlementState::Claimed && r.attempt == attempt)
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        inner.release_owned(&rec.inputs, tx_id, now);
+        inner.remove_record(tx_id);
+        Ok(true)
+    }
+
+    async fn set_flag(&self, name: &str, value: bool) -> Result<(), StoreError> {
+        self.inner.lock().flags.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    async fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.lock().flags.get(name).copied().unwrap_or(false))
+    }
+
+    async fn logical_key_holder(&self, key: &str) -> Result<Option<TxId>, StoreError> {
+        let now = Instant::now();
+        let inner = self.inner.lock();
+        Ok(inner
+            .logical_keys
+            .get(key)
+            .copied()
+            .filter(|id| inner.live_record(id, now).is_some()))
     }
 
     async fn transition(

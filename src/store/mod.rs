@@ -39,10 +39,13 @@ pub enum SettlementState {
     Confirmed,
     Failed,
     Expired,
+    /// Tombstone: the node definitively rejected a transaction that nothing
+    /// else broadcast (it can never land as it is).
+    Rejected,
 }
 
 impl SettlementState {
-    pub const ALL: [SettlementState; 7] = [
+    pub const ALL: [SettlementState; 8] = [
         SettlementState::Claimed,
         SettlementState::Submitting,
         SettlementState::Submitted,
@@ -50,6 +53,7 @@ impl SettlementState {
         SettlementState::Confirmed,
         SettlementState::Failed,
         SettlementState::Expired,
+        SettlementState::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl SettlementState {
             SettlementState::Confirmed => "confirmed",
             SettlementState::Failed => "failed",
             SettlementState::Expired => "expired",
+            SettlementState::Rejected => "rejected",
         }
     }
 
@@ -68,9 +73,21 @@ impl SettlementState {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// No further transition except CONFIRMED -> SUBMITTED on rollback.
+    /// No further transition: the transaction can no longer land (or the
+    /// record is a legacy failure). CONFIRMED is not final (rollbacks).
     pub fn is_final(self) -> bool {
-        matches!(self, SettlementState::Failed | SettlementState::Expired)
+        matches!(
+            self,
+            SettlementState::Failed | SettlementState::Expired | SettlementState::Rejected
+        )
+    }
+
+    /// Broadcast (or possibly broadcast) and not yet final: the chain decides.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            SettlementState::Submitting | SettlementState::Submitted | SettlementState::Pending
+        )
     }
 }
 
@@ -80,7 +97,9 @@ impl SettlementState {
 pub struct SettlementRecord {
     pub tx_id: TxId,
     pub state: SettlementState,
-    /// Fencing token: a fresh UUID on every claim; every transition names it.
+    /// Fencing token: renewed on every journal write, so a compare-and-set
+    /// applies only to the exact version its writer read (two writers that
+    /// read the same version cannot both succeed).
     pub attempt: String,
     /// CAIP-2 network.
     pub network: String,
@@ -108,17 +127,39 @@ pub struct SettlementRecord {
     pub submissions: u32,
     /// Unix milliseconds after which an unconfirmed record may be expired.
     pub expires_at: i64,
-    /// Base64 of the signed transaction, for audit and recovery.
+    /// Base64 of the signed transaction, for audit and recovery (and the
+    /// reconciler's re-broadcast of the exact same bytes).
     pub tx_cbor_b64: String,
+    /// Unix ms at which the one `success:true` for this payment was handed
+    /// to a caller; `None` until then. Set by compare-and-set, exactly once.
+    #[serde(default)]
+    pub delivered_at: Option<i64>,
+    /// Who received the success: the digest binding (tenant, payment
+    /// identifier, payload, requirements) when the caller sent a
+    /// `payment-identifier`, so that caller's idempotent retry sees it again.
+    #[serde(default)]
+    pub delivery_key: Option<String>,
+    /// The logical replay key bound to this transaction in the same atomic
+    /// claim (the Masumi `termsDigest`, hex), if the method has one.
+    #[serde(default)]
+    pub logical_key: Option<String>,
+    /// Unix ms of the last hand-over of the bytes to the network.
+    #[serde(default)]
+    pub last_submit_at: Option<i64>,
 }
 
 /// Result of an atomic claim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// The record did not exist and now does, as given.
+    /// The record did not exist and now does, as given; its inputs are
+    /// reserved for it and its logical key (if any) is bound to it.
     Claimed(SettlementRecord),
     /// A record already exists; nothing was written.
     Existing(SettlementRecord),
+    /// Nothing written: `input` is reserved by another transaction.
+    InputHeld { input: UtxoRef, holder: TxId },
+    /// Nothing written: the record's logical key is bound to another transaction.
+    KeyBound { holder: TxId },
 }
 
 /// Result of a compare-and-set transition.
@@ -190,13 +231,30 @@ pub trait Store: Send + Sync + 'static {
     /// Number of inputs currently reserved.
     async fn reservations_active(&self) -> Result<u64, StoreError>;
 
-    /// Create the journal record if absent (state CLAIMED expected), atomically.
+    /// In one atomic step: create the journal record if absent (state
+    /// CLAIMED expected), reserve all its `inputs` for `reservation` (all or
+    /// nothing) and bind its `logical_key`, if any, to its transaction. When
+    /// any of the three is taken, nothing is written.
     async fn claim(
         &self,
         record: &SettlementRecord,
+        reservation: Duration,
         retention: Duration,
         schedule: Schedule,
     ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Undo a claim whose verification failed before anything was broadcast:
+    /// iff the record is CLAIMED with this `attempt`, delete it, its index
+    /// entries, its reservations and its logical-key binding. True when done.
+    async fn release_claim(&self, tx_id: &TxId, attempt: &str) -> Result<bool, StoreError>;
+
+    /// A shared boolean switch (e.g. `settlement-paused`), the same for every replica.
+    async fn set_flag(&self, name: &str, value: bool) -> Result<(), StoreError>;
+
+    async fn flag(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Which transaction a logical key (Masumi terms digest) is bound to.
+    async fn logical_key_holder(&self, key: &str) -> Result<Option<TxId>, StoreError>;
 
     /// Replace the record with `next` iff its current state is `from` and its
     /// attempt is `next.attempt`'s predecessor `expected_attempt`; update the index.
@@ -318,20 +376,6 @@ impl ListCursor {
             updated_at: at.parse().ok()?,
             tx_id: id.parse().ok()?,
         })
-    }
-}
-
-/// Open the store the configuration names: the in-process [`memory::MemoryStore`],
-/// or a [`redis::RedisStore`] that must be reachable now (startup fails otherwise).
-pub async fn open(
-    backend: crate::config::StoreBackend,
-    redis: &crate::config::RedisSettings,
-) -> Result<DynStore, StoreError> {
-    match backend {
-        crate::config::StoreBackend::Memory => Ok(Arc::new(memory::MemoryStore::new())),
-        crate::config::StoreBackend::Redis => {
-            Ok(Arc::new(redis::RedisStore::connect(redis).await?))
-        }
     }
 }
 

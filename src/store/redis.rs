@@ -404,12 +404,20 @@ impl Store for RedisStore {
     async fn claim(
         &self,
         record: &SettlementRecord,
+        reservation: Duration,
         retention: Duration,
         schedule: Schedule,
     ) -> Result<ClaimOutcome, StoreError> {
         let data = to_json(record)?;
         let (kind, at) = schedule_args(schedule);
-        let args = vec![
+        let inputs = &record.inputs;
+        let mut keys = Vec::with_capacity(inputs.len() + 2);
+        keys.push(self.keys.record(&record.tx_id));
+        keys.extend(inputs.iter().map(|i| self.keys.reservation(i)));
+        if let Some(k) = &record.logical_key {
+            keys.push(self.keys.logical(k));
+        }
+        let mut args = vec![
             self.keys.prefix_arg(),
             record.tx_id.to_hex().into_bytes(),
             data.into_bytes(),
@@ -419,22 +427,100 @@ impl Store for RedisStore {
             ms(retention).to_string().into_bytes(),
             kind.as_bytes().to_vec(),
             at.to_string().into_bytes(),
+            ms(reservation).to_string().into_bytes(),
+            inputs.len().to_string().into_bytes(),
+            if record.logical_key.is_some() { b"1".to_vec() } else { b"0".to_vec() },
         ];
-        let v = self
-            .eval(
-                "claim",
-                &SCRIPTS.claim,
-                vec![self.keys.record(&record.tx_id)],
-                args,
-                true,
-            )
-            .await?;
+        args.extend(inputs.iter().map(|i| i.to_string().into_bytes()));
+        let v = self.eval("claim", &SCRIPTS.claim, keys, args, true).await?;
         let items = array(&v, "claim")?;
+        let tx = |v: Option<&Value>| -> Result<TxId, StoreError> {
+            v.and_then(text)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| corrupt("claim", "holder is not a tx id"))
+        };
         match (items.first().and_then(int), items.get(1)) {
             (Some(1), _) => Ok(ClaimOutcome::Claimed(record.clone())),
             (Some(0), Some(data)) => Ok(ClaimOutcome::Existing(from_json("claim", data)?)),
+            (Some(2), Some(ix)) => {
+                let input = int(ix)
+                    .and_then(|i| usize::try_from(i - 1).ok())
+                    .and_then(|ix| inputs.get(ix))
+                    .ok_or_else(|| corrupt("claim", "conflict index out of range"))?;
+                Ok(ClaimOutcome::InputHeld {
+                    input: *input,
+                    holder: tx(items.get(2))?,
+                })
+            }
+            (Some(3), holder) => Ok(ClaimOutcome::KeyBound {
+                holder: tx(holder)?,
+            }),
             _ => Err(corrupt("claim", "unexpected reply")),
         }
+    }
+
+    async fn release_claim(&self, tx_id: &TxId, attempt: &str) -> Result<bool, StoreError> {
+        // The record names its inputs and logical key; read them first. The
+        // script re-checks state and attempt, so a record changed in between
+        // is left alone.
+        let Some(rec) = self.get(tx_id).await? else {
+            return Ok(false);
+        };
+        if rec.state != SettlementState::Claimed || rec.attempt != attempt {
+            return Ok(false);
+        }
+        let mut keys = Vec::with_capacity(rec.inputs.len() + 2);
+        keys.push(self.keys.record(tx_id));
+        keys.extend(rec.inputs.iter().map(|i| self.keys.reservation(i)));
+        if let Some(k) = &rec.logical_key {
+            keys.push(self.keys.logical(k));
+        }
+        let mut args = vec![
+            self.keys.prefix_arg(),
+            tx_id.to_hex().into_bytes(),
+            attempt.as_bytes().to_vec(),
+            rec.inputs.len().to_string().into_bytes(),
+            if rec.logical_key.is_some() { b"1".to_vec() } else { b"0".to_vec() },
+        ];
+        args.extend(rec.inputs.iter().map(|i| i.to_string().into_bytes()));
+        let v = self
+            .eval("release_claim", &SCRIPTS.release_claim, keys, args, true)
+            .await?;
+        Ok(int(&v) == Some(1))
+    }
+
+    async fn set_flag(&self, name: &str, value: bool) -> Result<(), StoreError> {
+        let key = self.keys.flag(name);
+        let _: Value = self
+            .run("set_flag", Duration::ZERO, |mut c| async move {
+                if value {
+                    redis::cmd("SET").arg(key).arg("1").query_async(&mut c).await
+                } else {
+                    redis::cmd("DEL").arg(key).query_async(&mut c).await
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        let key = self.keys.flag(name);
+        let v: Value = self
+            .run("flag", Duration::ZERO, |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(!matches!(v, Value::Nil))
+    }
+
+    async fn logical_key_holder(&self, key: &str) -> Result<Option<TxId>, StoreError> {
+        let key = self.keys.logical(key);
+        let v: Value = self
+            .run("logical_key_holder", Duration::ZERO, |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(text(&v).and_then(|t| t.parse().ok()))
     }
 
     async fn transition(
@@ -749,6 +835,12 @@ impl Keys {
     fn idempotency(&self, id: &str) -> String {
         format!("{}idem:{id}", self.prefix)
     }
+    fn logical(&self, key: &str) -> String {
+        format!("{}terms:{key}", self.prefix)
+    }
+    fn flag(&self, name: &str) -> String {
+        format!("{}flag:{name}", self.prefix)
+    }
     fn prefix_arg(&self) -> Vec<u8> {
         self.prefix.as_bytes().to_vec()
     }
@@ -815,6 +907,7 @@ struct Scripts {
     release: Script,
     reservations_active: Script,
     claim: Script,
+    release_claim: Script,
     transition: Script,
     list: Script,
     due: Script,
@@ -827,12 +920,13 @@ struct Scripts {
 }
 
 impl Scripts {
-    fn all(&self) -> [&Script; 13] {
+    fn all(&self) -> [&Script; 14] {
         [
             &self.reserve,
             &self.release,
             &self.reservations_active,
             &self.claim,
+            &self.release_claim,
             &self.transition,
             &self.list,
             &self.due,
@@ -864,6 +958,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     release: script(include_str!("lua/release.lua")),
     reservations_active: script(include_str!("lua/reservations_active.lua")),
     claim: script(include_str!("lua/claim.lua")),
+    release_claim: script(include_str!("lua/release_claim.lua")),
     transition: script(include_str!("lua/transition.lua")),
     list: script(include_str!("lua/list.lua")),
     due: script(include_str!("lua/due.lua")),

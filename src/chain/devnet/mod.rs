@@ -423,4 +423,12 @@ impl ChainProvider for Devnet {
     fn slot_at(&self, unix_seconds: i64) -> u64 {
         u64::try_from(unix_seconds.saturating_sub(self.start_unix)).unwrap_or(0)
     }
+
+    async fn output_owner(&self, r: &UtxoRef) -> Result<Option<Vec<u8>>, ChainError> {
+        let ledger = self.ledger.lock();
+        Ok(ledger
+            .tx(&r.tx_id)
+            .and_then(|t| t.outputs.get(r.index as usize))
+            .map(|o| o.address.clone()))
+    }
 }

@@ -1,0 +1,89 @@
+//! The state every route handler shares. It lives in the HTTP layer (the
+//! application wiring in [`crate::app`] builds it), so `http` never imports
+//! `app`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::chain::DynChain;
+use crate::chain::devnet::Devnet;
+use crate::config::Settings;
+use crate::facilitator::Facilitator;
+use crate::store::DynStore;
+
+/// Shared, immutable-after-start state of one running facilitator.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub settings: Arc<Settings>,
+    /// The use cases; handlers call exactly one of them.
+    pub facilitator: Arc<Facilitator>,
+    /// For health probes and the devnet's own routes.
+    pub chain: DynChain,
+    pub store: DynStore,
+    /// The embedded ledger, when it is the chain backend.
+    pub devnet: Option<Arc<Devnet>>,
+    pub started: Instant,
+    /// API keys and rate limits, shared by every route.
+    pub guard: Arc<super::guard::Guard>,
+    /// Set when shutdown begins; /ready answers 503 from then on.
+    draining: AtomicBool,
+    /// Fires when shutdown begins, for background tasks.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(inner: AppInner) -> AppState {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppInner {
+    pub fn new(
+        settings: Arc<Settings>,
+        facilitator: Arc<Facilitator>,
+        chain: DynChain,
+        store: DynStore,
+        devnet: Option<Arc<Devnet>>,
+        guard: Arc<super::guard::Guard>,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppInner {
+        AppInner {
+            settings,
+            facilitator,
+            chain,
+            store,
+            devnet,
+            started: Instant::now(),
+            guard,
+            draining: AtomicBool::new(false),
+            shutdown,
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Shutdown has begun: /ready answers 503 from now on.
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// A receiver that turns `true` when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
