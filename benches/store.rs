@@ -62,6 +62,10 @@ fn template() -> SettlementRecord {
         submissions: 0,
         expires_at: 1_763_907_200_000,
         tx_cbor_b64: "hKQAgYJYIA".repeat(60),
+        delivered_at: None,
+        delivery_key: None,
+        logical_key: None,
+        last_submit_at: None,
     }
 }
 
@@ -137,7 +141,7 @@ where
                     let mut r = template.clone();
                     r.tx_id = txid(i);
                     store
-                        .claim(&r, RETENTION, Schedule::At(r.updated_at + 2_000))
+                        .claim(&r, RETENTION, RETENTION, Schedule::At(r.updated_at + 2_000))
                         .await
                         .unwrap();
                 }

@@ -156,7 +156,8 @@ impl Facilitator {
         &self,
         req: &ParsedRequest,
     ) -> Result<(Envelope, ParsedTx, Signers), (Reason, String)> {
-        let mut env = exact_cardano::check_envelope(self.verify_ctx.network, &self.verify_ctx.limits, req)?;
+        let mut env =
+            exact_cardano::check_envelope(self.verify_ctx.network, &self.verify_ctx.limits, req)?;
         exact_cardano::apply_confirmation_policy(&mut env, &self.rules)?;
         let (tx, signers) = exact_cardano::decode_and_check_signatures(&env)?;
         Ok((env, tx, signers))
@@ -203,7 +204,11 @@ impl Facilitator {
         answer
     }
 
-    async fn verify_inner(&self, req: &ParsedRequest, caller: Caller<'_>) -> Answer<VerifyResponse> {
+    async fn verify_inner(
+        &self,
+        req: &ParsedRequest,
+        caller: Caller<'_>,
+    ) -> Answer<VerifyResponse> {
         let invalid = |reason: Reason, message: String, payer: Option<String>| {
             Answer::Done(VerifyResponse::invalid(reason.as_str(), message, payer))
         };
@@ -219,15 +224,20 @@ impl Facilitator {
         if let Some(rec) = record {
             match self.journal_verdict(&rec, req, caller) {
                 JournalVerdict::Refuse(reason, message) => {
-                    return invalid(reason, message, (!rec.payer.is_empty()).then(|| rec.payer.clone()));
+                    return invalid(
+                        reason,
+                        message,
+                        (!rec.payer.is_empty()).then(|| rec.payer.clone()),
+                    );
                 }
                 JournalVerdict::Accepted => {
                     let payer = rec.payer.clone();
-                    return self.answer_verified(
-                        exact_cardano::verify_accepted(&self.verify_ctx, env, tx, payer),
-                        false,
-                    )
-                    .await;
+                    return self
+                        .answer_verified(
+                            exact_cardano::verify_accepted(&self.verify_ctx, env, tx, payer),
+                            false,
+                        )
+                        .await;
                 }
                 JournalVerdict::Fresh => {}
             }
@@ -460,8 +470,9 @@ impl Facilitator {
                             network,
                             SettleAnswer::Unavailable {
                                 reason: Reason::SettlementStateConflict,
-                                message: "another request is verifying this transaction; retry shortly"
-                                    .into(),
+                                message:
+                                    "another request is verifying this transaction; retry shortly"
+                                        .into(),
                             },
                         );
                     }
@@ -495,7 +506,8 @@ impl Facilitator {
 
         // The chain stages, on the transaction already decoded and
         // signature-checked above.
-        let outcome = exact_cardano::verify_checked(&self.verify_ctx, env.clone(), tx.clone(), signers).await;
+        let outcome =
+            exact_cardano::verify_checked(&self.verify_ctx, env.clone(), tx.clone(), signers).await;
         let outcome = self.ledger_probe(outcome, env, tx).await;
         let verified: Box<VerifiedPayment> = match outcome {
             VerifyOutcome::Valid(p) => p,
@@ -681,7 +693,10 @@ impl Facilitator {
         self.store.list(state, cursor, limit).await
     }
 
-    pub async fn settlement_record(&self, tx_id: &TxId) -> Result<Option<SettlementRecord>, StoreError> {
+    pub async fn settlement_record(
+        &self,
+        tx_id: &TxId,
+    ) -> Result<Option<SettlementRecord>, StoreError> {
         self.store.get(tx_id).await
     }
 
@@ -760,7 +775,11 @@ fn answer_of(network: &str, answer: SettleAnswer) -> Answer<SettleResponse> {
             record,
             confirmations,
         } => {
-            let status = if confirmations < 0 { "mempool" } else { "confirmed" };
+            let status = if confirmations < 0 {
+                "mempool"
+            } else {
+                "confirmed"
+            };
             Answer::Done(SettleResponse {
                 success: true,
                 transaction: record.tx_id.to_hex(),
@@ -810,7 +829,11 @@ fn answer_of(network: &str, answer: SettleAnswer) -> Answer<SettleResponse> {
             Answer::Done(body)
         }
         SettleAnswer::Expired { record } => {
-            let tx = if broadcast(&record) { record.tx_id.to_hex() } else { String::new() };
+            let tx = if broadcast(&record) {
+                record.tx_id.to_hex()
+            } else {
+                String::new()
+            };
             let mut body = failure(
                 network,
                 &tx,
@@ -822,8 +845,18 @@ fn answer_of(network: &str, answer: SettleAnswer) -> Answer<SettleResponse> {
             Answer::Done(body)
         }
         SettleAnswer::Failed { record, message } => {
-            let tx = if broadcast(&record) { record.tx_id.to_hex() } else { String::new() };
-            Answer::Done(failure(network, &tx, Reason::SettlementFailed, message, payer_of(&record)))
+            let tx = if broadcast(&record) {
+                record.tx_id.to_hex()
+            } else {
+                String::new()
+            };
+            Answer::Done(failure(
+                network,
+                &tx,
+                Reason::SettlementFailed,
+                message,
+                payer_of(&record),
+            ))
         }
         SettleAnswer::Duplicate { record } => Answer::Done(failure(
             network,

@@ -166,9 +166,13 @@ async fn list(
         ));
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let page = app.facilitator.list_settlements(state, cursor, limit).await.map_err(|e| {
-        ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
-    })?;
+    let page = app
+        .facilitator
+        .list_settlements(state, cursor, limit)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable("exact_cardano_facilitator_store_unavailable", e.to_string())
+        })?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
     let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
     Ok(Json(

@@ -78,6 +78,7 @@ mod tests {
             payer: Some("addr_test1x".into()),
             error_reason: None,
             error_message: None,
+            extra: None,
             extensions: None,
         };
         let h = encode_header(&r).unwrap();

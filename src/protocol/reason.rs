@@ -135,7 +135,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 39);
+        assert_eq!(Reason::ALL.len(), 38);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

@@ -239,7 +239,11 @@ impl ConfirmationRules {
     /// The `l1Confirmations` range `/supported` advertises.
     pub fn range(&self) -> (i64, i64) {
         let min = if self.accept_mempool { -1 } else { 0 };
-        let max = if self.reads_depth { MAX_L1_CONFIRMATIONS } else { 0 };
+        let max = if self.reads_depth {
+            MAX_L1_CONFIRMATIONS
+        } else {
+            0
+        };
         (min, max)
     }
 }
@@ -715,7 +719,10 @@ fn stage_e(
 
     let paid = check_payment_output(tx, env)?;
     let out = tx.outputs().get(paid.output_index).ok_or_else(|| {
-        reject(Reason::RecipientMismatch, format!("no output pays {}", env.pay_to))
+        reject(
+            Reason::RecipientMismatch,
+            format!("no output pays {}", env.pay_to),
+        )
     })?;
     let min = phase1::min_utxo(out, params);
     if out.value.coin < min {
@@ -913,7 +920,8 @@ pub fn verify_accepted(
             ));
         }
         let now = (ctx.clock)();
-        let horizon = now.saturating_add(i64::try_from(env.max_timeout_seconds).unwrap_or(i64::MAX));
+        let horizon =
+            now.saturating_add(i64::try_from(env.max_timeout_seconds).unwrap_or(i64::MAX));
         let horizon_slot = ctx.chain.slot_at(horizon);
         let Some(ttl_slot) = tx.ttl() else {
             return Err(reject(
@@ -924,7 +932,9 @@ pub fn verify_accepted(
         if ttl_slot > horizon_slot {
             return Err(reject(
                 Reason::TtlTooFar,
-                format!("ttl slot {ttl_slot} is later than now + maxTimeoutSeconds (slot {horizon_slot})"),
+                format!(
+                    "ttl slot {ttl_slot} is later than now + maxTimeoutSeconds (slot {horizon_slot})"
+                ),
             ));
         }
         let paid = check_payment_output(&tx, &env)?;

@@ -127,9 +127,13 @@ pub enum Refusal {
 pub enum Standing {
     /// The policy is met: `confirmations` is the strongest evidence held
     /// (-1 = accepted by our own submit / seen in the mempool).
-    Met { confirmations: i64 },
+    Met {
+        confirmations: i64,
+    },
     /// Broadcast (maybe), not met yet. `confirmations` when seen at all.
-    Waiting { confirmations: Option<i64> },
+    Waiting {
+        confirmations: Option<i64>,
+    },
     /// Nothing broadcast yet.
     Unbroadcast,
     Rejected,
@@ -145,7 +149,9 @@ pub fn standing(rec: &SettlementRecord) -> Standing {
         SettlementState::Rejected => Standing::Rejected,
         SettlementState::Expired => Standing::Expired,
         SettlementState::Failed => Standing::Failed,
-        SettlementState::Submitting => Standing::Waiting { confirmations: None },
+        SettlementState::Submitting => Standing::Waiting {
+            confirmations: None,
+        },
         SettlementState::Submitted | SettlementState::Pending | SettlementState::Confirmed => {
             match seen {
                 Some(c) if c >= rec.required_confirmations => Standing::Met { confirmations: c },
@@ -196,7 +202,11 @@ pub fn step(rec: &SettlementRecord, event: Event<'_>, now: i64, policy: &Policy)
                 let mut taken = draft.clone();
                 taken.created_at = rec.created_at;
                 taken.updated_at = now;
-                write(taken, Schedule::At(now + policy.stale_claim_ms), Effect::None)
+                write(
+                    taken,
+                    Schedule::At(now + policy.stale_claim_ms),
+                    Effect::None,
+                )
             } else {
                 Decision::Refuse(Refusal::Claimed)
             }
@@ -264,8 +274,7 @@ pub fn step(rec: &SettlementRecord, event: Event<'_>, now: i64, policy: &Policy)
         // handed over again (same bytes, same id) while it can still land.
         (S::Submitting, Event::Reconcile(Evidence::NotSeen)) if now <= rec.expires_at => {
             let last = rec.last_submit_at.unwrap_or(rec.updated_at);
-            if rec.submissions < policy.max_submissions
-                && now - last >= policy.rebroadcast_after_ms
+            if rec.submissions < policy.max_submissions && now - last >= policy.rebroadcast_after_ms
             {
                 next.submissions = rec.submissions.saturating_add(1);
                 next.last_submit_at = Some(now);
@@ -386,4 +395,494 @@ fn rec_with_time(rec: &SettlementRecord, now: i64) -> Box<SettlementRecord> {
     r.submitted_at = rec.submitted_at.or(Some(now));
     r.error = None;
     Box::new(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cardano::TxId;
+    use SettlementState as S;
+
+    const NOW: i64 = 1_000_000;
+
+    fn rec(state: SettlementState) -> SettlementRecord {
+        SettlementRecord {
+            tx_id: TxId([7; 32]),
+            state,
+            attempt: "v1".into(),
+            network: "cardano:preprod".into(),
+            payer: "addr_test1payer".into(),
+            pay_to: "addr_test1seller".into(),
+            asset: "lovelace".into(),
+            amount: "1000000".into(),
+            requirements_digest: "r".into(),
+            required_confirmations: 1,
+            inputs: vec![],
+            ttl_slot: Some(500),
+            created_at: NOW - 10_000,
+            updated_at: NOW - 1_000,
+            submitted_at: None,
+            confirmed_at: None,
+            confirmations: None,
+            block_hash: None,
+            block_height: None,
+            error: None,
+            submissions: 0,
+            expires_at: NOW + 60_000,
+            tx_cbor_b64: String::new(),
+            delivered_at: None,
+            delivery_key: None,
+            logical_key: None,
+            last_submit_at: None,
+        }
+    }
+
+    fn block(depth: u64) -> Evidence {
+        Evidence::Included {
+            depth,
+            height: 100,
+            slot: 90,
+            block: [9; 32],
+        }
+    }
+
+    /// What a row expects.
+    #[derive(Debug)]
+    enum Want {
+        Write(SettlementState, Effect, &'static str),
+        Forget,
+        Keep,
+        Refuse(Refusal),
+    }
+
+    fn check(name: &str, r: &SettlementRecord, ev: Event<'_>, want: Want) {
+        let policy = Policy::default();
+        let got = step(r, ev, NOW, &policy);
+        match (&want, &got) {
+            (
+                Want::Write(state, effect, sched),
+                Decision::Write {
+                    next,
+                    schedule,
+                    effect: e,
+                },
+            ) => {
+                assert_eq!(next.state, *state, "{name}: state");
+                assert_eq!(e, effect, "{name}: effect");
+                let s = match schedule {
+                    Schedule::At(_) => "at",
+                    Schedule::Done => "done",
+                    Schedule::Keep => "keep",
+                };
+                assert_eq!(s, *sched, "{name}: schedule");
+                assert_eq!(next.updated_at, NOW, "{name}: updated_at");
+            }
+            (Want::Forget, Decision::Forget) | (Want::Keep, Decision::Keep) => {}
+            (Want::Refuse(a), Decision::Refuse(b)) => assert_eq!(a, b, "{name}"),
+            _ => panic!("{name}: wanted {want:?}, got {got:?}"),
+        }
+    }
+
+    #[test]
+    fn every_transition_of_the_journal() {
+        use Effect::{Broadcast as B, None as N, ReleaseInputs as R};
+        let stale = {
+            let mut r = rec(S::Claimed);
+            r.updated_at = NOW - 31_000;
+            r
+        };
+        let draft = rec(S::Claimed);
+        let submitted = |depth: Option<u64>, required: i64| {
+            let mut r = rec(S::Submitted);
+            r.confirmations = depth;
+            r.required_confirmations = required;
+            r.submissions = 1;
+            r.last_submit_at = Some(NOW - 5_000);
+            r
+        };
+        let confirmed = |depth: u64| {
+            let mut r = rec(S::Confirmed);
+            r.confirmations = Some(depth);
+            r.block_height = Some(100);
+            r.block_hash = Some(hex::encode([9; 32]));
+            r.submissions = 1;
+            r
+        };
+        let submitting = |last_ago: Option<i64>, submissions: u32| {
+            let mut r = rec(S::Submitting);
+            r.submissions = submissions;
+            r.last_submit_at = last_ago.map(|a| NOW - a);
+            r.updated_at = NOW - 30_000;
+            r
+        };
+        let expired_window = |state| {
+            let mut r = rec(state);
+            r.expires_at = NOW - 1;
+            r.submissions = 1;
+            r
+        };
+        let delivered = {
+            let mut r = confirmed(3);
+            r.delivered_at = Some(NOW - 10);
+            r
+        };
+        let nf = Evidence::NotSeen;
+        let mp = Evidence::Mempool;
+        let (b0, b1, b3, b25) = (block(0), block(1), block(3), block(25));
+
+        // claim and takeover
+        check(
+            "live claim is not taken over",
+            &rec(S::Claimed),
+            Event::Claim { draft: &draft },
+            Want::Refuse(Refusal::Claimed),
+        );
+        check(
+            "stale claim is taken over",
+            &stale,
+            Event::Claim { draft: &draft },
+            Want::Write(S::Claimed, N, "at"),
+        );
+        check(
+            "a claim never touches a broadcast record",
+            &rec(S::Submitted),
+            Event::Claim { draft: &draft },
+            Want::Keep,
+        );
+        check(
+            "the reconciler forgets a stale claim",
+            &stale,
+            Event::Tick,
+            Want::Forget,
+        );
+        check(
+            "the reconciler keeps a live claim",
+            &rec(S::Claimed),
+            Event::Tick,
+            Want::Keep,
+        );
+        // broadcast and submit outcomes
+        check(
+            "intent before the network",
+            &rec(S::Claimed),
+            Event::Broadcast,
+            Want::Write(S::Submitting, N, "at"),
+        );
+        check(
+            "no second broadcast of a submitted record",
+            &rec(S::Submitted),
+            Event::Broadcast,
+            Want::Refuse(Refusal::NotApplicable),
+        );
+        check(
+            "node accepts",
+            &rec(S::Submitting),
+            Event::SubmitAccepted,
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "definitive rejection, chain has nothing: tombstone",
+            &rec(S::Submitting),
+            Event::SubmitRejected {
+                reason: "FeeTooSmallUTxO",
+                definitive: true,
+                evidence: Some(&nf),
+            },
+            Want::Write(S::Rejected, R, "done"),
+        );
+        check(
+            "rejection but the chain has it in the mempool: not a failure",
+            &rec(S::Submitting),
+            Event::SubmitRejected {
+                reason: "BadInputsUTxO",
+                definitive: false,
+                evidence: Some(&mp),
+            },
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "rejection but the chain has it in a block: confirmed",
+            &rec(S::Submitting),
+            Event::SubmitRejected {
+                reason: "BadInputsUTxO",
+                definitive: true,
+                evidence: Some(&b3),
+            },
+            Want::Write(S::Confirmed, R, "at"),
+        );
+        check(
+            "rejection, evidence lookup failed: stays submitting",
+            &rec(S::Submitting),
+            Event::SubmitRejected {
+                reason: "FeeTooSmallUTxO",
+                definitive: true,
+                evidence: None,
+            },
+            Want::Write(S::Submitting, N, "at"),
+        );
+        check(
+            "non-definitive rejection, unseen: stays submitting",
+            &rec(S::Submitting),
+            Event::SubmitRejected {
+                reason: "BadInputsUTxO",
+                definitive: false,
+                evidence: Some(&nf),
+            },
+            Want::Write(S::Submitting, N, "at"),
+        );
+        check(
+            "unknown outcome: stays submitting",
+            &rec(S::Submitting),
+            Event::SubmitUnknown { why: "timeout" },
+            Want::Write(S::Submitting, N, "at"),
+        );
+        // evidence
+        check(
+            "mempool after unknown outcome",
+            &rec(S::Submitting),
+            Event::Evidence(&mp),
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "mempool while submitted: nothing new",
+            &submitted(None, 1),
+            Event::Evidence(&mp),
+            Want::Keep,
+        );
+        check(
+            "in the tip block, policy 1: not yet",
+            &submitted(None, 1),
+            Event::Evidence(&b0),
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "one block on top, policy 1: confirmed",
+            &submitted(Some(0), 1),
+            Event::Evidence(&b1),
+            Want::Write(S::Confirmed, R, "at"),
+        );
+        check(
+            "policy 0: the tip block is enough",
+            &submitted(None, 0),
+            Event::Evidence(&b0),
+            Want::Write(S::Confirmed, R, "at"),
+        );
+        check(
+            "confirmed deeper",
+            &confirmed(1),
+            Event::Evidence(&b3),
+            Want::Write(S::Confirmed, N, "at"),
+        );
+        check(
+            "confirmed at the same depth: nothing",
+            &confirmed(3),
+            Event::Evidence(&b3),
+            Want::Keep,
+        );
+        check(
+            "stable depth: out of the index",
+            &confirmed(3),
+            Event::Evidence(&b25),
+            Want::Write(S::Confirmed, N, "done"),
+        );
+        check(
+            "rollback",
+            &confirmed(2),
+            Event::Evidence(&nf),
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "rollback into the mempool",
+            &confirmed(2),
+            Event::Evidence(&mp),
+            Want::Write(S::Submitted, N, "at"),
+        );
+        check(
+            "unseen within the window: wait",
+            &submitted(None, 1),
+            Event::Evidence(&nf),
+            Want::Keep,
+        );
+        check(
+            "unseen past the window: expired",
+            &expired_window(S::Submitted),
+            Event::Evidence(&nf),
+            Want::Write(S::Expired, R, "done"),
+        );
+        check(
+            "pending past the window: expired",
+            &expired_window(S::Pending),
+            Event::Evidence(&nf),
+            Want::Write(S::Expired, R, "done"),
+        );
+        check(
+            "unknown outcome past the window: expired",
+            &expired_window(S::Submitting),
+            Event::Reconcile(&nf),
+            Want::Write(S::Expired, R, "done"),
+        );
+        check(
+            "a claim ignores evidence",
+            &rec(S::Claimed),
+            Event::Evidence(&b3),
+            Want::Keep,
+        );
+        check(
+            "final records leave the index",
+            &rec(S::Rejected),
+            Event::Evidence(&b3),
+            Want::Write(S::Rejected, N, "done"),
+        );
+        check(
+            "final records on tick",
+            &rec(S::Expired),
+            Event::Tick,
+            Want::Write(S::Expired, N, "done"),
+        );
+        // re-broadcast by the reconciler only
+        check(
+            "reconciler re-broadcasts an unknown outcome",
+            &submitting(Some(25_000), 1),
+            Event::Reconcile(&nf),
+            Want::Write(S::Submitting, B, "at"),
+        );
+        check(
+            "reconciler re-broadcasts an intent that never reached the network",
+            &submitting(None, 1),
+            Event::Reconcile(&nf),
+            Want::Write(S::Submitting, B, "at"),
+        );
+        check(
+            "not before the delay",
+            &submitting(Some(5_000), 1),
+            Event::Reconcile(&nf),
+            Want::Keep,
+        );
+        check(
+            "not beyond the bound",
+            &submitting(Some(25_000), 4),
+            Event::Reconcile(&nf),
+            Want::Keep,
+        );
+        check(
+            "a request never re-broadcasts",
+            &submitting(Some(25_000), 1),
+            Event::Evidence(&nf),
+            Want::Keep,
+        );
+        check(
+            "reconciler sees it landed",
+            &submitting(Some(25_000), 1),
+            Event::Reconcile(&b3),
+            Want::Write(S::Confirmed, R, "at"),
+        );
+        // waits
+        check(
+            "wait ran out",
+            &submitted(None, 1),
+            Event::WaitExpired,
+            Want::Write(S::Pending, N, "at"),
+        );
+        check(
+            "wait ran out when confirmed: nothing",
+            &confirmed(2),
+            Event::WaitExpired,
+            Want::Keep,
+        );
+        // delivery
+        check(
+            "deliver when confirmed",
+            &confirmed(1),
+            Event::Deliver { key: None },
+            Want::Write(S::Confirmed, N, "keep"),
+        );
+        check(
+            "deliver twice",
+            &delivered,
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::AlreadyDelivered),
+        );
+        check(
+            "mempool policy: submit acceptance is enough",
+            &submitted(None, -1),
+            Event::Deliver { key: None },
+            Want::Write(S::Submitted, N, "keep"),
+        );
+        check(
+            "policy 1 not met in the mempool",
+            &submitted(None, 1),
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::PolicyNotMet),
+        );
+        check(
+            "policy 3 not met at depth 1",
+            &submitted(Some(1), 3),
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::PolicyNotMet),
+        );
+        check(
+            "nothing to deliver for a claim",
+            &rec(S::Claimed),
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::PolicyNotMet),
+        );
+        check(
+            "nothing to deliver for a tombstone",
+            &rec(S::Rejected),
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::Final),
+        );
+        check(
+            "nothing to deliver once expired",
+            &rec(S::Expired),
+            Event::Deliver { key: None },
+            Want::Refuse(Refusal::Final),
+        );
+    }
+
+    #[test]
+    fn delivery_records_who_received_it_and_standing_reports_the_strongest_evidence() {
+        let mut r = rec(S::Confirmed);
+        r.confirmations = Some(4);
+        assert_eq!(standing(&r), Standing::Met { confirmations: 4 });
+        let Decision::Write { next, .. } = step(
+            &r,
+            Event::Deliver { key: Some("k") },
+            NOW,
+            &Policy::default(),
+        ) else {
+            panic!("deliver should write");
+        };
+        assert_eq!(next.delivered_at, Some(NOW));
+        assert_eq!(next.delivery_key.as_deref(), Some("k"));
+        let mut m = rec(S::Submitted);
+        m.required_confirmations = -1;
+        assert_eq!(standing(&m), Standing::Met { confirmations: -1 });
+        m.required_confirmations = 0;
+        assert_eq!(
+            standing(&m),
+            Standing::Waiting {
+                confirmations: Some(-1)
+            }
+        );
+        assert_eq!(
+            standing(&rec(S::Submitting)),
+            Standing::Waiting {
+                confirmations: None
+            }
+        );
+        assert_eq!(standing(&rec(S::Claimed)), Standing::Unbroadcast);
+    }
+
+    #[test]
+    fn only_structural_node_verdicts_are_definitive() {
+        use crate::settle::is_definitive_rejection as d;
+        assert!(d("FeeTooSmallUTxO"));
+        assert!(d("OutsideValidityIntervalUTxO: ..."));
+        assert!(d("MissingVKeyWitnessesUTXOW"));
+        assert!(!d("BadInputsUTxO"));
+        assert!(!d("ValueNotConservedUTxO, BadInputsUTxO"));
+        assert!(!d("something new"));
+        assert!(!d(""));
+    }
 }

@@ -201,7 +201,10 @@ impl Settlement {
     fn retention(&self, rec: &SettlementRecord) -> Duration {
         let base = self.settings.settlement.retention_seconds as i64 * 1000;
         let margin = self.settings.settlement.rollback_margin_seconds as i64 * 1000;
-        let window = rec.expires_at.saturating_sub(now_ms()).saturating_add(margin);
+        let window = rec
+            .expires_at
+            .saturating_sub(now_ms())
+            .saturating_add(margin);
         Duration::from_millis(base.max(window).max(1) as u64)
     }
 
@@ -285,8 +288,7 @@ impl Settlement {
             }
             Effect::Broadcast => {
                 use base64::Engine;
-                let Ok(bytes) =
-                    base64::engine::general_purpose::STANDARD.decode(&rec.tx_cbor_b64)
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&rec.tx_cbor_b64)
                 else {
                     tracing::error!(tx = %rec.tx_id, "journal record holds undecodable transaction bytes");
                     return;
@@ -311,8 +313,12 @@ impl Settlement {
             ClaimOutcome::InputHeld { input, holder } => Ok(Claim::InputHeld { input, holder }),
             ClaimOutcome::KeyBound { holder } => Ok(Claim::KeyBound { holder }),
             ClaimOutcome::Existing(existing) => {
-                match journal::step(&existing, Event::Claim { draft: &draft }, now_ms(), &self.policy)
-                {
+                match journal::step(
+                    &existing,
+                    Event::Claim { draft: &draft },
+                    now_ms(),
+                    &self.policy,
+                ) {
                     Decision::Write { next, schedule, .. } => {
                         match self.cas(&existing, *next, schedule).await? {
                             CasOutcome::Applied(r) => {
@@ -424,7 +430,9 @@ impl Settlement {
         match outcome {
             SubmitOutcome::Accepted => {
                 self.chain.invalidate(&rec.inputs);
-                self.apply(rec, Event::SubmitAccepted).await.map(|(r, ..)| r)
+                self.apply(rec, Event::SubmitAccepted)
+                    .await
+                    .map(|(r, ..)| r)
             }
             SubmitOutcome::Rejected(reason) => {
                 let evidence = self.chain.evidence(&rec.tx_id).await.ok();
@@ -480,8 +488,7 @@ impl Settlement {
                     }
                 }
                 Decision::Refuse(Refusal::AlreadyDelivered) => {
-                    let same_caller =
-                        key.is_some() && rec.delivery_key.as_deref() == key;
+                    let same_caller = key.is_some() && rec.delivery_key.as_deref() == key;
                     if same_caller || self.settings.settlement.repeat_success {
                         return Ok(Delivery::Delivered(rec));
                     }
@@ -506,7 +513,10 @@ impl Settlement {
             SettlementState::Rejected => SettleAnswer::Rejected { record: rec },
             SettlementState::Expired => SettleAnswer::Expired { record: rec },
             SettlementState::Failed => {
-                let message = rec.error.clone().unwrap_or_else(|| "settlement failed".into());
+                let message = rec
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "settlement failed".into());
                 SettleAnswer::Failed {
                     record: rec,
                     message,
@@ -558,7 +568,10 @@ impl Settlement {
                 Standing::Rejected => return SettleAnswer::Rejected { record: rec },
                 Standing::Expired => return SettleAnswer::Expired { record: rec },
                 Standing::Failed => {
-                    let message = rec.error.clone().unwrap_or_else(|| "settlement failed".into());
+                    let message = rec
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "settlement failed".into());
                     return SettleAnswer::Failed {
                         record: rec,
                         message,
@@ -662,9 +675,7 @@ impl Settlement {
                 Ok(ev) => self.apply(&rec, Event::Reconcile(&ev)).await,
                 Err(e) => {
                     tracing::warn!(tx = %rec.tx_id, error = %e, "reconciler: evidence lookup failed; retrying later");
-                    let _ = self
-                        .cas(&rec, rec.clone(), Schedule::At(now + 5_000))
-                        .await;
+                    let _ = self.cas(&rec, rec.clone(), Schedule::At(now + 5_000)).await;
                     return;
                 }
             }

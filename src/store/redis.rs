@@ -429,7 +429,11 @@ impl Store for RedisStore {
             at.to_string().into_bytes(),
             ms(reservation).to_string().into_bytes(),
             inputs.len().to_string().into_bytes(),
-            if record.logical_key.is_some() { b"1".to_vec() } else { b"0".to_vec() },
+            if record.logical_key.is_some() {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
         ];
         args.extend(inputs.iter().map(|i| i.to_string().into_bytes()));
         let v = self.eval("claim", &SCRIPTS.claim, keys, args, true).await?;
@@ -480,7 +484,11 @@ impl Store for RedisStore {
             tx_id.to_hex().into_bytes(),
             attempt.as_bytes().to_vec(),
             rec.inputs.len().to_string().into_bytes(),
-            if rec.logical_key.is_some() { b"1".to_vec() } else { b"0".to_vec() },
+            if rec.logical_key.is_some() {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            },
         ];
         args.extend(rec.inputs.iter().map(|i| i.to_string().into_bytes()));
         let v = self
@@ -494,7 +502,11 @@ impl Store for RedisStore {
         let _: Value = self
             .run("set_flag", Duration::ZERO, |mut c| async move {
                 if value {
-                    redis::cmd("SET").arg(key).arg("1").query_async(&mut c).await
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg("1")
+                        .query_async(&mut c)
+                        .await
                 } else {
                     redis::cmd("DEL").arg(key).query_async(&mut c).await
                 }

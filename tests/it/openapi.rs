@@ -15,17 +15,16 @@
 //! Chain and store outages are injected by wrapping the real devnet provider
 //! and the real in-memory store with a switch.
 
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, spawn_app_with, test_settings};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use crate::support::app::{TestApp, spawn_app_with, test_settings};
-use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use x402_facilitator::app::App;
 use x402_facilitator::cardano::{Network, TxId, UtxoRef};
 use x402_facilitator::chain::{
@@ -86,8 +85,8 @@ const SENSITIVE: &[&str] = &["/verify", "/settle", "/status", "/status/{txid}"];
 
 /// Codes this facilitator adds to the reference reason codes.
 const PROJECT_REASONS: &[&str] = &[
-    x402_facilitator::http::x402::STORE_UNAVAILABLE,
-    x402_facilitator::http::x402::SETTLEMENT_PAUSED,
+    "exact_cardano_facilitator_store_unavailable",
+    "settlement_paused",
     "settlement_state_conflict",
     "settlement_internal_error",
 ];
@@ -412,11 +411,30 @@ impl Store for SwitchedStore {
     async fn claim(
         &self,
         record: &SettlementRecord,
+        reservation: Duration,
         retention: Duration,
         schedule: Schedule,
     ) -> Result<ClaimOutcome, StoreError> {
         self.check()?;
-        self.inner.claim(record, retention, schedule).await
+        self.inner
+            .claim(record, reservation, retention, schedule)
+            .await
+    }
+    async fn release_claim(&self, tx_id: &TxId, attempt: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.release_claim(tx_id, attempt).await
+    }
+    async fn set_flag(&self, name: &str, value: bool) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.set_flag(name, value).await
+    }
+    async fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.flag(name).await
+    }
+    async fn logical_key_holder(&self, key: &str) -> Result<Option<TxId>, StoreError> {
+        self.check()?;
+        self.inner.logical_key_holder(key).await
     }
     async fn transition(
         &self,

@@ -3,7 +3,6 @@
 //! harness; then the Redis-only properties: atomicity across instances,
 //! outage and recovery, AOF durability, Sentinel failover, connection setup.
 
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +57,10 @@ fn record(n: u32, state: SettlementState, updated_at: i64) -> SettlementRecord {
         submissions: 0,
         expires_at: updated_at + 7_200_000,
         tx_cbor_b64: "hKYAgYJYIA".repeat(20),
+        delivered_at: None,
+        delivery_key: None,
+        logical_key: None,
+        last_submit_at: None,
     }
 }
 
@@ -102,6 +105,9 @@ suite!(
     expiry_frees_inputs,
     concurrent_reserve_single_winner,
     claim_once,
+    claim_holds_inputs_and_binds_the_logical_key_or_writes_nothing,
+    release_claim_only_for_the_claimant_and_only_before_broadcast,
+    flags_are_shared,
     cas_fencing_by_state_and_attempt,
     pending_index_due_ordering,
     list_pages_newest_first_and_filters_by_state,
@@ -305,14 +311,14 @@ async fn claim_once(stores: Vec<DynStore>) {
     let s = &stores[0];
     let r = record(10, SettlementState::Claimed, 1_000);
     assert_eq!(
-        s.claim(&r, LONG, Schedule::Keep).await.unwrap(),
+        s.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap(),
         ClaimOutcome::Claimed(r.clone())
     );
     let mut other = r.clone();
     other.attempt = "attempt-10-b".into();
     other.payer = "addr_test1someoneelse".into();
     assert_eq!(
-        s.claim(&other, LONG, Schedule::Keep).await.unwrap(),
+        s.claim(&other, LONG, LONG, Schedule::Keep).await.unwrap(),
         ClaimOutcome::Existing(r.clone())
     );
     assert_eq!(s.get(&r.tx_id).await.unwrap(), Some(r.clone()));
@@ -325,7 +331,7 @@ async fn claim_once(stores: Vec<DynStore>) {
         tasks.push(tokio::spawn(async move {
             let mut r = record(11, SettlementState::Claimed, 2_000);
             r.attempt = format!("attempt-11-{i}");
-            s.claim(&r, LONG, Schedule::Keep).await.unwrap()
+            s.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap()
         }));
     }
     let mut claimed = Vec::new();
@@ -334,6 +340,7 @@ async fn claim_once(stores: Vec<DynStore>) {
         match t.await.unwrap() {
             ClaimOutcome::Claimed(r) => claimed.push(r),
             ClaimOutcome::Existing(r) => existing.push(r),
+            other => panic!("unexpected claim outcome {other:?}"),
         }
     }
     assert_eq!(claimed.len(), 1);
@@ -342,11 +349,133 @@ async fn claim_once(stores: Vec<DynStore>) {
     assert_eq!(s.get(&txid(11)).await.unwrap(), Some(claimed[0].clone()));
 }
 
+async fn claim_holds_inputs_and_binds_the_logical_key_or_writes_nothing(stores: Vec<DynStore>) {
+    let s = &stores[0];
+    // A claim reserves every input of its transaction.
+    let mut a = record(30, SettlementState::Claimed, 1_000);
+    a.logical_key = Some("terms-30".into());
+    assert_eq!(
+        s.claim(&a, LONG, LONG, Schedule::Keep).await.unwrap(),
+        ClaimOutcome::Claimed(a.clone())
+    );
+    for input in &a.inputs {
+        assert_eq!(s.holder(input).await.unwrap(), Some(a.tx_id));
+    }
+    assert_eq!(
+        s.logical_key_holder("terms-30").await.unwrap(),
+        Some(a.tx_id)
+    );
+
+    // Another transaction spending one of those inputs: nothing written.
+    let mut b = record(31, SettlementState::Claimed, 1_001);
+    b.inputs = vec![utxo(31, 0), a.inputs[1]];
+    assert_eq!(
+        s.claim(&b, LONG, LONG, Schedule::Keep).await.unwrap(),
+        ClaimOutcome::InputHeld {
+            input: a.inputs[1],
+            holder: a.tx_id
+        }
+    );
+    assert_eq!(s.get(&b.tx_id).await.unwrap(), None);
+    assert_eq!(s.holder(&utxo(31, 0)).await.unwrap(), None);
+
+    // Another transaction for the same terms (Masumi logical replay): nothing written.
+    let mut c = record(32, SettlementState::Claimed, 1_002);
+    c.logical_key = Some("terms-30".into());
+    assert_eq!(
+        s.claim(&c, LONG, LONG, Schedule::Keep).await.unwrap(),
+        ClaimOutcome::KeyBound { holder: a.tx_id }
+    );
+    assert_eq!(s.get(&c.tx_id).await.unwrap(), None);
+    for input in &c.inputs {
+        assert_eq!(s.holder(input).await.unwrap(), None);
+    }
+
+    // Twenty transactions racing for one input across the given stores: one wins.
+    let shared = utxo(33, 0);
+    let mut tasks = Vec::new();
+    for i in 0..20u32 {
+        let st = Arc::clone(&stores[i as usize % stores.len()]);
+        tasks.push(tokio::spawn(async move {
+            let mut r = record(40 + i, SettlementState::Claimed, 2_000);
+            r.inputs = vec![shared, utxo(40 + i, 5)];
+            st.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ClaimOutcome::Claimed(_) => won += 1,
+            ClaimOutcome::InputHeld { input, .. } => assert_eq!(input, shared),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+async fn release_claim_only_for_the_claimant_and_only_before_broadcast(stores: Vec<DynStore>) {
+    let s = &stores[0];
+    let mut a = record(60, SettlementState::Claimed, 1_000);
+    a.logical_key = Some("terms-60".into());
+    s.claim(&a, LONG, LONG, Schedule::At(5)).await.unwrap();
+    // Not the claimant's attempt: nothing happens.
+    assert!(!s.release_claim(&a.tx_id, "someone-else").await.unwrap());
+    assert!(s.get(&a.tx_id).await.unwrap().is_some());
+    // The claimant: record, holds, key and index entries are gone.
+    assert!(s.release_claim(&a.tx_id, &a.attempt).await.unwrap());
+    assert_eq!(s.get(&a.tx_id).await.unwrap(), None);
+    for input in &a.inputs {
+        assert_eq!(s.holder(input).await.unwrap(), None);
+    }
+    assert_eq!(s.logical_key_holder("terms-60").await.unwrap(), None);
+    assert_eq!(s.due(i64::MAX, 100).await.unwrap(), Vec::<TxId>::new());
+    assert!(
+        s.list(None, None, 100)
+            .await
+            .unwrap()
+            .records
+            .iter()
+            .all(|r| r.tx_id != a.tx_id)
+    );
+    // The same body can be claimed again afterwards.
+    assert!(matches!(
+        s.claim(&a, LONG, LONG, Schedule::Keep).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    // Once broadcast (SUBMITTING) a claim is never released.
+    let mut next = a.clone();
+    next.state = SettlementState::Submitting;
+    next.attempt = "attempt-60-b".into();
+    s.transition(
+        SettlementState::Claimed,
+        &a.attempt,
+        &next,
+        LONG,
+        Schedule::Keep,
+    )
+    .await
+    .unwrap();
+    assert!(!s.release_claim(&a.tx_id, "attempt-60-b").await.unwrap());
+    assert_eq!(
+        s.get(&a.tx_id).await.unwrap().map(|r| r.state),
+        Some(SettlementState::Submitting)
+    );
+}
+
+async fn flags_are_shared(stores: Vec<DynStore>) {
+    let (a, b) = (&stores[0], &stores[stores.len() - 1]);
+    assert!(!a.flag("settlement-paused").await.unwrap());
+    a.set_flag("settlement-paused", true).await.unwrap();
+    assert!(b.flag("settlement-paused").await.unwrap());
+    b.set_flag("settlement-paused", false).await.unwrap();
+    assert!(!a.flag("settlement-paused").await.unwrap());
+}
+
 async fn cas_fencing_by_state_and_attempt(stores: Vec<DynStore>) {
     use SettlementState::*;
     let s = &stores[0];
     let r = record(20, Claimed, 1_000);
-    s.claim(&r, LONG, Schedule::Keep).await.unwrap();
+    s.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap();
     let mut next = r.clone();
     next.state = Submitting;
     next.updated_at = 1_001;
@@ -429,7 +558,11 @@ async fn pending_index_due_ordering(stores: Vec<DynStore>) {
     let s = &stores[0];
     let claim = |n: u32, sched: Schedule| {
         let s = Arc::clone(s);
-        async move { s.claim(&record(n, Claimed, 1), LONG, sched).await.unwrap() }
+        async move {
+            s.claim(&record(n, Claimed, 1), LONG, LONG, sched)
+                .await
+                .unwrap()
+        }
     };
     claim(31, Schedule::At(5_000)).await;
     claim(32, Schedule::At(3_000)).await;
@@ -491,7 +624,7 @@ async fn list_pages_newest_first_and_filters_by_state(stores: Vec<DynStore>) {
         (46, Confirmed, 500),
     ];
     for (n, st, at) in spec {
-        s.claim(&record(n, st, at), LONG, Schedule::Keep)
+        s.claim(&record(n, st, at), LONG, LONG, Schedule::Keep)
             .await
             .unwrap();
     }
@@ -590,7 +723,7 @@ async fn count_by_state_follows_transitions(stores: Vec<DynStore>) {
         (54, Confirmed),
         (55, Confirmed),
     ] {
-        s.claim(&record(n, st, 10), LONG, Schedule::Keep)
+        s.claim(&record(n, st, 10), LONG, LONG, Schedule::Keep)
             .await
             .unwrap();
     }
@@ -621,10 +754,10 @@ async fn record_retention_expires_everywhere(stores: Vec<DynStore>) {
     let s = &stores[0];
     let short = record(60, Claimed, 10);
     let kept = record(61, Claimed, 20);
-    s.claim(&short, Duration::from_secs(1), Schedule::At(100))
+    s.claim(&short, LONG, Duration::from_secs(1), Schedule::At(100))
         .await
         .unwrap();
-    s.claim(&kept, LONG, Schedule::At(200)).await.unwrap();
+    s.claim(&kept, LONG, LONG, Schedule::At(200)).await.unwrap();
     assert_eq!(s.due(1_000, 10).await.unwrap(), vec![txid(60), txid(61)]);
 
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -641,7 +774,7 @@ async fn record_retention_expires_everywhere(stores: Vec<DynStore>) {
     assert_eq!(s.count_by_state().await.unwrap()[0], (Claimed, 1));
     // The id can be claimed again after its record expired.
     assert!(matches!(
-        s.claim(&short, LONG, Schedule::Keep).await.unwrap(),
+        s.claim(&short, LONG, LONG, Schedule::Keep).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     // A transition renews the retention.
@@ -856,7 +989,7 @@ async fn redis_outage_fails_closed_and_recovers_by_itself() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        store.claim(&r, LONG, Schedule::Keep).await,
+        store.claim(&r, LONG, LONG, Schedule::Keep).await,
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
@@ -877,7 +1010,7 @@ async fn redis_outage_fails_closed_and_recovers_by_itself() {
     // The same instance serves again, by itself; the restarted server has no
     // scripts cached, so this also exercises the NOSCRIPT fallback.
     let outcome = eventually_ok("claim after restart", Duration::from_secs(5), || {
-        store.claim(&r, LONG, Schedule::Keep)
+        store.claim(&r, LONG, LONG, Schedule::Keep)
     })
     .await;
     let recovery = restarted.elapsed();
@@ -947,7 +1080,10 @@ async fn redis_aof_always_keeps_every_acknowledged_record_through_sigkill() {
     for n in 0..60u32 {
         let r = record(80_000 + n, SettlementState::Claimed, 1_000 + i64::from(n));
         assert_eq!(
-            store.claim(&r, LONG, Schedule::At(5_000)).await.unwrap(),
+            store
+                .claim(&r, LONG, LONG, Schedule::At(5_000))
+                .await
+                .unwrap(),
             ClaimOutcome::Claimed(r.clone())
         );
         if n % 2 == 0 {
@@ -1015,7 +1151,7 @@ async fn redis_sentinel_failover_keeps_acknowledged_records() {
     for n in 0..30u32 {
         let r = record(90_000 + n, SettlementState::Claimed, 1_000);
         assert_eq!(
-            store.claim(&r, LONG, Schedule::Keep).await.unwrap(),
+            store.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap(),
             ClaimOutcome::Claimed(r.clone())
         );
         acked.push(r);
@@ -1033,7 +1169,7 @@ async fn redis_sentinel_failover_keeps_acknowledged_records() {
         );
         let r = record(n, SettlementState::Claimed, 2_000);
         n += 1;
-        match store.claim(&r, LONG, Schedule::Keep).await {
+        match store.claim(&r, LONG, LONG, Schedule::Keep).await {
             Ok(ClaimOutcome::Claimed(_)) => {
                 first_ok.get_or_insert(killed.elapsed());
                 after += 1;
@@ -1154,7 +1290,7 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
             .unwrap(),
         ReserveOutcome::Reserved
     );
-    a.claim(&r, Duration::from_secs(600), Schedule::At(9))
+    a.claim(&r, LONG, Duration::from_secs(600), Schedule::At(9))
         .await
         .unwrap();
     assert!(
@@ -1171,7 +1307,7 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
     assert_eq!(b.holder(&x).await.unwrap(), None);
     assert_eq!(b.get(&r.tx_id).await.unwrap(), None);
     assert!(matches!(
-        b.claim(&r, LONG, Schedule::Keep).await.unwrap(),
+        b.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap(),
         ClaimOutcome::Claimed(_)
     ));
     assert!(
@@ -1284,9 +1420,97 @@ async fn redis_tls_with_private_ca() {
         ReserveOutcome::Reserved
     );
     assert_eq!(
-        store.claim(&r, LONG, Schedule::Keep).await.unwrap(),
+        store.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap(),
         ClaimOutcome::Claimed(r.clone())
     );
     assert_eq!(store.get(&r.tx_id).await.unwrap(), Some(r));
     assert_eq!(store.health().await.status, DependencyStatus::Up);
+}
+
+/// Every map of the memory store has a bound and an eviction rule.
+#[tokio::test]
+async fn memory_store_maps_are_bounded() {
+    use x402_facilitator::store::memory::MemoryLimits;
+    let s = MemoryStore::with_limits(MemoryLimits {
+        records: 3,
+        reservations: 4,
+        idempotency: 5,
+    });
+    // payment identifiers: the oldest entry makes room, the count never exceeds 5.
+    for i in 0..50 {
+        let out = s
+            .idempotency_begin(&format!("public:id-{i:04}"), "digest", LONG)
+            .await
+            .unwrap();
+        assert_eq!(out, IdempotencyOutcome::New);
+    }
+    // The newest five are still known (a repeat is in progress), the oldest are gone.
+    assert_eq!(
+        s.idempotency_begin("public:id-0049", "digest", LONG)
+            .await
+            .unwrap(),
+        IdempotencyOutcome::InProgress
+    );
+    assert_eq!(
+        s.idempotency_begin("public:id-0000", "digest", LONG)
+            .await
+            .unwrap(),
+        IdempotencyOutcome::New
+    );
+
+    // Journal: three open claims fill it; a fourth is refused (503), nothing forgotten.
+    let mut open = Vec::new();
+    for n in 0..3 {
+        let mut r = record(700 + n, SettlementState::Claimed, 1_000 + i64::from(n));
+        r.inputs = vec![];
+        assert!(matches!(
+            s.claim(&r, LONG, LONG, Schedule::Keep).await.unwrap(),
+            ClaimOutcome::Claimed(_)
+        ));
+        open.push(r);
+    }
+    let mut fourth = record(710, SettlementState::Claimed, 2_000);
+    fourth.inputs = vec![];
+    assert!(matches!(
+        s.claim(&fourth, LONG, LONG, Schedule::Keep).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    // Once one is finished (expired), it is the one evicted to make room.
+    let mut expired = open[1].clone();
+    expired.state = SettlementState::Expired;
+    expired.attempt = "gone".into();
+    s.transition(
+        SettlementState::Claimed,
+        &open[1].attempt,
+        &expired,
+        LONG,
+        Schedule::Done,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.claim(&fourth, LONG, LONG, Schedule::Keep).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    assert_eq!(s.get(&open[1].tx_id).await.unwrap(), None);
+    assert!(s.get(&open[0].tx_id).await.unwrap().is_some());
+    assert!(s.get(&open[2].tx_id).await.unwrap().is_some());
+
+    // Reservations: at most four inputs held; a fifth is refused, not forgotten.
+    let owner = txid(720);
+    assert_eq!(
+        s.reserve(
+            &[utxo(720, 0), utxo(720, 1), utxo(720, 2), utxo(720, 3)],
+            &owner,
+            LONG
+        )
+        .await
+        .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    assert!(matches!(
+        s.reserve(&[utxo(721, 0)], &txid(721), LONG).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert_eq!(s.reservations_active().await.unwrap(), 4);
 }

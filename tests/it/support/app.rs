@@ -23,6 +23,8 @@ pub fn test_settings() -> Settings {
     s.rate_limit.enabled = false;
     s.settlement.poll_interval_ms = 50;
     s.settlement.reconcile_interval_ms = 200;
+    // Most tests settle at l1Confirmations -1 (fast); the opt-in is tested on its own.
+    s.settlement.accept_mempool = true;
     s
 }
 
