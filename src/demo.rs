@@ -279,7 +279,7 @@ async fn buyer_flow(
         .as_deref()
         .ok_or_else(|| step("200 without PAYMENT-RESPONSE"))
         .and_then(|h| decode_header(h).map_err(|e| step(e.to_string())))?;
-    let ext = settle.extensions.clone().unwrap_or(Json::Null);
+    let ext = settle.extra.clone().unwrap_or(Json::Null);
     clock.say(&format!(
         "settled: transaction {} on {}, status {}, confirmations {}",
         settle.transaction, settle.network, ext["status"], ext["confirmations"]

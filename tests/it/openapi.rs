@@ -1426,7 +1426,7 @@ async fn mempool_pending_outages_overload_and_timeouts_answer_as_documented() {
     )
     .await;
     assert_eq!(
-        obs.json()["extensions"]["status"],
+        obs.json()["extra"]["status"],
         "mempool",
         "{}",
         obs.text()

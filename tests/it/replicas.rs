@@ -15,6 +15,8 @@ use x402_facilitator::config::{Settings, StoreBackend};
 fn with_redis(s: &mut Settings, redis: &RedisServer) {
     s.store.backend = StoreBackend::Redis;
     s.chain.redis = redis.settings();
+    // These tests exercise the verify-time hold (the operator's opt-in).
+    s.chain.reservation.hold_on_verify = true;
 }
 
 async fn replica_of(host: &TestApp, redis: &RedisServer) -> TestApp {
@@ -26,8 +28,9 @@ async fn replica_of(host: &TestApp, redis: &RedisServer) -> TestApp {
     .await
 }
 
-/// 200 concurrent verifies of 50 distinct valid transactions that all spend
-/// one UTxO, spread over 3 replicas sharing one Redis: exactly one
+/// With `holdOnVerify` on, 200 concurrent verifies of 50 distinct valid
+/// transactions that all spend one UTxO, spread over 3 replicas sharing one
+/// Redis: exactly one
 /// transaction is accepted; every other answer names the held input.
 #[tokio::test]
 async fn one_utxo_fifty_transactions_three_replicas_exactly_one_accepted() {

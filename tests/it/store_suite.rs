@@ -744,7 +744,8 @@ async fn count_by_state_follows_transitions(stores: Vec<DynStore>) {
             (Pending, 0),
             (Confirmed, 3),
             (Failed, 1),
-            (Expired, 0)
+            (Expired, 0),
+            (Rejected, 0)
         ]
     );
 }
@@ -1290,7 +1291,7 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
             .unwrap(),
         ReserveOutcome::Reserved
     );
-    a.claim(&r, LONG, Duration::from_secs(600), Schedule::At(9))
+    a.claim(&r, Duration::from_secs(60), Duration::from_secs(600), Schedule::At(9))
         .await
         .unwrap();
     assert!(
@@ -1375,7 +1376,7 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
         .find(|l| l.starts_with("cmdstat_script|load:"))
         .unwrap_or_default();
     assert!(
-        script_loads.starts_with("cmdstat_script|load:calls=26,"),
+        script_loads.starts_with("cmdstat_script|load:calls=28,"),
         "{script_loads}"
     );
 }

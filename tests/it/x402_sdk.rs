@@ -222,8 +222,8 @@ fn assert_settled(settle: &Value, issued: &Issued, min_confirmations: u64) {
     assert_eq!(settle["network"], NETWORK, "{settle}");
     assert_eq!(settle["payer"], issued.payer.as_str(), "{settle}");
     assert!(settle.get("errorReason").is_none(), "{settle}");
-    assert_eq!(settle["extensions"]["status"], "confirmed", "{settle}");
-    let confirmations = settle["extensions"]["confirmations"].as_u64().unwrap_or(0);
+    assert_eq!(settle["extra"]["status"], "confirmed", "{settle}");
+    let confirmations = settle["extra"]["confirmations"].as_u64().unwrap_or(0);
     assert!(confirmations >= min_confirmations, "{settle}");
 }
 
