@@ -846,12 +846,10 @@ async fn run_checked(
         ));
     }
 
+    // The chain lookups of C and D run concurrently; their checks keep their order.
+    let (tip, states) = futures::join!(ctx.chain.tip(), ctx.chain.utxos(tx.inputs()));
     // C: validity window against the chain's clock.
-    let tip = ctx
-        .chain
-        .tip()
-        .await
-        .map_err(|e| unavailable(Reason::ChainLookupFailed, format!("chain tip: {e}")))?;
+    let tip = tip.map_err(|e| unavailable(Reason::ChainLookupFailed, format!("chain tip: {e}")))?;
     let now = (ctx.clock)();
     let now_slot = tip.slot.max(ctx.chain.slot_at(now));
     let horizon = now.saturating_add(i64::try_from(env.max_timeout_seconds).unwrap_or(i64::MAX));
@@ -859,7 +857,6 @@ async fn run_checked(
     let ttl_slot = stage_c(&tx, now_slot, horizon_slot)?;
 
     // D: inputs, tri-state.
-    let states = ctx.chain.utxos(tx.inputs()).await;
     let nonce_ix = tx.inputs().iter().position(|i| *i == env.nonce);
     if let Some(UtxoState::Unspent(u)) = nonce_ix.and_then(|i| states.get(i)) {
         *payer = address::to_bech32(&u.address).ok();

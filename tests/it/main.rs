@@ -5,6 +5,7 @@ mod devnet_support;
 mod support;
 
 mod blockfrost_client;
+mod cheapest_first;
 mod crash;
 mod demo;
 mod devnet_api;

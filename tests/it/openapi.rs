@@ -1425,12 +1425,7 @@ async fn mempool_pending_outages_overload_and_timeouts_answer_as_documented() {
         200,
     )
     .await;
-    assert_eq!(
-        obs.json()["extra"]["status"],
-        "mempool",
-        "{}",
-        obs.text()
-    );
+    assert_eq!(obs.json()["extra"]["status"], "mempool", "{}", obs.text());
 
     // The chain is down: verify and settle cannot decide (503), not ready, degraded.
     chain_mode.store(1, Ordering::SeqCst);

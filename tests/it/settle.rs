@@ -70,7 +70,10 @@ async fn verify_then_settle_confirms_once_and_status_tells_the_truth() {
     // Verifying the settled transaction again: the journal says it was paid out.
     let (_, reverify) = app.post_json("/verify", &body).await;
     assert_eq!(reverify["isValid"], false);
-    assert_eq!(reverify["invalidReason"], "duplicate_settlement", "{reverify}");
+    assert_eq!(
+        reverify["invalidReason"], "duplicate_settlement",
+        "{reverify}"
+    );
     app.stop().await;
 }
 

@@ -1291,9 +1291,14 @@ async fn redis_unix_socket_db_and_key_prefix_layout() {
             .unwrap(),
         ReserveOutcome::Reserved
     );
-    a.claim(&r, Duration::from_secs(60), Duration::from_secs(600), Schedule::At(9))
-        .await
-        .unwrap();
+    a.claim(
+        &r,
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+        Schedule::At(9),
+    )
+    .await
+    .unwrap();
     assert!(
         a.acquire_lease("reconciler", "replica-a", LONG)
             .await

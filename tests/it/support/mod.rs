@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod counting;
 pub mod node;
 pub mod pay;
 pub mod redis_server;
