@@ -18,6 +18,10 @@
 //          chain still: the SDK client's settle answers settlement_pending and a
 //          second settle (same payload) succeeds; then the middleware, whose
 //          x402ResourceServer retries a settlement_pending settle once by itself.
+// replay:  one payment made for the @x402/express route, then the same
+//          PAYMENT-SIGNATURE header sent by 10 concurrent requests: the
+//          facilitator delivers the payment's success once, so exactly one
+//          request gets the resource.
 //
 // Progress goes to stderr; the result is one JSON line on stdout.
 
@@ -27,7 +31,11 @@ import express from "express";
 import { paymentMiddleware } from "@x402/express";
 import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
 import { HTTPFacilitatorClient, x402ResourceServer } from "@x402/core/server";
-import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from "@x402/core/http";
+import {
+  decodePaymentRequiredHeader,
+  decodePaymentResponseHeader,
+  encodePaymentSignatureHeader,
+} from "@x402/core/http";
 import {
   PAYMENT_IDENTIFIER,
   appendPaymentIdentifierToExtensions,
@@ -255,8 +263,29 @@ async function main() {
     }
     out.middleware.facilitatorCalls = facilitator.take();
     log(`middleware paid ${out.middleware.paid.status}`);
+  } else if (mode === "replay") {
+    const shop = await serveShop(server, payTo, 0);
+    try {
+      const unpaid = await fetch(shop.url);
+      const required = decodePaymentRequiredHeader(unpaid.headers.get("PAYMENT-REQUIRED"));
+      await unpaid.text();
+      const payload = await client.createPaymentPayload(required);
+      const header = encodePaymentSignatureHeader(payload);
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          const r = await fetch(shop.url, { headers: { "PAYMENT-SIGNATURE": header } });
+          const text = await r.text();
+          return { status: r.status, body: text.slice(0, 200) };
+        }),
+      );
+      out.replay = { statuses: answers.map((a) => a.status), answers };
+      log(`replay statuses ${JSON.stringify(out.replay.statuses)}`);
+    } finally {
+      shop.listener.close();
+    }
+    out.replay.facilitatorCalls = facilitator.take();
   } else {
-    throw new Error(`unknown mode ${mode}: expected basic or pending`);
+    throw new Error(`unknown mode ${mode}: expected basic, pending or replay`);
   }
 
   process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -357,10 +357,40 @@ async fn official_typescript_sdk_drives_the_facilitator() {
         .unwrap_or_default();
     assert!(id.starts_with("pay_") && id.len() >= 16, "{with_id}");
     assert_eq!(ops(&with_id["facilitatorCalls"]), ["verify", "settle"]);
+    // The lost-response retry with the same id, payload and requirements:
+    // the stored answer, not a duplicate.
     assert_eq!(with_id["replay"], with_id["facilitatorCalls"][1]["result"]);
     for i in &issued {
         assert_eq!(devnet.submissions(&i.tx_id), 1, "{}", i.tx_id);
     }
+
+    // ---- replay: one payment header, 10 concurrent requests to the paid route ----
+    let out = run_sdk("replay", &app, &signer_url, &seller).await;
+    let issued = signer.issued();
+    assert_eq!(issued.len(), 4, "one more payment");
+    let statuses: Vec<u64> = out["replay"]["statuses"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert_eq!(statuses.len(), 10, "{out}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "exactly one request gets the resource: {out}"
+    );
+    let settles: Vec<&Value> = out["replay"]["facilitatorCalls"]
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["op"] == "settle").collect())
+        .unwrap_or_default();
+    assert_eq!(
+        settles
+            .iter()
+            .filter(|c| c["result"]["success"] == true)
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(devnet.submissions(&issued[3].tx_id), 1);
 
     // ---- pending: the chain stands still until the facilitator said pending ----
     devnet.shutdown().await;
@@ -392,8 +422,8 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     let out = run_sdk("pending", &app, &signer_url, &seller).await;
     watcher.abort();
     let issued = signer.issued();
-    assert_eq!(issued.len(), 5, "two more payments");
-    let (direct_tx, mw_tx) = (&issued[3], &issued[4]);
+    assert_eq!(issued.len(), 6, "two more payments");
+    let (direct_tx, mw_tx) = (&issued[4], &issued[5]);
     assert_eq!(
         *mined_for.lock().unwrap(),
         vec![direct_tx.tx_id, mw_tx.tx_id],
