@@ -5,6 +5,7 @@ mod devnet_support;
 mod support;
 
 mod blockfrost_client;
+mod chain_guard;
 mod crash;
 mod demo;
 mod devnet_api;
