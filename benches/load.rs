@@ -6,6 +6,7 @@
 //! cargo bench --bench load -- [--requests N] [--concurrency C]
 //!     [--route verify|settle] [--store memory|redis] [--url http://127.0.0.1:PORT]
 //!     [--duration SECS] [--warmup N] [--confirmations K] [--client-threads T]
+//!     [--chain devnet|blockfrost] [--bf-rate R] [--bf-burst B] [--block-time-ms MS]
 //! ```
 //!
 //! By default it starts the real facilitator in this process on
@@ -24,6 +25,17 @@
 //! The server and the client run on separate tokio runtimes (threads named
 //! `x402-srv` and `load-client`), so the CPU each one burnt is read per
 //! thread from `/proc/self/task/*/schedstat` and reported per request.
+//!
+//! `--chain blockfrost` puts a Blockfrost-compatible HTTP API between the
+//! facilitator and the ledger: a second in-process app (its own runtime,
+//! threads `devnet-api`) runs the embedded devnet and serves its API, and the
+//! measured facilitator uses the Blockfrost client against it
+//! (`chain.blockfrost.url`), with the client-side limiter at `--bf-rate`
+//! requests per second and burst `--bf-burst` (default: off). The devnet API
+//! counts every request it serves, so the run reports the upstream calls per
+//! request, by endpoint. Each buyer UTxO is then funded by its own faucet
+//! transaction, as a wallet would be, so that a lookup reads one small
+//! transaction.
 //!
 //! Run without `--bench` (`cargo test --bench load`), the defaults shrink to
 //! a smoke run of 40 requests.
@@ -53,6 +65,7 @@ const PRICE_LOVELACE: u64 = 2_000_000;
 /// Buyer keys; payments take turns among them (each spends its own UTxO).
 const BUYERS: usize = 32;
 const SERVER_THREAD: &str = "x402-srv";
+const UPSTREAM_THREAD: &str = "devnet-api";
 const CLIENT_THREAD: &str = "load-client";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,11 +95,17 @@ struct Options {
     warmup: Option<usize>,
     confirmations: i64,
     client_threads: usize,
+    blockfrost: bool,
+    /// Limiter rate for the Blockfrost client (0 = off).
+    bf_rate: f64,
+    bf_burst: u32,
+    block_time_ms: Option<u64>,
 }
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--requests N] [--concurrency C] \
 [--route verify|settle] [--store memory|redis] [--url http://127.0.0.1:PORT] [--duration SECS] \
-[--warmup N] [--confirmations K] [--client-threads T]";
+[--warmup N] [--confirmations K] [--client-threads T] [--chain devnet|blockfrost] \
+[--bf-rate R] [--bf-burst B] [--block-time-ms MS]";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let bench_mode = args.iter().any(|a| a == "--bench");
@@ -101,6 +120,10 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         warmup: None,
         confirmations: -1,
         client_threads: 1,
+        blockfrost: false,
+        bf_rate: 0.0,
+        bf_burst: 500,
+        block_time_ms: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -147,6 +170,23 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .map_err(|_| format!("--confirmations: {v:?} is not an integer"))?;
             }
             "--client-threads" => o.client_threads = number(value()?)?,
+            "--chain" => {
+                o.blockfrost = match value()?.as_str() {
+                    "devnet" => false,
+                    "blockfrost" => true,
+                    v => return Err(format!("--chain: {v:?} is not devnet or blockfrost")),
+                }
+            }
+            "--bf-rate" => {
+                let v = value()?;
+                o.bf_rate = v
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| format!("--bf-rate: {v:?} is not a non-negative number"))?;
+            }
+            "--bf-burst" => o.bf_burst = number(value()?)? as u32,
+            "--block-time-ms" => o.block_time_ms = Some(number(value()?)? as u64),
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -162,6 +202,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     }
     if o.url.is_some() && o.store_given {
         return Err("--store applies to the in-process facilitator only, not to --url".into());
+    }
+    if o.url.is_some() && o.blockfrost {
+        return Err("--chain blockfrost applies to the in-process facilitator only".into());
     }
     Ok(o)
 }
@@ -266,6 +309,8 @@ struct Target {
     base: String,
     /// Funding hook of the in-process facilitator (`None` with `--url`).
     devnet: Option<Arc<x402_facilitator::chain::devnet::Devnet>>,
+    /// The devnet sits behind its Blockfrost-compatible API (`--chain blockfrost`).
+    upstream: bool,
 }
 
 /// Fund `count` buyer UTxOs and build one signed payment on each.
@@ -278,6 +323,17 @@ async fn build_payments(
 ) -> Result<Vec<Bytes>, String> {
     let value = Value::lovelace(FUND_LOVELACE);
     let (utxos, params, tip_slot): (Vec<UtxoRef>, ProtocolParams, u64) = match &target.devnet {
+        Some(devnet) if target.upstream => {
+            // One faucet transaction per UTxO: a lookup reads one small transaction.
+            let utxos = (0..count)
+                .map(|i| {
+                    devnet
+                        .fund_bytes(buyers[i % buyers.len()].address_bytes(), value.clone())
+                        .map_err(|e| format!("Devnet::fund_bytes: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (utxos, (*devnet.params()).clone(), devnet.current_slot())
+        }
         Some(devnet) => {
             let outputs = (0..count)
                 .map(|i| (buyers[i % buyers.len()].address_bytes(), value.clone()))
@@ -552,6 +608,48 @@ fn run(o: &Options) -> Result<bool, String> {
     } else {
         None
     };
+    // With --chain blockfrost: the upstream (devnet + its Blockfrost API), on its own runtime.
+    let upstream_rt = if in_process && o.blockfrost {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(UPSTREAM_THREAD)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let mut upstream_shutdown = None;
+    let upstream = match &upstream_rt {
+        Some(rt) => {
+            let mut settings = Settings::default();
+            settings.server.host = "127.0.0.1".into();
+            settings.server.port = 0;
+            settings.rate_limit.enabled = false;
+            settings.logging.level = "warn".into();
+            if let Some(ms) = o.block_time_ms {
+                settings.chain.devnet.block_time_ms = ms;
+            }
+            let app = rt
+                .block_on(App::build(settings))
+                .map_err(|e| format!("upstream devnet did not start: {e}"))?;
+            let url = format!("http://{}/devnet/api/v0", app.addr());
+            let devnet = app
+                .state()
+                .devnet
+                .clone()
+                .ok_or("the upstream app has no devnet")?;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            upstream_shutdown = Some(tx);
+            rt.spawn(app.run(async move {
+                let _ = rx.await;
+            }));
+            Some((url, devnet))
+        }
+        None => None,
+    };
     let mut shutdown = None;
     let mut server_task = None;
     let target = match (&server_rt, &o.url) {
@@ -569,6 +667,14 @@ fn run(o: &Options) -> Result<bool, String> {
             if let Some(r) = &redis {
                 settings.chain.redis = r.settings();
             }
+            if let Some(ms) = o.block_time_ms {
+                settings.chain.devnet.block_time_ms = ms;
+            }
+            if let Some((url, _)) = &upstream {
+                settings.chain.blockfrost.url = Some(url.clone());
+                settings.chain.blockfrost.rate_limit.per_second = o.bf_rate;
+                settings.chain.blockfrost.rate_limit.burst = o.bf_burst.max(1);
+            }
             let problems = settings.validate();
             if !problems.is_empty() {
                 return Err(format!("settings: {problems:?}"));
@@ -580,7 +686,10 @@ fn run(o: &Options) -> Result<bool, String> {
                 .block_on(App::build(settings))
                 .map_err(|e| format!("facilitator did not start: {e}"))?;
             let addr: SocketAddr = app.addr();
-            let devnet = app.state().devnet.clone();
+            let devnet = match &upstream {
+                Some((_, d)) => Some(d.clone()),
+                None => app.state().devnet.clone(),
+            };
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             shutdown = Some(tx);
             server_task = Some(rt.spawn(app.run(async move {
@@ -589,11 +698,13 @@ fn run(o: &Options) -> Result<bool, String> {
             Target {
                 base: format!("http://{addr}"),
                 devnet,
+                upstream: upstream.is_some(),
             }
         }
         (None, Some(url)) => Target {
             base: loopback_base(url)?,
             devnet: None,
+            upstream: false,
         },
         (None, None) => unreachable!("either in process or --url"),
     };
@@ -651,6 +762,16 @@ fn run(o: &Options) -> Result<bool, String> {
         o.duration.as_secs(),
         o.client_threads
     );
+    if let Some((url, _)) = &upstream {
+        println!(
+            "chain: Blockfrost client -> {url} (devnet in a second in-process app); limiter {}",
+            if o.bf_rate > 0.0 {
+                format!("{} req/s, burst {}", o.bf_rate, o.bf_burst)
+            } else {
+                "off".into()
+            }
+        );
+    }
 
     let prep = Instant::now();
     let bodies = client_rt.block_on(build_payments(
@@ -690,6 +811,7 @@ fn run(o: &Options) -> Result<bool, String> {
         }
     }
 
+    let calls_before = upstream.as_ref().map(|(_, d)| d.api_calls());
     let before = cpu_snapshot(in_process, redis.as_ref());
     let (tally, wall, sent) = client_rt.block_on(fire(
         client.clone(),
@@ -700,6 +822,7 @@ fn run(o: &Options) -> Result<bool, String> {
         o.duration,
     ));
     let after = cpu_snapshot(in_process, redis.as_ref());
+    let calls_after = upstream.as_ref().map(|(_, d)| d.api_calls());
 
     let mut lat = tally.latencies_ns.clone();
     lat.sort_unstable();
@@ -776,6 +899,28 @@ fn run(o: &Options) -> Result<bool, String> {
             inner.join(", ")
         );
     }
+    if let (Some(a), Some(b)) = (&calls_before, &calls_after)
+        && answered > 0
+    {
+        // Includes the background tip/parameter refreshes during the run.
+        let total: u64 = b.values().sum::<u64>() - a.values().sum::<u64>();
+        let by: Vec<String> = b
+            .iter()
+            .map(|(k, n)| (k, n - a.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {:.3}", n as f64 / answered as f64))
+            .collect();
+        println!(
+            "upstream    {total} Blockfrost API calls, {:.3}/req ({:.3}/accepted): {}",
+            total as f64 / answered as f64,
+            if tally.ok > 0 {
+                total as f64 / tally.ok as f64
+            } else {
+                0.0
+            },
+            by.join(", ")
+        );
+    }
     if !tally.ok_detail.is_empty() {
         let d: Vec<String> = tally
             .ok_detail
@@ -800,6 +945,10 @@ fn run(o: &Options) -> Result<bool, String> {
     }
     drop(client_rt);
     drop(server_rt);
+    if let Some(tx) = upstream_shutdown {
+        let _ = tx.send(());
+    }
+    drop(upstream_rt);
     drop(redis);
     Ok(all_ok)
 }

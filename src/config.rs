@@ -243,6 +243,30 @@ pub struct BlockfrostSettings {
     pub request_timeout_ms: u64,
     pub max_retries: u32,
     pub retry_base_delay_ms: u64,
+    /// Client-side limit on requests sent to the backend (the plan's quota).
+    pub rate_limit: BlockfrostRateLimit,
+    /// How often the chain tip is read in the background (verify never asks for it).
+    pub tip_refresh_ms: u64,
+}
+
+/// The Blockfrost plan's request quota, kept on this side so that a burst of
+/// payments fails fast instead of being refused upstream (free plan: 10 per
+/// second, burst 500). `perSecond: 0` turns the limiter off; fractions are
+/// allowed (0.5 = one request every 2 s).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BlockfrostRateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for BlockfrostRateLimit {
+    fn default() -> Self {
+        BlockfrostRateLimit {
+            per_second: 10.0,
+            burst: 500,
+        }
+    }
 }
 
 impl Default for BlockfrostSettings {
@@ -254,6 +278,8 @@ impl Default for BlockfrostSettings {
             request_timeout_ms: 10_000,
             max_retries: 3,
             retry_base_delay_ms: 200,
+            rate_limit: BlockfrostRateLimit::default(),
+            tip_refresh_ms: 5_000,
         }
     }
 }
@@ -316,6 +342,9 @@ pub struct SentinelSettings {
 pub struct CacheSettings {
     pub utxo_ttl_seconds: u64,
     pub protocol_params_ttl_seconds: u64,
+    /// How long the inputs of a transaction this service submitted bypass the
+    /// UTxO cache (they are always asked upstream, never answered from cache).
+    pub spent_ttl_seconds: u64,
 }
 
 impl Default for CacheSettings {
@@ -323,6 +352,7 @@ impl Default for CacheSettings {
         CacheSettings {
             utxo_ttl_seconds: 10,
             protocol_params_ttl_seconds: 300,
+            spent_ttl_seconds: 3_600,
         }
     }
 }
@@ -357,6 +387,9 @@ pub struct DevnetSettings {
     /// Serve POST /devnet/faucet.
     pub faucet_enabled: bool,
     pub genesis: Vec<GenesisUtxo>,
+    /// The `network_magic` the devnet's `/genesis` announces (42 by default;
+    /// 1 lets a devnet stand in for preprod behind a Blockfrost client).
+    pub network_magic: u32,
 }
 
 impl Default for DevnetSettings {
@@ -366,6 +399,7 @@ impl Default for DevnetSettings {
             api_enabled: true,
             faucet_enabled: true,
             genesis: Vec::new(),
+            network_magic: crate::cardano::network::DEVNET_MAGIC,
         }
     }
 }
@@ -764,6 +798,36 @@ impl Settings {
         }
         if self.chain.cache.protocol_params_ttl_seconds == 0 {
             bad("chain.cache.protocolParamsTtlSeconds", "must be at least 1");
+        }
+        if self.chain.cache.protocol_params_ttl_seconds > 600 {
+            bad(
+                "chain.cache.protocolParamsTtlSeconds",
+                "must be at most 600",
+            );
+        }
+        if self.chain.cache.spent_ttl_seconds < self.chain.cache.utxo_ttl_seconds {
+            bad(
+                "chain.cache.spentTtlSeconds",
+                "must be at least chain.cache.utxoTtlSeconds",
+            );
+        }
+        if !bf.rate_limit.per_second.is_finite()
+            || bf.rate_limit.per_second < 0.0
+            || bf.rate_limit.per_second > 1_000_000.0
+        {
+            bad(
+                "chain.blockfrost.rateLimit.perSecond",
+                "must be between 0 (off) and 1000000",
+            );
+        }
+        if bf.rate_limit.per_second > 0.0 && bf.rate_limit.burst == 0 {
+            bad("chain.blockfrost.rateLimit.burst", "must be at least 1");
+        }
+        if bf.tip_refresh_ms < 100 || bf.tip_refresh_ms > 600_000 {
+            bad(
+                "chain.blockfrost.tipRefreshMs",
+                "must be between 100 and 600000",
+            );
         }
         if self.chain.devnet.block_time_ms < 50 || self.chain.devnet.block_time_ms > 600_000 {
             bad("chain.devnet.blockTimeMs", "must be between 50 and 600000");

@@ -22,6 +22,34 @@
 //! Reads are retried with exponential backoff and jitter on 425, 429, 5xx and
 //! transport errors; a submission is retried only when it certainly did not
 //! reach the node (connect failure, 425 mempool full, 429 rate limit).
+//!
+//! Cost per payment (the plan's quota is the scarce resource):
+//!
+//! * the chain tip is read by a background task every
+//!   `chain.blockfrost.tipRefreshMs`, and the protocol parameters are
+//!   refreshed by the same task before they expire (single flight, at most
+//!   10 minutes old), so a verify asks the backend only for its inputs: one
+//!   `/txs/{hash}/utxos` per distinct producing transaction (one for a
+//!   typical payment); a settle adds the submission and its evidence polls;
+//! * every request first takes a token from a client-side limiter with the
+//!   plan's rate and burst (`chain.blockfrost.rateLimit`, free plan 10/s
+//!   burst 500). Without a token a read is not sent: it fails at once with
+//!   [`ChainErrorKind::RateLimited`] (a lookup answers `Unknown`), which the
+//!   HTTP layer turns into 503 with `Retry-After`, instead of queueing behind
+//!   retries. Only a submission (which follows a claim) waits, briefly, for
+//!   a token.
+//!
+//! The backend must prove its network: its `/genesis` `network_magic` is
+//! compared with the configured network's at construction (a mismatch fails
+//! construction, so the service does not start), on every health probe and
+//! every minute in the background. Until it is proven, or once it differs,
+//! every read and submission is refused without being sent
+//! ([`ChainErrorKind::WrongNetwork`]) and health reports the chain down.
+//!
+//! Inputs of a submitted transaction are marked "spent by us" before the
+//! bytes leave ([`UtxoCache::mark_spent`]): the UTxO cache never answers
+//! `Unspent` for them again, so a replay within the cache's TTL is decided by
+//! the backend, not by a stale entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,11 +60,12 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use crate::cardano::ParsedTx;
 use crate::cardano::{AssetId, Network, TxId, UtxoRef, Value};
-use crate::chain::cache::{RefreshingCell, TtlCache};
+use crate::chain::cache::{RefreshingCell, UtxoCache};
 use crate::chain::{
-    ChainError, ChainProvider, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState,
-    observe,
+    ChainError, ChainErrorKind, ChainProvider, DependencyHealth, DependencyStatus, Evidence,
+    ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState, observe,
 };
 use crate::config::{BlockfrostSettings, CacheSettings, Secret};
 
@@ -48,8 +77,16 @@ const ADDRESS_FALLBACK_PAGES: u32 = 5;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Largest response body read (Blockfrost pages are tens of kilobytes).
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// Entries kept in the UTxO cache.
+/// Entries kept in the UTxO cache (and marks in its spent-by-us set).
 const UTXO_CACHE_CAPACITY: usize = 50_000;
+/// Longest age of protocol parameters (x402-cardano §6 item 10: 10 minutes).
+const MAX_PARAMS_TTL: Duration = Duration::from_secs(600);
+/// How often the background task asks `/genesis` again once the network is proven.
+const GENESIS_RECHECK: Duration = Duration::from_secs(60);
+/// Longest a submission waits for a limiter token before giving up unsent.
+const SUBMIT_TOKEN_WAIT: Duration = Duration::from_secs(1);
+
+type Limiter = governor::DefaultDirectRateLimiter;
 
 /// Converts unix time to slots for one network.
 ///
@@ -76,8 +113,35 @@ impl SlotClock {
     }
 }
 
-/// A Blockfrost(-compatible) backend with its caches and retry policy.
+/// A Blockfrost(-compatible) backend with its caches, limiter and retry policy.
+///
+/// The state lives in an `Arc` shared with the background task that keeps the
+/// tip and the protocol parameters fresh; the task holds only a `Weak` and is
+/// aborted when the provider is dropped.
 pub struct BlockfrostProvider {
+    core: Arc<Core>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for BlockfrostProvider {
+    fn drop(&mut self) {
+        if let Some(t) = self.refresher.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Whether the backend has shown that it serves the configured network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Proof {
+    /// Not asked yet, or `/genesis` could not be read; the text says why.
+    Unproven(String),
+    Proven,
+    /// `/genesis` names another network; the text says which.
+    Mismatch(String),
+}
+
+struct Core {
     network: Network,
     base: String,
     http: reqwest::Client,
@@ -86,16 +150,22 @@ pub struct BlockfrostProvider {
     base_delay: Duration,
     clock: SlotClock,
     params: RefreshingCell<ProtocolParams>,
-    utxo_cache: TtlCache<UtxoRef, UtxoInfo>,
+    params_ttl: Duration,
+    utxo_cache: UtxoCache<UtxoRef, UtxoInfo>,
+    limiter: Option<Limiter>,
+    /// The last tip read and when; refreshed every `tip_refresh`.
+    tip: parking_lot::Mutex<Option<(Tip, Instant)>>,
+    tip_refresh: Duration,
+    proof: parking_lot::Mutex<Proof>,
 }
 
 impl std::fmt::Debug for BlockfrostProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockfrostProvider")
-            .field("network", &self.network)
-            .field("base", &self.base)
-            .field("project_id", &self.project_id)
-            .field("clock", &self.clock)
+            .field("network", &self.core.network)
+            .field("base", &self.core.base)
+            .field("project_id", &self.core.project_id)
+            .field("clock", &self.core.clock)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +184,8 @@ enum HttpFailure {
     Status { code: u16, message: String },
     /// No complete answer: connect failure, timeout, reset, truncated body.
     Transport(String),
+    /// Not sent at all (no limiter token).
+    NotSent(ChainError),
 }
 
 impl std::fmt::Display for HttpFailure {
@@ -121,6 +193,17 @@ impl std::fmt::Display for HttpFailure {
         match self {
             HttpFailure::Status { code, message } => write!(f, "HTTP {code}: {message}"),
             HttpFailure::Transport(m) => write!(f, "transport: {m}"),
+            HttpFailure::NotSent(e) => write!(f, "not sent: {}", e.message),
+        }
+    }
+}
+
+impl HttpFailure {
+    /// The failure as a [`ChainError`] of `op`, keeping the kind of a refusal.
+    fn into_chain(self, op: &'static str) -> ChainError {
+        match self {
+            HttpFailure::NotSent(e) => ChainError { op, ..e },
+            other => ChainError::new(op, other.to_string()),
         }
     }
 }
@@ -334,14 +417,19 @@ struct AddressUtxo {
 }
 
 impl BlockfrostProvider {
-    /// Build the client for `network`.
+    /// Build the client for `network` and start its background refresher.
     ///
     /// The base URL is `chain.blockfrost.url` when set, else the hosted
-    /// Blockfrost URL of the network. With the hosted URL the slot clock is the
-    /// network's Shelley anchor (no request). With a custom URL it is read from
-    /// the server: `/genesis` (slot length) and `/blocks/latest` (a recent slot
-    /// and its time); if that fails, a public network falls back to its anchor
-    /// and a devnet (no anchor) makes this call fail.
+    /// Blockfrost URL of the network. Construction reads `/genesis`: a
+    /// `network_magic` other than the network's fails construction (the
+    /// service refuses to start); an unreadable genesis leaves the network
+    /// unproven (reads refused until the background task proves it). With
+    /// the hosted URL the slot clock is the network's Shelley anchor. With a
+    /// custom URL it is read from the server: the genesis slot length and
+    /// `/blocks/latest` (a recent slot and its time); if that fails, a public
+    /// network falls back to its anchor and a devnet (no anchor) makes this
+    /// call fail. The tip and the protocol parameters are read once here, so
+    /// the first payment finds them cached.
     pub async fn new(
         network: Network,
         settings: &BlockfrostSettings,
@@ -366,8 +454,20 @@ impl BlockfrostProvider {
             .user_agent(concat!("x402-facilitator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ChainError::new("init", format!("HTTP client: {e}")))?;
-        let ttl = Duration::from_secs(cache.protocol_params_ttl_seconds.max(1));
-        let mut provider = BlockfrostProvider {
+        let params_ttl =
+            Duration::from_secs(cache.protocol_params_ttl_seconds.max(1)).min(MAX_PARAMS_TTL);
+        let limiter = match std::num::NonZeroU32::new(settings.rate_limit.burst.max(1)) {
+            Some(burst)
+                if settings.rate_limit.per_second.is_finite()
+                    && settings.rate_limit.per_second > 0.0 =>
+            {
+                let period = Duration::from_secs_f64(1.0 / settings.rate_limit.per_second.min(1e9));
+                governor::Quota::with_period(period.max(Duration::from_nanos(1)))
+                    .map(|q| governor::RateLimiter::direct(q.allow_burst(burst)))
+            }
+            _ => None,
+        };
+        let mut core = Core {
             network,
             base,
             http,
@@ -379,23 +479,39 @@ impl BlockfrostProvider {
                 anchor_time: 0,
                 slot_length: 1,
             },
-            params: RefreshingCell::new(ttl, Duration::from_secs(3_600)),
-            utxo_cache: TtlCache::new(
+            params: RefreshingCell::new(params_ttl, Duration::from_secs(3_600)),
+            params_ttl,
+            utxo_cache: UtxoCache::new(
                 Duration::from_secs(cache.utxo_ttl_seconds),
+                Duration::from_secs(cache.spent_ttl_seconds),
                 UTXO_CACHE_CAPACITY,
             ),
+            limiter,
+            tip: parking_lot::Mutex::new(None),
+            tip_refresh: Duration::from_millis(settings.tip_refresh_ms.max(100)),
+            proof: parking_lot::Mutex::new(Proof::Unproven("not asked yet".into())),
         };
+
+        // The network first: a backend of another network must not start.
+        let genesis = core.prove_network().await;
+        if let Err(e) = &genesis {
+            if e.kind == ChainErrorKind::WrongNetwork {
+                return Err(e.clone());
+            }
+            tracing::warn!(error = %e, "the chain backend's network is not proven yet; reads are refused until it is");
+        }
+
         let anchor = network.shelley_anchor().map(|(slot, time)| SlotClock {
             anchor_slot: slot,
             anchor_time: time,
             slot_length: 1,
         });
-        provider.clock = match (custom, anchor) {
+        core.clock = match (custom, anchor) {
             // Hosted Blockfrost of a public network: the network's own clock.
             (false, Some(a)) => a,
             // Any other server says what its chain's clock is; a public
             // network's anchor is the fallback when it cannot be asked now.
-            (_, anchor) => match provider.fetch_clock().await {
+            (_, anchor) => match core.fetch_clock(genesis.ok().flatten()).await {
                 Ok(c) => c,
                 Err(e) => match anchor {
                     Some(a) => {
@@ -406,23 +522,237 @@ impl BlockfrostProvider {
                 },
             },
         };
-        Ok(provider)
+        if core.tip.lock().is_none()
+            && let Ok(t) = core.fetch_tip().await
+        {
+            core.store_tip(t);
+        }
+        if let Err(e) = core.params.refresh(|| core.fetch_params()).await {
+            tracing::warn!(error = %e, "protocol parameters not readable at startup; will retry");
+        }
+
+        let core = Arc::new(core);
+        let refresher = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| h.spawn(refresh_loop(Arc::downgrade(&core), core.tip_refresh)));
+        Ok(BlockfrostProvider { core, refresher })
     }
 
     /// The base URL requests go to (ends in `/api/v0` for Blockfrost).
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.core.base
     }
 
     pub fn slot_clock(&self) -> SlotClock {
-        self.clock
+        self.core.clock
     }
 
-    async fn fetch_clock(&self) -> Result<SlotClock, ChainError> {
+    /// Read the tip now (instead of waiting for the background refresh) and
+    /// keep it; for tests and tools that need the latest block at once.
+    pub async fn refresh_tip(&self) -> Result<Tip, ChainError> {
+        self.core.check_network("tip")?;
+        let t = self.core.fetch_tip().await?;
+        self.core.store_tip(t);
+        Ok(t)
+    }
+
+    /// Whether `r` is marked as an input of a transaction this service
+    /// submitted (then the UTxO cache never answers for it).
+    pub fn is_spent_by_us(&self, r: &UtxoRef) -> bool {
+        self.core.utxo_cache.is_marked(r)
+    }
+}
+
+/// Keep the tip and the protocol parameters fresh, and the network proven,
+/// until the provider is dropped (it aborts this task) or is gone.
+async fn refresh_loop(core: std::sync::Weak<Core>, every: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut genesis_at = Instant::now();
+    loop {
+        ticker.tick().await;
+        let Some(core) = core.upgrade() else {
+            break;
+        };
+        core.refresh_once(&mut genesis_at).await;
+    }
+}
+
+impl Core {
+    /// One background round: prove the network when due, then read the tip
+    /// and, when they are about to expire, the protocol parameters.
+    async fn refresh_once(&self, genesis_at: &mut Instant) {
+        let proven = *self.proof.lock() == Proof::Proven;
+        if !proven || genesis_at.elapsed() >= GENESIS_RECHECK {
+            *genesis_at = Instant::now();
+            if let Err(e) = self.prove_network().await {
+                tracing::debug!(error = %e, "background genesis check failed");
+            }
+        }
+        if *self.proof.lock() != Proof::Proven {
+            return;
+        }
+        match self.fetch_tip().await {
+            Ok(t) => self.store_tip(t),
+            Err(e) => tracing::debug!(error = %e, "background tip refresh failed"),
+        }
+        // Refresh ahead of expiry, so that no request ever waits for it.
+        let margin = (self.tip_refresh * 2).min(self.params_ttl / 2);
+        let due = self
+            .params
+            .age()
+            .is_none_or(|age| age + margin >= self.params_ttl);
+        if due && let Err(e) = self.params.refresh(|| self.fetch_params()).await {
+            tracing::debug!(error = %e, "background protocol parameter refresh failed");
+        }
+    }
+
+    fn store_tip(&self, t: Tip) {
+        // The latest answer wins, lower or not: a rollback must show.
+        *self.tip.lock() = Some((t, Instant::now()));
+    }
+
+    /// The tip as last refreshed; read now only when the background copy is
+    /// missing or stale (the refresher is failing).
+    async fn current_tip(&self) -> Result<Tip, ChainError> {
+        let max_age = (self.tip_refresh * 3).max(Duration::from_secs(30));
+        if let Some((t, at)) = *self.tip.lock()
+            && at.elapsed() < max_age
+        {
+            return Ok(t);
+        }
+        let t = self.fetch_tip().await?;
+        self.store_tip(t);
+        Ok(t)
+    }
+
+    /// Refuse to read or submit unless the backend proved its network.
+    fn check_network(&self, op: &'static str) -> Result<(), ChainError> {
+        match &*self.proof.lock() {
+            Proof::Proven => Ok(()),
+            Proof::Mismatch(m) => Err(ChainError::wrong_network(op, m.clone())),
+            Proof::Unproven(why) => Err(ChainError::wrong_network(
+                op,
+                format!(
+                    "the chain backend has not proven that it serves {} ({why})",
+                    self.network.caip2()
+                ),
+            )),
+        }
+    }
+
+    /// Read `/genesis` and compare its `network_magic` with the configured
+    /// network's, recording the outcome. `Ok(slot_length)` when proven.
+    async fn prove_network(&self) -> Result<Option<u64>, ChainError> {
         let op = "genesis";
-        let genesis = self.get_json(op, "/genesis").await?;
-        let slot_length = field_u64(&genesis, "slot_length").map_err(|e| ChainError::new(op, e))?;
+        let expected = u64::from(self.network.magic());
+        let genesis = match self.get_json(op, "/genesis").await {
+            Ok(g) => g,
+            Err(e) => {
+                // An outage (or a refused probe) proves nothing either way: a
+                // proven network stays proven (its reads fail on their own), a
+                // mismatch stays a mismatch, an unproven one says why.
+                let mut p = self.proof.lock();
+                if let Proof::Unproven(why) = &mut *p
+                    && !matches!(e.kind, ChainErrorKind::RateLimited { .. })
+                {
+                    *why = e.to_string();
+                }
+                return Err(e);
+            }
+        };
+        let slot_length = field_u64(&genesis, "slot_length").ok();
+        match field_u64(&genesis, "network_magic") {
+            Ok(magic) if magic == expected => {
+                let mut p = self.proof.lock();
+                if *p != Proof::Proven {
+                    tracing::info!(
+                        network = self.network.caip2(),
+                        magic,
+                        "the chain backend proved its network"
+                    );
+                }
+                *p = Proof::Proven;
+                Ok(slot_length)
+            }
+            Ok(magic) => {
+                let m = format!(
+                    "the chain backend at {} serves network magic {magic}, but chain.network is {} (magic {expected})",
+                    self.base,
+                    self.network.caip2()
+                );
+                let mut p = self.proof.lock();
+                if !matches!(*p, Proof::Mismatch(_)) {
+                    tracing::error!(message = %m, "chain backend network mismatch; refusing to read or submit");
+                }
+                *p = Proof::Mismatch(m.clone());
+                metrics::counter!("chain_network_mismatch_total").increment(1);
+                Err(ChainError::wrong_network(op, m))
+            }
+            Err(e) => {
+                // A genesis without a readable magic proves nothing either.
+                let m = format!("/genesis: {e}");
+                let mut p = self.proof.lock();
+                if let Proof::Unproven(why) = &mut *p {
+                    *why = m.clone();
+                }
+                Err(ChainError::new(op, m))
+            }
+        }
+    }
+
+    /// Take a limiter token now, or say when one will be there.
+    fn admit(&self, op: &'static str) -> Result<(), ChainError> {
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        match l.check() {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                use governor::clock::{Clock, DefaultClock};
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                metrics::counter!("chain_requests_refused_total", "reason" => "rate_limited")
+                    .increment(1);
+                Err(ChainError::rate_limited(op, wait))
+            }
+        }
+    }
+
+    /// Like [`Core::admit`] but waits up to `limit` for a token.
+    async fn admit_within(&self, op: &'static str, limit: Duration) -> Result<(), ChainError> {
+        let started = Instant::now();
+        loop {
+            match self.admit(op) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let wait = match e.kind {
+                        ChainErrorKind::RateLimited { retry_after_ms } => {
+                            Duration::from_millis(retry_after_ms)
+                        }
+                        _ => return Err(e),
+                    };
+                    if started.elapsed() + wait > limit {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Clock from the server: the genesis slot length (read by
+    /// [`Core::prove_network`], or now) and the current tip.
+    async fn fetch_clock(&self, slot_length: Option<u64>) -> Result<SlotClock, ChainError> {
+        let op = "genesis";
+        let slot_length = match slot_length {
+            Some(l) => l,
+            None => {
+                let genesis = self.get_json(op, "/genesis").await?;
+                field_u64(&genesis, "slot_length").map_err(|e| ChainError::new(op, e))?
+            }
+        };
         let tip = self.fetch_tip().await?;
+        self.store_tip(tip);
         Ok(SlotClock {
             anchor_slot: tip.slot,
             anchor_time: tip.time,
@@ -451,10 +781,17 @@ impl BlockfrostProvider {
         jittered.max(retry_after.unwrap_or_default().min(MAX_BACKOFF))
     }
 
-    /// GET with retries; 404 is an answer, not a failure.
+    /// GET with retries; 404 is an answer, not a failure. Every attempt
+    /// takes a limiter token first; without one the request is not sent and
+    /// the call fails at once (a retry without a token gives up with the
+    /// failure that called for it).
     async fn get(&self, op: &'static str, path: &str) -> Result<Reply, HttpFailure> {
         let mut attempt = 0u32;
+        let mut last: Option<HttpFailure> = None;
         loop {
+            if let Err(e) = self.admit(op) {
+                return Err(last.unwrap_or(HttpFailure::NotSent(e)));
+            }
             let (failure, retry_after) = match self.request(reqwest::Method::GET, path).send().await
             {
                 Ok(resp) => {
@@ -484,6 +821,7 @@ impl BlockfrostProvider {
             let delay = self.backoff(attempt, retry_after);
             tracing::debug!(op, path, attempt, ?delay, error = %failure, "chain request failed; retrying");
             attempt += 1;
+            last = Some(failure);
             tokio::time::sleep(delay).await;
         }
     }
@@ -494,7 +832,7 @@ impl BlockfrostProvider {
             Ok(Reply::Body(b)) => serde_json::from_slice(&b)
                 .map_err(|e| ChainError::new(op, format!("malformed JSON from {path}: {e}"))),
             Ok(Reply::NotFound) => Err(ChainError::new(op, format!("{path}: not found"))),
-            Err(f) => Err(ChainError::new(op, f.to_string())),
+            Err(f) => Err(f.into_chain(op)),
         }
     }
 
@@ -643,6 +981,11 @@ impl BlockfrostProvider {
         let body = bytes::Bytes::copy_from_slice(tx_cbor);
         let mut attempt = 0u32;
         loop {
+            // A submission follows a claim: wait a little for a token rather
+            // than fail at once; without one it is certainly not sent.
+            if let Err(e) = self.admit_within("submit", SUBMIT_TOKEN_WAIT).await {
+                return SubmitOutcome::Unknown(format!("not sent: {}", e.message));
+            }
             let sent = self
                 .request(reqwest::Method::POST, "/tx/submit")
                 .header(reqwest::header::CONTENT_TYPE, "application/cbor")
@@ -722,7 +1065,9 @@ impl BlockfrostProvider {
                     .ok_or_else(|| ChainError::new(op, "block hash missing"))?;
                 let height = field_u64(&tx, "block_height").map_err(|e| ChainError::new(op, e))?;
                 let slot = field_u64(&tx, "slot").map_err(|e| ChainError::new(op, e))?;
-                let tip = self.fetch_tip().await?;
+                // The background tip: a little behind at worst, which only
+                // understates the depth.
+                let tip = self.current_tip().await?;
                 Ok(Evidence::Included {
                     depth: tip.height.saturating_sub(height),
                     height,
@@ -738,10 +1083,10 @@ impl BlockfrostProvider {
                     Err(HttpFailure::Status { code, .. }) if (400..500).contains(&code) => {
                         Ok(Evidence::NotSeen)
                     }
-                    Err(f) => Err(ChainError::new(op, f.to_string())),
+                    Err(f) => Err(f.into_chain(op)),
                 }
             }
-            Err(f) => Err(ChainError::new(op, f.to_string())),
+            Err(f) => Err(f.into_chain(op)),
         }
     }
 }
@@ -779,15 +1124,22 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 #[async_trait]
 impl ChainProvider for BlockfrostProvider {
     fn network(&self) -> Network {
-        self.network
+        self.core.network
     }
 
     async fn utxos(&self, refs: &[UtxoRef]) -> Vec<UtxoState> {
+        let core = &*self.core;
+        if let Err(e) = core.check_network("utxos") {
+            return refs
+                .iter()
+                .map(|_| UtxoState::Unknown(e.to_string()))
+                .collect();
+        }
         let started = Instant::now();
         let mut answers: Vec<Option<UtxoState>> = vec![None; refs.len()];
         let mut by_tx: Vec<(TxId, Vec<u32>)> = Vec::new();
         for (i, r) in refs.iter().enumerate() {
-            if let Some(info) = self.utxo_cache.get(r) {
+            if let Some(info) = core.utxo_cache.get(r) {
                 answers[i] = Some(UtxoState::Unspent(info));
                 continue;
             }
@@ -798,7 +1150,7 @@ impl ChainProvider for BlockfrostProvider {
             }
         }
         let looked_up: Vec<(TxId, Vec<(u32, UtxoState)>)> = futures::stream::iter(by_tx)
-            .map(|(id, ixs)| async move { (id, self.lookup_tx(id, ixs).await) })
+            .map(|(id, ixs)| async move { (id, core.lookup_tx(id, ixs).await) })
             .buffer_unordered(LOOKUP_CONCURRENCY)
             .collect()
             .await;
@@ -806,7 +1158,8 @@ impl ChainProvider for BlockfrostProvider {
             for (ix, state) in states {
                 let r = UtxoRef::new(id, ix);
                 if let UtxoState::Unspent(info) = &state {
-                    self.utxo_cache.insert(r, info.clone());
+                    // Ignored for an input this service has submitted a spend of.
+                    core.utxo_cache.insert(r, info.clone());
                 }
                 for (i, want) in refs.iter().enumerate() {
                     if *want == r && answers[i].is_none() {
@@ -822,45 +1175,92 @@ impl ChainProvider for BlockfrostProvider {
             .collect()
     }
 
+    /// The tip kept fresh by the background task (no request per call).
     async fn tip(&self) -> Result<Tip, ChainError> {
+        self.core.check_network("tip")?;
         let started = Instant::now();
-        let r = self.fetch_tip().await;
+        let r = self.core.current_tip().await;
         observe("tip", started);
         r
     }
 
     async fn protocol_params(&self) -> Result<Arc<ProtocolParams>, ChainError> {
-        if let Some(p) = self.params.fresh() {
+        let core = &*self.core;
+        core.check_network("protocol_params")?;
+        if let Some(p) = core.params.fresh() {
             return Ok(p);
         }
         let started = Instant::now();
-        let r = self.params.get_or_refresh(|| self.fetch_params()).await;
+        let r = core.params.get_or_refresh(|| core.fetch_params()).await;
         observe("protocol_params", started);
         r
     }
 
     async fn submit(&self, tx_cbor: &[u8]) -> SubmitOutcome {
+        let core = &*self.core;
+        if let Err(e) = core.check_network("submit") {
+            return SubmitOutcome::Unknown(format!("not sent: {}", e.message));
+        }
+        // Before the bytes leave: from now on the cache never answers for
+        // these inputs (the submission may land whatever its outcome says).
+        if let Ok(tx) = ParsedTx::decode(tx_cbor) {
+            core.utxo_cache.mark_spent(tx.inputs());
+            core.utxo_cache.mark_spent(tx.collateral_inputs());
+        }
         let started = Instant::now();
-        let r = self.do_submit(tx_cbor).await;
+        let r = core.do_submit(tx_cbor).await;
         observe("submit", started);
         r
     }
 
     async fn evidence(&self, tx_id: &TxId) -> Result<Evidence, ChainError> {
+        self.core.check_network("evidence")?;
         let started = Instant::now();
-        let r = self.do_evidence(tx_id).await;
+        let r = self.core.do_evidence(tx_id).await;
         observe("evidence", started);
         r
     }
 
     fn invalidate(&self, spent: &[UtxoRef]) {
-        for r in spent {
-            self.utxo_cache.remove(r);
-        }
+        self.core.utxo_cache.mark_spent(spent);
     }
 
     fn slot_at(&self, unix_seconds: i64) -> u64 {
-        self.clock.slot_at(unix_seconds)
+        self.core.clock.slot_at(unix_seconds)
+    }
+
+    /// Up when `/genesis` answers now with our network's magic and a tip was
+    /// read recently (the background copy, or now if that one is stale).
+    async fn health(&self) -> DependencyHealth {
+        let started = Instant::now();
+        let probe = self.core.prove_network().await;
+        let verdict = match probe {
+            Ok(_) => Ok(()),
+            // No token for the probe: the last verdict stands.
+            Err(e) if matches!(e.kind, ChainErrorKind::RateLimited { .. }) => {
+                self.core.check_network("health")
+            }
+            Err(e) => Err(e),
+        };
+        let verdict = match verdict {
+            Ok(()) => self.core.current_tip().await.map(Some),
+            Err(e) => Err(e),
+        };
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match verdict {
+            Ok(tip) => DependencyHealth {
+                status: DependencyStatus::Up,
+                latency_ms,
+                tip,
+                error: None,
+            },
+            Err(e) => DependencyHealth {
+                status: DependencyStatus::Down,
+                latency_ms,
+                tip: self.core.tip.lock().map(|(t, _)| t),
+                error: Some(e.to_string()),
+            },
+        }
     }
 }
 

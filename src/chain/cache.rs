@@ -13,6 +13,13 @@
 //!   facilitator drops entries itself for inputs it has just spent
 //!   ([`crate::chain::ChainProvider::invalidate`]). It never stores a "spent" or
 //!   "unknown" verdict: those are always asked again.
+//! * [`UtxoCache`]: the UTxO cache the Blockfrost client uses, a
+//!   [`TtlCache`]-like map plus a "spent by us" set with its own (longer)
+//!   TTL. An input of a transaction this service submitted is marked spent
+//!   before the submission leaves, and from then on it is never answered from
+//!   the cache and never put back into it, whatever a lookup that was already
+//!   in flight brings back: both sets live under one lock, so there is no
+//!   window between the check and the insert.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -71,6 +78,52 @@ impl<T> RefreshingCell<T> {
     /// Forget the value (the next read refreshes).
     pub fn clear(&self) {
         self.state.lock().value = None;
+    }
+
+    /// How old the cached value is (`None` when there is none).
+    pub fn age(&self) -> Option<Duration> {
+        self.state.lock().value.as_ref().map(|(_, at)| at.elapsed())
+    }
+
+    /// Fetch a new value now, whatever the age of the current one, unless a
+    /// refresh is already under way (then this waits for it and shares its
+    /// result). For a background task that keeps the value from ever expiring
+    /// in front of a request.
+    pub async fn refresh<F, Fut>(&self, fetch: F) -> Result<Arc<T>, ChainError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let seen_attempts = self.state.lock().attempts;
+        let _gate = self.gate.lock().await;
+        {
+            let s = self.state.lock();
+            if s.attempts != seen_attempts {
+                if let Some((v, at)) = &s.value
+                    && at.elapsed() < self.ttl
+                {
+                    return Ok(v.clone());
+                }
+                if let Some(e) = &s.last_error {
+                    return Err(e.clone());
+                }
+            }
+        }
+        let result = fetch().await;
+        let mut s = self.state.lock();
+        s.attempts = s.attempts.wrapping_add(1);
+        match result {
+            Ok(v) => {
+                let v = Arc::new(v);
+                s.value = Some((v.clone(), Instant::now()));
+                s.last_error = None;
+                Ok(v)
+            }
+            Err(e) => {
+                s.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     fn stale_ok(&self) -> Option<Arc<T>> {
@@ -215,6 +268,148 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// The UTxO cache with its "spent by us" set (see the module docs).
+///
+/// `get` answers only for a key that is not marked spent; `insert` ignores a
+/// marked key; `mark_spent` drops the entry and marks the key for
+/// `spent_ttl`. When the marks fill their capacity with live entries the
+/// cache stops answering at all until they age out (it can no longer tell
+/// which keys are protected, so it protects all of them).
+pub struct UtxoCache<K, V> {
+    ttl: Duration,
+    spent_ttl: Duration,
+    capacity: usize,
+    inner: parking_lot::Mutex<UtxoCacheInner<K, V>>,
+}
+
+struct UtxoCacheInner<K, V> {
+    entries: HashMap<K, (V, Instant)>,
+    /// Key -> when its mark expires.
+    spent: HashMap<K, Instant>,
+    /// Set when the marks overflowed: no answers from the cache before then.
+    bypass_until: Option<Instant>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> UtxoCache<K, V> {
+    /// `ttl` of zero disables the positive cache; the marks are kept anyway
+    /// (they cost little and keep `is_marked` meaningful).
+    pub fn new(ttl: Duration, spent_ttl: Duration, capacity: usize) -> Self {
+        UtxoCache {
+            ttl,
+            spent_ttl: spent_ttl.max(ttl),
+            capacity: capacity.max(1),
+            inner: parking_lot::Mutex::new(UtxoCacheInner {
+                entries: HashMap::new(),
+                spent: HashMap::new(),
+                bypass_until: None,
+            }),
+        }
+    }
+
+    fn bypassed(inner: &mut UtxoCacheInner<K, V>, now: Instant) -> bool {
+        match inner.bypass_until {
+            Some(t) if now < t => true,
+            Some(_) => {
+                inner.bypass_until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn marked(inner: &mut UtxoCacheInner<K, V>, k: &K, now: Instant) -> bool {
+        match inner.spent.get(k) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                inner.spent.remove(k);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The cached value, unless absent, expired, or marked spent by us.
+    pub fn get(&self, k: &K) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        if Self::bypassed(&mut g, now) || Self::marked(&mut g, k, now) {
+            return None;
+        }
+        match g.entries.get(k) {
+            Some((v, at)) if now.duration_since(*at) < self.ttl => Some(v.clone()),
+            Some(_) => {
+                g.entries.remove(k);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Cache `v` for `k`, unless `k` is marked spent by us.
+    pub fn insert(&self, k: K, v: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        if Self::bypassed(&mut g, now) || Self::marked(&mut g, &k, now) {
+            return;
+        }
+        if g.entries.len() >= self.capacity && !g.entries.contains_key(&k) {
+            let ttl = self.ttl;
+            g.entries.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            if g.entries.len() >= self.capacity {
+                g.entries.clear();
+            }
+        }
+        g.entries.insert(k, (v, now));
+    }
+
+    /// Forget `k`'s entry and never answer or cache it for `spent_ttl`.
+    pub fn mark_spent(&self, keys: &[K]) {
+        let now = Instant::now();
+        let until = now + self.spent_ttl;
+        let mut g = self.inner.lock();
+        for k in keys {
+            g.entries.remove(k);
+            if g.spent.len() >= self.capacity && !g.spent.contains_key(k) {
+                g.spent.retain(|_, t| now < *t);
+                if g.spent.len() >= self.capacity {
+                    // Cannot remember one more mark: protect everything instead.
+                    g.spent.clear();
+                    g.entries.clear();
+                    g.bypass_until = Some(until);
+                    tracing::warn!(
+                        capacity = self.capacity,
+                        "spent-by-us set full; UTxO cache bypassed until the marks age out"
+                    );
+                    continue;
+                }
+            }
+            g.spent.insert(k.clone(), until);
+        }
+    }
+
+    /// Whether `k` is marked spent by us (or every key is, after an overflow).
+    pub fn is_marked(&self, k: &K) -> bool {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        Self::bypassed(&mut g, now) || Self::marked(&mut g, k, now)
+    }
+
+    /// Cached entries (marks not counted).
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +495,43 @@ mod tests {
         let off = TtlCache::new(Duration::ZERO, 10);
         off.insert(1, 1);
         assert_eq!(off.get(&1), None);
+    }
+
+    #[test]
+    fn marked_keys_are_never_answered_nor_cached() {
+        let c = UtxoCache::new(Duration::from_secs(60), Duration::from_secs(60), 10);
+        c.insert(1, "unspent");
+        assert_eq!(c.get(&1), Some("unspent"));
+        c.mark_spent(&[1]);
+        assert_eq!(c.get(&1), None);
+        // A lookup that was in flight when the mark landed cannot put it back.
+        c.insert(1, "unspent");
+        assert_eq!(c.get(&1), None);
+        assert!(c.is_marked(&1));
+        assert!(!c.is_marked(&2));
+        c.insert(2, "other");
+        assert_eq!(c.get(&2), Some("other"));
+    }
+
+    #[test]
+    fn marks_expire() {
+        // The spent TTL is never shorter than the cache TTL.
+        let c: UtxoCache<u32, &str> =
+            UtxoCache::new(Duration::from_millis(10), Duration::from_millis(20), 10);
+        c.mark_spent(&[1]);
+        assert!(c.is_marked(&1));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!c.is_marked(&1));
+    }
+
+    #[test]
+    fn overflowing_marks_protect_every_key() {
+        let c = UtxoCache::new(Duration::from_secs(60), Duration::from_secs(60), 2);
+        c.insert(9, "x");
+        c.mark_spent(&[1, 2, 3]);
+        assert!(c.is_marked(&1) && c.is_marked(&3) && c.is_marked(&9));
+        assert_eq!(c.get(&9), None);
+        c.insert(9, "x");
+        assert_eq!(c.get(&9), None);
     }
 }

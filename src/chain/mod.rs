@@ -132,6 +132,22 @@ pub enum Evidence {
 pub struct ChainError {
     pub op: &'static str,
     pub message: String,
+    /// What kind of failure, for callers that treat them differently.
+    pub kind: ChainErrorKind,
+}
+
+/// Why a chain operation gave no answer. Every kind is retryable from the
+/// caller's point of view (the HTTP layer answers 503 with `Retry-After`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainErrorKind {
+    /// The backend failed, timed out or answered something unreadable.
+    Backend,
+    /// Not sent: the client-side limiter (`chain.blockfrost.rateLimit`) has
+    /// no token now; one is available again after `retry_after_ms`.
+    RateLimited { retry_after_ms: u64 },
+    /// Not sent: the backend serves another network than the configured one
+    /// (its genesis `network_magic` differs), or has not proven its network yet.
+    WrongNetwork,
 }
 
 impl ChainError {
@@ -139,6 +155,38 @@ impl ChainError {
         ChainError {
             op,
             message: message.into(),
+            kind: ChainErrorKind::Backend,
+        }
+    }
+
+    /// A request refused by the client-side rate limiter.
+    pub fn rate_limited(op: &'static str, retry_after: std::time::Duration) -> Self {
+        let ms = u64::try_from(retry_after.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        ChainError {
+            op,
+            message: format!(
+                "rate limited: the backend's request quota (chain.blockfrost.rateLimit) is used up; retry in {ms} ms"
+            ),
+            kind: ChainErrorKind::RateLimited { retry_after_ms: ms },
+        }
+    }
+
+    /// A request refused because the backend's network is not (proven to be) ours.
+    pub fn wrong_network(op: &'static str, message: impl Into<String>) -> Self {
+        ChainError {
+            op,
+            message: message.into(),
+            kind: ChainErrorKind::WrongNetwork,
+        }
+    }
+
+    /// Whole seconds a caller should wait before retrying (at least 1).
+    pub fn retry_after_seconds(&self) -> u64 {
+        match self.kind {
+            ChainErrorKind::RateLimited { retry_after_ms } => retry_after_ms.div_ceil(1000).max(1),
+            _ => 1,
         }
     }
 }

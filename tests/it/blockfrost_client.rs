@@ -30,6 +30,9 @@ fn bf_settings(url: &str) -> BlockfrostSettings {
         request_timeout_ms: 400,
         max_retries: 2,
         retry_base_delay_ms: 10,
+        // No background reads during a test; tests read the tip themselves.
+        tip_refresh_ms: 600_000,
+        ..BlockfrostSettings::default()
     }
 }
 
@@ -37,6 +40,7 @@ fn no_cache() -> CacheSettings {
     CacheSettings {
         utxo_ttl_seconds: 0,
         protocol_params_ttl_seconds: 300,
+        ..CacheSettings::default()
     }
 }
 
@@ -158,7 +162,8 @@ async fn client_over_devnet_api_answers_like_the_devnet() {
         assert!(k.starts_with(e), "ref #{i}: {k} vs {e}");
     }
 
-    // Evidence in every state.
+    // Evidence in every state (depth from the latest tip).
+    bf.refresh_tip().await.unwrap();
     for id in [
         confirmed.tx_id,
         pending.tx_id,
@@ -220,6 +225,8 @@ async fn client_over_devnet_api_answers_like_the_devnet() {
         kinds(&cli.utxos(&refs).await),
         kinds(&dev.utxos(&refs).await)
     );
+    // The client's tip is the background copy; read it now.
+    bf.refresh_tip().await.unwrap();
     assert_eq!(cli.tip().await.unwrap(), dev.tip().await.unwrap());
     assert!(matches!(
         cli.health().await.status,
@@ -234,6 +241,7 @@ async fn unspent_answers_are_cached_until_invalidated() {
     let cache = CacheSettings {
         utxo_ttl_seconds: 60,
         protocol_params_ttl_seconds: 300,
+        ..CacheSettings::default()
     };
     let bf = BlockfrostProvider::new(
         Network::Devnet,
@@ -265,8 +273,19 @@ async fn unspent_answers_are_cached_until_invalidated() {
 // Misbehaving servers
 // ---------------------------------------------------------------------------
 
-/// Serve `routes` (paths under `/api/v0`) on 127.0.0.1:0; returns the base URL.
+/// Preprod's `/genesis` (what these servers claim to be).
+fn preprod_genesis() -> serde_json::Value {
+    json!({"network_magic": 1, "slot_length": 1, "system_start": 1_654_041_600})
+}
+
+/// Serve `routes` (paths under `/api/v0`) on 127.0.0.1:0, with a preprod
+/// `/genesis` added so that the client's network is proven; returns the base URL.
 async fn spawn(routes: Router) -> String {
+    spawn_raw(routes.route("/genesis", get(|| async { axum::Json(preprod_genesis()) }))).await
+}
+
+/// [`spawn`] without the added `/genesis`.
+async fn spawn_raw(routes: Router) -> String {
     let app = Router::new().nest("/api/v0", routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -285,22 +304,17 @@ async fn client(base: &str) -> BlockfrostProvider {
 
 #[tokio::test]
 async fn a_custom_url_supplies_the_slot_clock() {
-    let routes = Router::new()
-        .route(
-            "/genesis",
-            get(|| async { axum::Json(json!({"slot_length": 1, "system_start": 0})) }),
-        )
-        .route(
-            "/blocks/latest",
-            get(|| async {
-                axum::Json(json!({"slot": 1000, "time": 1_700_000_000, "height": 5, "hash": TX}))
-            }),
-        );
+    let routes = Router::new().route(
+        "/blocks/latest",
+        get(|| async {
+            axum::Json(json!({"slot": 1000, "time": 1_700_000_000, "height": 5, "hash": TX}))
+        }),
+    );
     let base = spawn(routes).await;
     let bf = client(&base).await;
     assert_eq!(bf.slot_at(1_700_000_010), 1010);
     // Nothing to ask: a public network falls back to its anchor, a devnet cannot start.
-    let empty = spawn(Router::new()).await;
+    let empty = spawn_raw(Router::new()).await;
     assert_eq!(client(&empty).await.slot_at(1_655_769_600), 86_400);
     assert!(
         BlockfrostProvider::new(Network::Devnet, &bf_settings(&empty), &no_cache())
@@ -416,7 +430,6 @@ async fn repeated_server_errors_are_unknown_or_chain_errors() {
 async fn timeouts_are_unknown_and_a_timed_out_submit_is_not_resent() {
     let h = hits();
     let routes = Router::new()
-        .route("/genesis", get(|| async { bf_error(404) }))
         .fallback(|State(h): State<Hits>| async move {
             h.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(3)).await;

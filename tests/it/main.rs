@@ -6,6 +6,7 @@ mod support;
 
 mod blockfrost_client;
 mod cheapest_first;
+mod chain_guard;
 mod crash;
 mod demo;
 mod devnet_api;

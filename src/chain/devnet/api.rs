@@ -31,7 +31,6 @@ use serde_json::json;
 
 use super::ledger::{EPOCH_LENGTH, Ledger, MAX_BLOCK_BODY_SIZE, OutputRecord, TxRecord, TxStatus};
 use super::{Devnet, address_text, parse_devnet_address, value_from_strings};
-use crate::cardano::network::DEVNET_MAGIC;
 use crate::cardano::{AssetId, TxId, UtxoRef, Value};
 
 /// Largest request body accepted (a transaction is at most 16 KiB).
@@ -62,9 +61,30 @@ pub fn router(devnet: Arc<Devnet>, faucet_enabled: bool) -> Router {
     if faucet_enabled {
         r = r.route("/faucet", post(faucet));
     }
-    r.fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(devnet)
+    r.route_layer(axum::middleware::from_fn_with_state(
+        devnet.clone(),
+        count_call,
+    ))
+    .fallback(not_found)
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .with_state(devnet)
+}
+
+/// Count every request to a served endpoint by its route, so that tests and
+/// the load driver can see what a Blockfrost client costs
+/// ([`Devnet::api_calls`]).
+async fn count_call(
+    State(d): State<Arc<Devnet>>,
+    matched: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(m) = matched {
+        let path = m.as_str();
+        let route = path.find("/api/v0").map_or(path, |i| &path[i + 7..]);
+        d.count_api_call(req.method().as_str(), route);
+    }
+    next.run(req).await
 }
 
 /// A Blockfrost-shaped error answer, small enough to return by value.
@@ -131,7 +151,7 @@ fn amounts(v: &Value) -> Vec<Amount> {
 }
 
 /// Sum of several values (in u128, so no total can overflow).
-fn summed_amounts<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<Amount> {
+fn summed_amounts(values: impl IntoIterator<Item = Value>) -> Vec<Amount> {
     let mut coin = 0u128;
     let mut assets: BTreeMap<String, u128> = BTreeMap::new();
     for v in values {
@@ -165,7 +185,7 @@ async fn genesis(State(d): State<Arc<Devnet>>) -> Response {
         "active_slots_coefficient": 1.0,
         "update_quorum": 5,
         "max_lovelace_supply": "45000000000000000",
-        "network_magic": DEVNET_MAGIC,
+        "network_magic": d.network_magic(),
         "epoch_length": EPOCH_LENGTH,
         "system_start": d.start_time(),
         "slots_per_kes_period": 129_600,
@@ -484,12 +504,7 @@ fn list_address_utxos(
     };
     let skip = (page - 1).saturating_mul(count);
     let items = d.with_ledger(|l| {
-        let keep = |o: &OutputRecord| {
-            asset
-                .as_ref()
-                .is_none_or(|a| o.value.assets.contains_key(a))
-        };
-        let refs = l.address_utxos(&bytes, skip, count, desc, keep)?;
+        let refs = l.address_utxos(&bytes, skip, count, desc, asset.as_ref())?;
         let items: Vec<AddressUtxo> = refs
             .iter()
             .filter_map(|(pos, r)| {
@@ -522,7 +537,7 @@ fn list_address_utxos(
 fn tx_summary(t: &TxRecord) -> serde_json::Map<String, serde_json::Value> {
     let v = json!({
         "hash": t.id.to_hex(),
-        "output_amount": summed_amounts(t.outputs.iter().map(|o| &o.value)),
+        "output_amount": summed_amounts(t.outputs.iter().map(|o| o.value)),
         "fees": t.fee.to_string(),
         "deposit": "0",
         "size": t.size,
@@ -573,7 +588,8 @@ async fn tx_content(State(d): State<Arc<Devnet>>, Path(hash): Path<String>) -> R
 
 /// An input as `/txs/{hash}/utxos` lists it (the spent output's data included).
 fn input_json(l: &Ledger, r: &UtxoRef, collateral: bool, reference: bool) -> serde_json::Value {
-    let out: Option<&OutputRecord> = l.tx(&r.tx_id).and_then(|t| t.outputs.get(r.index as usize));
+    let out: Option<OutputRecord> = l.tx(&r.tx_id).and_then(|t| t.outputs.get(r.index as usize));
+    let out = out.as_ref();
     json!({
         "address": out.map(|o| address_text(&o.address)).unwrap_or_default(),
         "amount": out.map(|o| amounts(&o.value)).unwrap_or_default(),
@@ -632,7 +648,7 @@ async fn tx_utxos(State(d): State<Arc<Devnet>>, Path(hash): Path<String>) -> Res
             .outputs
             .iter()
             .enumerate()
-            .map(|(i, o)| output_json(o, i, l.consumed_by(&UtxoRef::new(id, i as u32))))
+            .map(|(i, o)| output_json(&o, i, l.consumed_by(&UtxoRef::new(id, i as u32))))
             .collect();
         Some(json!({ "hash": id.to_hex(), "inputs": inputs_json(l, t), "outputs": outputs }))
     });
@@ -684,7 +700,7 @@ async fn mempool_tx(State(d): State<Arc<Devnet>>, Path(hash): Path<String>) -> R
             .iter()
             .enumerate()
             .map(|(i, o)| {
-                let mut v = output_json(o, i, None);
+                let mut v = output_json(&o, i, None);
                 if let Some(m) = v.as_object_mut() {
                     m.remove("consumed_by_tx");
                 }

@@ -11,11 +11,23 @@
 //! (`cardano::phase1`); the ledger only says what each input resolves to. When
 //! a block is built, each waiting transaction is checked again for what can
 //! have changed since (see `Ledger::recheck`).
+//!
+//! Memory is kept small per unspent output (a devnet seeded with 100,000
+//! outputs fits in a few tens of MiB; BENCHMARKS.md has the figure):
+//!
+//! * outputs are stored as [`Outputs`]: per output an interned address (one
+//!   shared allocation per distinct address), the lovelace, and a boxed extra
+//!   only when the output carries tokens, a datum or a reference script;
+//! * the unspent set is not stored at all: an output is unspent when its
+//!   transaction is in a block and no block transaction spent it
+//!   (`spent_by`), and its chain position follows from its transaction's;
+//! * the per-address index is one ordered set of (address, position) pairs
+//!   rather than a map of small trees (a one-entry tree costs a whole node).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::cardano::{Network, ParsedTx, TxId, UtxoRef, Value};
+use crate::cardano::{AssetId, Network, ParsedTx, TxId, UtxoRef, Value};
 use crate::chain::devnet::rules::{self, Rejection};
 use crate::chain::{Evidence, ProtocolParams, Tip, UtxoInfo, UtxoState};
 
@@ -50,6 +62,126 @@ impl OutputRecord {
             inline_datum: None,
             script_ref_hash: None,
         }
+    }
+}
+
+/// The outputs of one transaction, stored compactly (32 bytes per plain
+/// output plus its share of an interned address). [`OutputRecord`]s go in
+/// (`collect()`) and come out (`get`, `iter`) as values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outputs(Box<[CompactOutput]>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CompactOutput {
+    address: Arc<[u8]>,
+    coin: u64,
+    /// Tokens, datum, reference script: absent for a plain ADA output.
+    extra: Option<Box<OutputExtra>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct OutputExtra {
+    assets: BTreeMap<AssetId, u64>,
+    datum_hash: Option<[u8; 32]>,
+    inline_datum: Option<Box<[u8]>>,
+    script_ref_hash: Option<[u8; 28]>,
+}
+
+impl CompactOutput {
+    fn from_record(o: OutputRecord) -> Self {
+        let plain = o.value.assets.is_empty()
+            && o.datum_hash.is_none()
+            && o.inline_datum.is_none()
+            && o.script_ref_hash.is_none();
+        CompactOutput {
+            address: Arc::from(o.address),
+            coin: o.value.coin,
+            extra: (!plain).then(|| {
+                Box::new(OutputExtra {
+                    assets: o.value.assets,
+                    datum_hash: o.datum_hash,
+                    inline_datum: o.inline_datum.map(Vec::into_boxed_slice),
+                    script_ref_hash: o.script_ref_hash,
+                })
+            }),
+        }
+    }
+
+    fn value(&self) -> Value {
+        Value {
+            coin: self.coin,
+            assets: self
+                .extra
+                .as_ref()
+                .map(|e| e.assets.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn record(&self) -> OutputRecord {
+        let e = self.extra.as_deref();
+        OutputRecord {
+            address: self.address.to_vec(),
+            value: self.value(),
+            datum_hash: e.and_then(|e| e.datum_hash),
+            inline_datum: e.and_then(|e| e.inline_datum.as_ref()).map(|d| d.to_vec()),
+            script_ref_hash: e.and_then(|e| e.script_ref_hash),
+        }
+    }
+}
+
+impl Outputs {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Output `i`, expanded.
+    pub fn get(&self, i: usize) -> Option<OutputRecord> {
+        self.0.get(i).map(CompactOutput::record)
+    }
+
+    /// Every output, expanded, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = OutputRecord> + '_ {
+        self.0.iter().map(CompactOutput::record)
+    }
+
+    /// The owner of output `i` (no copy).
+    pub fn address(&self, i: usize) -> Option<&[u8]> {
+        self.0.get(i).map(|o| &*o.address)
+    }
+
+    /// The value of output `i`.
+    pub fn value(&self, i: usize) -> Option<Value> {
+        self.0.get(i).map(CompactOutput::value)
+    }
+
+    /// Lovelace of every output.
+    pub fn coins(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|o| o.coin)
+    }
+
+    /// Whether output `i` holds some of `asset`.
+    pub fn holds(&self, i: usize, asset: &AssetId) -> bool {
+        self.0
+            .get(i)
+            .and_then(|o| o.extra.as_ref())
+            .is_some_and(|e| e.assets.contains_key(asset))
+    }
+}
+
+impl FromIterator<OutputRecord> for Outputs {
+    fn from_iter<I: IntoIterator<Item = OutputRecord>>(iter: I) -> Self {
+        Outputs(iter.into_iter().map(CompactOutput::from_record).collect())
+    }
+}
+
+impl From<Vec<OutputRecord>> for Outputs {
+    fn from(v: Vec<OutputRecord>) -> Self {
+        v.into_iter().collect()
     }
 }
 
@@ -88,7 +220,7 @@ pub struct TxRecord {
     pub inputs: Vec<UtxoRef>,
     pub collateral_inputs: Vec<UtxoRef>,
     pub reference_inputs: Vec<UtxoRef>,
-    pub outputs: Vec<OutputRecord>,
+    pub outputs: Outputs,
     pub fee: u64,
     pub size: u64,
     pub invalid_before: Option<u64>,
@@ -144,14 +276,14 @@ pub struct Ledger {
     start_unix: i64,
     blocks: Vec<BlockRecord>,
     txs: HashMap<TxId, TxRecord>,
-    /// Confirmed unspent outputs and where they sit.
-    utxo: HashMap<UtxoRef, ChainPos>,
-    /// Confirmed spends: output -> the transaction that consumed it.
+    /// Confirmed spends: output -> the transaction that consumed it. An
+    /// output of a block transaction that is not in here is unspent.
     spent_by: HashMap<UtxoRef, TxId>,
     /// Confirmed unspent outputs by owner, in chain order.
-    by_address: HashMap<Vec<u8>, BTreeMap<ChainPos, UtxoRef>>,
-    /// Outputs ever created on chain per address (an address with none is "never used": 404).
-    address_uses: HashMap<Vec<u8>, u64>,
+    by_address: BTreeSet<(Arc<[u8]>, ChainPos)>,
+    /// Every address an output on chain has (had), interned, with the
+    /// number of such outputs (an address with none is "never used": 404).
+    addresses: HashMap<Arc<[u8]>, u64>,
     /// Waiting transactions, in arrival order.
     mempool: Vec<TxId>,
     /// Outputs spent by mempool transactions.
@@ -186,10 +318,9 @@ impl Ledger {
             start_unix,
             blocks: Vec::new(),
             txs: HashMap::new(),
-            utxo: HashMap::new(),
             spent_by: HashMap::new(),
-            by_address: HashMap::new(),
-            address_uses: HashMap::new(),
+            by_address: BTreeSet::new(),
+            addresses: HashMap::new(),
             mempool: Vec::new(),
             mempool_spent: HashMap::new(),
             submissions: HashMap::new(),
@@ -290,25 +421,36 @@ impl Ledger {
             .map(|(_, r)| r.as_str())
     }
 
-    fn output(&self, r: &UtxoRef) -> Option<&OutputRecord> {
-        self.txs
-            .get(&r.tx_id)?
-            .outputs
-            .get(usize::try_from(r.index).ok()?)
+    fn info(&self, r: &UtxoRef) -> Option<UtxoInfo> {
+        let outputs = &self.txs.get(&r.tx_id)?.outputs;
+        let i = usize::try_from(r.index).ok()?;
+        Some(UtxoInfo {
+            address: outputs.address(i)?.to_vec(),
+            value: outputs.value(i)?,
+        })
     }
 
-    fn info(&self, r: &UtxoRef) -> Option<UtxoInfo> {
-        self.output(r).map(|o| UtxoInfo {
-            address: o.address.clone(),
-            value: o.value.clone(),
-        })
+    /// Where `r` sits on chain, when it is a confirmed unspent output.
+    fn unspent_pos(&self, r: &UtxoRef) -> Option<ChainPos> {
+        let tx = self.txs.get(&r.tx_id)?;
+        let TxStatus::InBlock { height, index } = tx.status else {
+            return None;
+        };
+        if (r.index as usize) >= tx.outputs.len() || self.spent_by.contains_key(r) {
+            return None;
+        }
+        Some((height, index, r.index))
+    }
+
+    fn is_unspent(&self, r: &UtxoRef) -> bool {
+        self.unspent_pos(r).is_some()
     }
 
     /// The confirmed view, as a Blockfrost client would see it: unspent at the
     /// tip, spent by a transaction in a block, or unknown (the producing
     /// transaction is not in a block).
     pub fn utxo_state(&self, r: &UtxoRef) -> UtxoState {
-        if self.utxo.contains_key(r) {
+        if self.is_unspent(r) {
             return match self.info(r) {
                 Some(i) => UtxoState::Unspent(i),
                 None => UtxoState::Unknown("ledger inconsistency".into()),
@@ -335,7 +477,7 @@ impl Ledger {
         if self.mempool_spent.contains_key(r) {
             return UtxoState::Spent;
         }
-        if self.utxo.contains_key(r) {
+        if self.is_unspent(r) {
             return self
                 .info(r)
                 .map(UtxoState::Unspent)
@@ -351,7 +493,7 @@ impl Ledger {
     }
 
     fn resolve_confirmed(&self, r: &UtxoRef) -> UtxoState {
-        if self.utxo.contains_key(r) {
+        if self.is_unspent(r) {
             self.info(r)
                 .map(UtxoState::Unspent)
                 .unwrap_or(UtxoState::Spent)
@@ -385,29 +527,37 @@ impl Ledger {
         skip: usize,
         take: usize,
         desc: bool,
-        keep: impl Fn(&OutputRecord) -> bool,
+        asset: Option<&AssetId>,
     ) -> Option<Vec<(ChainPos, UtxoRef)>> {
-        if !self.address_uses.contains_key(address) {
-            return None;
-        }
-        let Some(m) = self.by_address.get(address) else {
-            return Some(Vec::new());
+        let (key, _) = self.addresses.get_key_value(address)?;
+        let lo = (key.clone(), (0, 0, 0));
+        let hi = (key.clone(), (u64::MAX, u32::MAX, u32::MAX));
+        let to_ref = |pos: &ChainPos| -> Option<(ChainPos, UtxoRef)> {
+            let id = *self.block(pos.0)?.txs.get(pos.1 as usize)?;
+            Some((*pos, UtxoRef::new(id, pos.2)))
         };
-        let wanted = |(_, r): &(&ChainPos, &UtxoRef)| self.output(r).is_some_and(&keep);
+        let wanted = |(_, r): &(ChainPos, UtxoRef)| {
+            asset.is_none_or(|a| {
+                self.txs
+                    .get(&r.tx_id)
+                    .is_some_and(|t| t.outputs.holds(r.index as usize, a))
+            })
+        };
+        let range = self.by_address.range(lo..=hi).map(|(_, p)| p);
         let page = if desc {
-            m.iter()
+            range
                 .rev()
+                .filter_map(to_ref)
                 .filter(wanted)
                 .skip(skip)
                 .take(take)
-                .map(|(p, r)| (*p, *r))
                 .collect()
         } else {
-            m.iter()
+            range
+                .filter_map(to_ref)
                 .filter(wanted)
                 .skip(skip)
                 .take(take)
-                .map(|(p, r)| (*p, *r))
                 .collect()
         };
         Some(page)
@@ -440,6 +590,49 @@ impl Ledger {
             slot,
             self.network,
         )?;
+        self.add_to_mempool(record);
+        Ok(id)
+    }
+
+    /// First half of a submission whose phase-1 check runs without the
+    /// ledger lock: count it and say what its inputs resolve to now.
+    pub fn begin_submit(&mut self, tx: &ParsedTx) -> Vec<UtxoState> {
+        let n = self.submissions.entry(tx.id()).or_insert(0);
+        *n = n.saturating_add(1);
+        tx.inputs()
+            .iter()
+            .map(|r| self.resolve_pending(r))
+            .collect()
+    }
+
+    /// Second half: `record` passed the rules against `seen` (the answer of
+    /// [`Ledger::begin_submit`]). If the inputs still resolve the same way it
+    /// enters the mempool at once; otherwise (something spent or restored an
+    /// input meanwhile) the rules run again here, against the state now.
+    pub fn finish_submit(
+        &mut self,
+        tx: &ParsedTx,
+        record: TxRecord,
+        seen: &[UtxoState],
+        slot: u64,
+    ) -> Result<TxId, Rejection> {
+        let unchanged = tx
+            .inputs()
+            .iter()
+            .zip(seen)
+            .all(|(r, s)| self.resolve_pending(r) == *s);
+        let record = if unchanged && seen.len() == tx.inputs().len() {
+            record
+        } else {
+            rules::check(
+                tx,
+                &|r| self.resolve_pending(r),
+                &self.params,
+                slot,
+                self.network,
+            )?
+        };
+        let id = record.id;
         self.add_to_mempool(record);
         Ok(id)
     }
@@ -534,32 +727,44 @@ impl Ledger {
         let slot = slot.max(tip.slot);
         let time = time.max(tip.time);
         let height = tip.height + 1;
-        let candidates = std::mem::take(&mut self.mempool);
-        self.mempool_spent.clear();
+        // Only the block's share of the mempool is touched: the transactions
+        // that stay keep their places and their input claims, so the work
+        // under the ledger lock grows with the block, not with the backlog.
+        // (Rebuilding the whole mempool here made every block stall requests
+        // for tens of milliseconds once a backlog built up.)
         let mut included = Vec::new();
-        let mut leftover = Vec::new();
         let mut size = 0u64;
-        for id in candidates {
+        let mut taken = 0usize;
+        while let Some(&id) = self.mempool.get(taken) {
             let Some(rec) = self.txs.get(&id) else {
+                taken += 1;
                 continue;
             };
-            if !leftover.is_empty() || size.saturating_add(rec.size) > MAX_BLOCK_BODY_SIZE {
-                leftover.push(id);
-                continue;
+            if size.saturating_add(rec.size) > MAX_BLOCK_BODY_SIZE {
+                break;
             }
-            match self.recheck(rec, slot, false) {
+            taken += 1;
+            let tx_size = rec.size;
+            let verdict = self.recheck(rec, slot, false);
+            let inputs = rec.inputs.clone();
+            for i in &inputs {
+                if self.mempool_spent.get(i) == Some(&id) {
+                    self.mempool_spent.remove(i);
+                }
+            }
+            match verdict {
                 Ok(()) => {
-                    size += rec.size;
+                    size += tx_size;
                     self.apply_to_chain(id, height, included.len() as u32);
                     included.push(id);
                 }
+                // Waiting transactions that spend its outputs fail their own
+                // re-check when their turn comes.
                 Err(why) => self.forget_dropped(id, why),
             }
         }
+        self.mempool.drain(..taken);
         self.push_block(included, slot, time);
-        if !leftover.is_empty() {
-            self.rebuild_mempool(leftover, slot);
-        }
         self.tip()
     }
 
@@ -584,7 +789,7 @@ impl Ledger {
             if let Some(t) = self.txs.get(id) {
                 size = size.saturating_add(t.size);
                 fees = fees.saturating_add(t.fee);
-                output += t.outputs.iter().map(|o| o.value.coin as u128).sum::<u128>();
+                output += t.outputs.coins().map(u128::from).sum::<u128>();
             }
         }
         let hash = blake2b256(&[&seed]);
@@ -602,67 +807,83 @@ impl Ledger {
     }
 
     fn apply_to_chain(&mut self, id: TxId, height: u64, index: u32) {
-        let Some(rec) = self.txs.get_mut(&id) else {
+        let Some(inputs) = self.txs.get(&id).map(|r| r.inputs.clone()) else {
             return;
         };
-        rec.status = TxStatus::InBlock { height, index };
-        let inputs = rec.inputs.clone();
-        let outputs: Vec<Vec<u8>> = rec.outputs.iter().map(|o| o.address.clone()).collect();
         for input in inputs {
-            if let Some(pos) = self.utxo.remove(&input)
-                && let Some(addr) = self.output(&input).map(|o| o.address.clone())
-                && let Some(m) = self.by_address.get_mut(&addr)
+            if let Some(pos) = self.unspent_pos(&input)
+                && let Some(addr) = self.address_arc(&input)
             {
-                m.remove(&pos);
+                self.by_address.remove(&(addr, pos));
             }
             self.spent_by.insert(input, id);
         }
-        for (i, addr) in outputs.into_iter().enumerate() {
-            let r = UtxoRef::new(id, i as u32);
-            let pos = (height, index, i as u32);
-            self.utxo.insert(r, pos);
-            self.by_address
-                .entry(addr.clone())
-                .or_default()
-                .insert(pos, r);
-            *self.address_uses.entry(addr).or_insert(0) += 1;
+        let Ledger {
+            txs,
+            addresses,
+            by_address,
+            ..
+        } = self;
+        let Some(rec) = txs.get_mut(&id) else {
+            return;
+        };
+        rec.status = TxStatus::InBlock { height, index };
+        for (i, out) in rec.outputs.0.iter_mut().enumerate() {
+            // Share one copy of each address across the whole ledger.
+            let canonical = match addresses.get_key_value(&*out.address) {
+                Some((k, _)) => k.clone(),
+                None => out.address.clone(),
+            };
+            *addresses.entry(canonical.clone()).or_insert(0) += 1;
+            out.address = canonical.clone();
+            by_address.insert((canonical, (height, index, i as u32)));
         }
+    }
+
+    /// The interned address of output `r` (for index keys).
+    fn address_arc(&self, r: &UtxoRef) -> Option<Arc<[u8]>> {
+        self.txs
+            .get(&r.tx_id)?
+            .outputs
+            .0
+            .get(usize::try_from(r.index).ok()?)
+            .map(|o| o.address.clone())
     }
 
     /// Undo [`Ledger::apply_to_chain`]: remove the outputs, restore the spent inputs.
     fn unapply(&mut self, id: TxId) {
-        let Some(rec) = self.txs.get_mut(&id) else {
+        let Ledger {
+            txs,
+            addresses,
+            by_address,
+            spent_by,
+            ..
+        } = self;
+        let Some(rec) = txs.get_mut(&id) else {
             return;
         };
-        rec.status = TxStatus::Mempool;
-        let inputs = rec.inputs.clone();
-        let outputs: Vec<Vec<u8>> = rec.outputs.iter().map(|o| o.address.clone()).collect();
-        for (i, addr) in outputs.into_iter().enumerate() {
-            let r = UtxoRef::new(id, i as u32);
-            if let Some(pos) = self.utxo.remove(&r)
-                && let Some(m) = self.by_address.get_mut(&addr)
-            {
-                m.remove(&pos);
-                if m.is_empty() {
-                    self.by_address.remove(&addr);
+        if let TxStatus::InBlock { height, index } = rec.status {
+            for (i, out) in rec.outputs.0.iter().enumerate() {
+                let r = UtxoRef::new(id, i as u32);
+                if !spent_by.contains_key(&r) {
+                    by_address.remove(&(out.address.clone(), (height, index, i as u32)));
                 }
-            }
-            if let Some(n) = self.address_uses.get_mut(&addr) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.address_uses.remove(&addr);
+                if let Some(n) = addresses.get_mut(&*out.address) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        addresses.remove(&*out.address);
+                    }
                 }
             }
         }
+        rec.status = TxStatus::Mempool;
+        let inputs = rec.inputs.clone();
         for input in inputs {
             self.spent_by.remove(&input);
-            let pos = match self.txs.get(&input.tx_id).map(|t| t.status) {
-                Some(TxStatus::InBlock { height, index }) => (height, index, input.index),
-                _ => continue,
-            };
-            self.utxo.insert(input, pos);
-            if let Some(addr) = self.output(&input).map(|o| o.address.clone()) {
-                self.by_address.entry(addr).or_default().insert(pos, input);
+            if let Some(pos) = self.unspent_pos(&input)
+                && let Some(addr) = self.address_arc(&input)
+            {
+                self.by_address.insert((addr, pos));
             }
         }
     }
@@ -760,7 +981,7 @@ fn synthetic(id: TxId, origin: TxOrigin, outputs: Vec<OutputRecord>) -> TxRecord
         inputs: Vec::new(),
         collateral_inputs: Vec::new(),
         reference_inputs: Vec::new(),
-        outputs,
+        outputs: outputs.into(),
         fee: 0,
         size: 0,
         invalid_before: None,

@@ -75,6 +75,10 @@ pub struct Devnet {
     /// `true` asks the block producer to stop; dropping it (with the devnet) stops it too.
     stop: watch::Sender<bool>,
     producer: parking_lot::Mutex<Option<JoinHandle<()>>>,
+    /// What `/genesis` announces (settable, so tests can change it under a client).
+    network_magic: std::sync::atomic::AtomicU32,
+    /// Requests served by the Blockfrost-compatible API, by `METHOD route`.
+    api_calls: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Devnet {
@@ -191,6 +195,8 @@ impl Devnet {
             tip,
             stop,
             producer: parking_lot::Mutex::new(None),
+            network_magic: std::sync::atomic::AtomicU32::new(settings.network_magic),
+            api_calls: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -249,11 +255,25 @@ impl Devnet {
     }
 
     /// Submit signed transaction bytes; `Ok(tx id)` when it entered the mempool.
+    ///
+    /// Only the input lookups and the final admission hold the ledger lock:
+    /// decoding and the phase-1 rules (signatures above all) run without it,
+    /// against a snapshot of the inputs, which is compared again under the
+    /// lock before the transaction is admitted (see [`Ledger::finish_submit`]).
     pub fn submit_tx(&self, tx_cbor: &[u8]) -> Result<TxId, Rejection> {
-        // Decoding needs no ledger state: do it before taking the lock.
         let tx = rules::decode(tx_cbor)?;
         let slot = self.current_slot();
-        self.ledger.lock().submit_decoded(&tx, slot)
+        let seen = self.ledger.lock().begin_submit(&tx);
+        let inputs = tx.inputs();
+        let resolve = |r: &UtxoRef| {
+            inputs
+                .iter()
+                .position(|i| i == r)
+                .and_then(|i| seen.get(i).cloned())
+                .unwrap_or(UtxoState::Spent)
+        };
+        let record = rules::check(&tx, &resolve, &self.params, slot, Network::Devnet)?;
+        self.ledger.lock().finish_submit(&tx, record, &seen, slot)
     }
 
     /// Faucet: create an output holding `value` at `address` (bech32, network
@@ -334,6 +354,43 @@ impl Devnet {
     /// Why a transaction left the mempool without a block (recent drops only).
     pub fn dropped_reason(&self, tx_id: &TxId) -> Option<String> {
         self.ledger.lock().dropped_reason(tx_id).map(str::to_owned)
+    }
+
+    /// The `network_magic` the API's `/genesis` announces.
+    pub fn network_magic(&self) -> u32 {
+        self.network_magic
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Test hook: announce another `network_magic` from now on (as if the
+    /// endpoint behind a client's URL were swapped for another network's).
+    pub fn set_network_magic(&self, magic: u32) {
+        self.network_magic
+            .store(magic, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_api_call(&self, method: &str, route: &str) {
+        *self
+            .api_calls
+            .lock()
+            .entry(format!("{method} {route}"))
+            .or_insert(0) += 1;
+    }
+
+    /// Requests the Blockfrost-compatible API has served, by `METHOD route`
+    /// (e.g. `GET /txs/{hash}/utxos`), since start or the last reset.
+    pub fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.api_calls.lock().clone()
+    }
+
+    /// Total of [`Devnet::api_calls`].
+    pub fn api_call_count(&self) -> u64 {
+        self.api_calls.lock().values().sum()
+    }
+
+    /// Forget the counts of [`Devnet::api_calls`].
+    pub fn reset_api_calls(&self) {
+        self.api_calls.lock().clear();
     }
 
     /// A receiver that sees every new tip.

@@ -30,6 +30,7 @@ pub fn settings(block_time_ms: u64, genesis: Vec<GenesisUtxo>) -> DevnetSettings
         api_enabled: true,
         faucet_enabled: true,
         genesis,
+        ..DevnetSettings::default()
     }
 }
 
