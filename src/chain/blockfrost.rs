@@ -1229,6 +1229,26 @@ impl ChainProvider for BlockfrostProvider {
         self.core.clock.slot_at(unix_seconds)
     }
 
+    /// The owner of an output, spent or not, from its producing transaction
+    /// (`/txs/{hash}/utxos`): the payer of a payment whose nonce the payment
+    /// itself already spent.
+    async fn output_owner(&self, r: &UtxoRef) -> Result<Option<Vec<u8>>, ChainError> {
+        let op = "output_owner";
+        let path = format!("/txs/{}/utxos", r.tx_id.to_hex());
+        let body = match self.core.get(op, &path).await {
+            Ok(Reply::Body(b)) => b,
+            Ok(Reply::NotFound) => return Ok(None),
+            Err(f) => return Err(f.into_chain(op)),
+        };
+        let parsed: TxUtxos = serde_json::from_slice(&body)
+            .map_err(|e| ChainError::new(op, format!("{path}: malformed answer: {e}")))?;
+        Ok(parsed
+            .outputs
+            .iter()
+            .find(|o| o.output_index == r.index && !o.collateral)
+            .and_then(|o| address_from_text(&o.address)))
+    }
+
     /// Up when `/genesis` answers now with our network's magic and a tip was
     /// read recently (the background copy, or now if that one is stale).
     async fn health(&self) -> DependencyHealth {
