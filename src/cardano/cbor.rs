@@ -331,6 +331,82 @@ fn complete(
     }
 }
 
+/// Re-encodings for property tests and fuzz targets: the same data items
+/// with other length encodings, or a fixed-shape record with one element too
+/// many. Each function returns `None` when `at` is not what it needs.
+pub mod mutate {
+    use super::{DEFAULT_MAX_DEPTH, read_head, scan_prefix};
+
+    /// Offsets and major types of every data item head in a well-formed item,
+    /// in document order (chunks of indefinite strings included).
+    pub fn heads(bytes: &[u8]) -> Vec<(usize, u8)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let at = pos;
+            let Ok(h) = read_head(bytes, &mut pos) else {
+                break;
+            };
+            out.push((at, h.major));
+            if matches!(h.major, 2 | 3) && h.info != 31 {
+                pos = pos.saturating_add(usize::try_from(h.arg).unwrap_or(usize::MAX));
+            }
+        }
+        out
+    }
+
+    fn span(bytes: &[u8], at: usize) -> Option<(u8, u8, u64, usize, usize)> {
+        let mut pos = at;
+        let h = read_head(bytes, &mut pos).ok()?;
+        let len = scan_prefix(bytes.get(at..)?, DEFAULT_MAX_DEPTH).ok()?;
+        Some((h.major, h.info, h.arg, pos, at + len))
+    }
+
+    /// The definite array or map at `at`, re-encoded with indefinite length.
+    pub fn to_indefinite(bytes: &[u8], at: usize) -> Option<Vec<u8>> {
+        let (major, info, _, body, end) = span(bytes, at)?;
+        if !matches!(major, 4 | 5) || info == 31 {
+            return None;
+        }
+        let mut out = bytes[..at].to_vec();
+        out.push(if major == 4 { 0x9f } else { 0xbf });
+        out.extend_from_slice(&bytes[body..end]);
+        out.push(0xff);
+        out.extend_from_slice(&bytes[end..]);
+        Some(out)
+    }
+
+    /// The array at `at` (definite or indefinite) with `element` appended.
+    pub fn with_extra_element(bytes: &[u8], at: usize, element: &[u8]) -> Option<Vec<u8>> {
+        let (major, info, n, body, end) = span(bytes, at)?;
+        if major != 4 {
+            return None;
+        }
+        let mut out = bytes[..at].to_vec();
+        if info == 31 {
+            out.push(0x9f);
+            out.extend_from_slice(&bytes[body..end - 1]);
+            out.extend_from_slice(element);
+            out.push(0xff);
+        } else {
+            let n = n.checked_add(1)?;
+            match n {
+                0..=23 => out.push(0x80 | n as u8),
+                24..=0xff => out.extend_from_slice(&[0x98, n as u8]),
+                0x100..=0xffff => {
+                    out.push(0x99);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                _ => return None,
+            }
+            out.extend_from_slice(&bytes[body..end]);
+            out.extend_from_slice(element);
+        }
+        out.extend_from_slice(&bytes[end..]);
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +503,31 @@ mod tests {
         assert!(ok("bb7fffffffffffffff").is_err());
         assert!(ok("5b7fffffffffffffff").is_err());
         assert!(ok("5bffffffffffffffff").is_err());
+    }
+
+    #[test]
+    fn mutations_keep_or_break_shapes_as_asked() {
+        let b = hex::decode("8301820203a10405").unwrap();
+        let heads = mutate::heads(&b);
+        assert_eq!(heads.iter().filter(|(_, m)| *m == 4).count(), 2);
+        let indef = mutate::to_indefinite(&b, 0).unwrap();
+        assert_eq!(hex::encode(&indef), "9f01820203a10405ff");
+        let inner = mutate::to_indefinite(&b, 2).unwrap();
+        assert_eq!(hex::encode(&inner), "83019f0203ffa10405");
+        let map = mutate::to_indefinite(&b, 5).unwrap();
+        assert_eq!(hex::encode(&map), "8301820203bf0405ff");
+        assert_eq!(
+            hex::encode(mutate::with_extra_element(&b, 2, &[0]).unwrap()),
+            "830183020300a10405"
+        );
+        assert_eq!(
+            hex::encode(mutate::with_extra_element(&indef, 0, &[0]).unwrap()),
+            "9f01820203a1040500ff"
+        );
+        assert!(mutate::to_indefinite(&b, 1).is_none());
+        for m in [indef, inner, map] {
+            assert!(scan_single_item(&m, DEFAULT_MAX_DEPTH).is_ok());
+        }
     }
 
     #[test]

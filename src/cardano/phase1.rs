@@ -61,6 +61,15 @@ pub enum Phase1Error {
     ValueNotConserved { consumed: Value, produced: Value },
     #[error("{}", self.node_reason())]
     ValueOverflow,
+    /// Body sets listing a member twice: the node cannot even decode the transaction.
+    #[error("{}", self.node_reason())]
+    DuplicateSetMembers(Vec<&'static str>),
+    /// An output's value serializes to more than `maxValSize` bytes.
+    #[error("{}", self.node_reason())]
+    OutputTooBig { index: usize, size: u64, max: u64 },
+    /// A Byron output address whose attributes exceed 64 bytes.
+    #[error("{}", self.node_reason())]
+    OutputBootAddrAttrsTooBig { index: usize, size: usize },
     #[error("{}", self.node_reason())]
     MetadataHash {
         body_hash: Option<[u8; 32]>,
@@ -143,6 +152,16 @@ impl Phase1Error {
             Phase1Error::ValueOverflow => {
                 "ValueNotConservedUTxO: a value total overflows 64 bits".into()
             }
+            Phase1Error::DuplicateSetMembers(sets) => format!(
+                "DeserialiseFailure: the transaction body's set(s) {} list a member twice (refused since protocol version 9)",
+                sets.join(", ")
+            ),
+            Phase1Error::OutputTooBig { index, size, max } => format!(
+                "OutputTooBigUTxO: output #{index}'s value serializes to {size} bytes, maxValSize is {max}"
+            ),
+            Phase1Error::OutputBootAddrAttrsTooBig { index, size } => format!(
+                "OutputBootAddrAttrsTooBig: output #{index}'s Byron address carries {size} bytes of attributes (max 64)"
+            ),
             Phase1Error::MetadataHash {
                 body_hash: Some(_),
                 present: false,
@@ -181,8 +200,9 @@ pub fn check_max_size(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phas
     Ok(())
 }
 
-/// The body's network id (if any) and every Shelley output address belong to `network`.
-/// Byron outputs carry a protocol magic rather than a network id and are not checked here.
+/// The body's network id (if any) and every output address belong to `network`.
+/// A Byron output belongs to mainnet without a network-magic attribute and to
+/// a testnet with one (the ledger's `getNetwork`).
 pub fn check_network(tx: &ParsedTx, network: Network) -> Result<(), Phase1Error> {
     let expected = network.network_id();
     if let Some(actual) = tx.network_id()
@@ -194,11 +214,81 @@ pub fn check_network(tx: &ParsedTx, network: Network) -> Result<(), Phase1Error>
         .outputs()
         .iter()
         .enumerate()
-        .filter(|(_, o)| matches!(address::parse_any(&o.address), Ok(AnyAddress::Shelley(a)) if a.network_id != expected))
+        .filter(|(_, o)| match address::parse_any(&o.address) {
+            Ok(AnyAddress::Shelley(a)) => a.network_id != expected,
+            Ok(AnyAddress::Byron) => {
+                address::parse_byron(&o.address).map_or(true, |b| b.network_id() != expected)
+            }
+            _ => false,
+        })
         .map(|(i, _)| i)
         .collect();
     if !outputs.is_empty() {
         return Err(Phase1Error::WrongNetwork { expected, outputs });
+    }
+    Ok(())
+}
+
+/// No body set lists a member twice (Conway, protocol version 9 on).
+pub fn check_no_duplicates(tx: &ParsedTx) -> Result<(), Phase1Error> {
+    let d = tx.duplicate_set_members();
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(Phase1Error::DuplicateSetMembers(d.to_vec()))
+    }
+}
+
+/// Size of a value as the ledger serializes it (canonically: a bare coin, or
+/// `[coin, {policy: {name: quantity}}]` with definite lengths), whatever
+/// encoding the transaction used.
+pub fn value_serialized_size(v: &Value) -> u64 {
+    fn uint(n: u64) -> u64 {
+        match n {
+            0..=23 => 1,
+            24..=0xff => 2,
+            0x100..=0xffff => 3,
+            0x1_0000..=0xffff_ffff => 5,
+            _ => 9,
+        }
+    }
+    if v.assets.is_empty() {
+        return uint(v.coin);
+    }
+    let mut policies: std::collections::BTreeMap<&[u8; 28], (u64, u64)> = Default::default();
+    for (id, q) in &v.assets {
+        let e = policies.entry(&id.policy).or_default();
+        e.0 += 1;
+        e.1 += uint(id.name.len() as u64) + id.name.len() as u64 + uint(*q);
+    }
+    let mut size = 1 + uint(v.coin) + uint(policies.len() as u64);
+    for (count, names) in policies.values() {
+        size += 2 + 28 + uint(*count) + names;
+    }
+    size
+}
+
+/// Every output's value serializes to at most `maxValSize` bytes (`OutputTooBigUTxO`),
+/// and every Byron output's attributes to at most 64 (`OutputBootAddrAttrsTooBig`).
+pub fn check_outputs(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phase1Error> {
+    for (index, o) in tx.outputs().iter().enumerate() {
+        let size = value_serialized_size(&o.value);
+        if size > params.max_val_size {
+            return Err(Phase1Error::OutputTooBig {
+                index,
+                size,
+                max: params.max_val_size,
+            });
+        }
+        if let Ok(AnyAddress::Byron) = address::parse_any(&o.address)
+            && let Ok(b) = address::parse_byron(&o.address)
+            && b.attrs_size > 64
+        {
+            return Err(Phase1Error::OutputBootAddrAttrsTooBig {
+                index,
+                size: b.attrs_size,
+            });
+        }
     }
     Ok(())
 }
@@ -366,6 +456,7 @@ pub fn validate_for_ledger(
     slot: u64,
     network: Network,
 ) -> Result<(), Phase1Error> {
+    check_no_duplicates(tx)?;
     check_features(tx)?;
     check_max_size(tx, params)?;
     check_network(tx, network)?;
@@ -374,6 +465,7 @@ pub fn validate_for_ledger(
     check_witnesses(tx, &inputs)?;
     check_fee(tx, params)?;
     check_min_utxo(tx, params)?;
+    check_outputs(tx, params)?;
     check_value_conserved(tx, &inputs)?;
     check_auxiliary_data(tx)?;
     Ok(())
@@ -527,6 +619,7 @@ mod tests {
             raw_cbor: vec![0; 40],
             has_datum: false,
             has_script_ref: false,
+            script_ref_size: None,
         };
         assert_eq!(min_utxo(&out, &ProtocolParams::mainnet_like()), 200 * 4_310);
     }

@@ -9,8 +9,11 @@
 //! 1. [`super::cbor::scan_single_item`] proves the input is exactly one
 //!    well-formed CBOR item (bounded depth, no duplicate map keys, no trailing
 //!    bytes) without recursion;
-//! 2. the top-level shape is checked (array of 4, body and witness-set map keys
-//!    known to the Conway CDDL);
+//! 2. [`super::shape::check`] walks the record shapes as the node decodes
+//!    them: every fixed-shape record (the transaction, inputs, outputs,
+//!    values, witnesses, ...) holds exactly its element count whether its
+//!    length is definite or indefinite, body and witness-set keys are those
+//!    of the Conway CDDL, and repeated set members are recorded;
 //! 3. pallas decodes it as a Conway `Tx` (the Conway CDDL also covers
 //!    Alonzo/Babbage-formatted transactions, which is also how a Conway node
 //!    reads them) inside `catch_unwind` as a last line of defence;
@@ -28,6 +31,7 @@ use pallas_primitives::conway;
 
 use super::address::{self, AnyAddress};
 use super::cbor::{self, CborError};
+use super::shape::{self, ShapeFacts};
 use super::types::{AssetId, TxId, UtxoRef, Value};
 
 /// Why a byte string is not an acceptable signed transaction.
@@ -61,6 +65,9 @@ pub struct TxOut {
     pub raw_cbor: Vec<u8>,
     pub has_datum: bool,
     pub has_script_ref: bool,
+    /// Size the Conway fee rule charges for this output's reference script
+    /// when a later transaction spends or references it ([`shape::script_ref_size`]).
+    pub script_ref_size: Option<u64>,
 }
 
 /// A verification-key witness whose sizes are right (32-byte key, 64-byte signature).
@@ -116,77 +123,8 @@ pub struct ParsedTx {
     aux_data_hash: Option<[u8; 32]>,
     aux_data_raw: Option<Vec<u8>>,
     features: Vec<&'static str>,
-}
-
-/// Body map keys of the Conway CDDL (6, the pre-Conway protocol update, is gone).
-const BODY_KEYS: &[u64] = &[
-    0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-];
-/// Witness-set map keys of the Conway CDDL.
-const WITNESS_KEYS: &[u64] = &[0, 1, 2, 3, 4, 5, 6, 7];
-
-fn shape(msg: impl Into<String>) -> TxDecodeError {
-    TxDecodeError::Shape(msg.into())
-}
-
-/// Check the outer structure with minicbor's pull decoder (safe: the scanner has
-/// already bounded every length and depth).
-fn check_shape(bytes: &[u8]) -> Result<(), TxDecodeError> {
-    let mut d = minicbor::Decoder::new(bytes);
-    let len = d
-        .array()
-        .map_err(|_| shape("expected a CBOR array [body, witnesses, is_valid, auxiliary_data]"))?;
-    if let Some(n) = len
-        && n != 4
-    {
-        return Err(shape(format!(
-            "expected a 4-element transaction array, found {n} elements"
-        )));
-    }
-    check_map_keys(
-        &mut d,
-        BODY_KEYS,
-        "transaction body",
-        TxDecodeError::UnknownBodyField,
-    )?;
-    check_map_keys(
-        &mut d,
-        WITNESS_KEYS,
-        "witness set",
-        TxDecodeError::UnknownWitnessField,
-    )?;
-    Ok(())
-}
-
-fn check_map_keys(
-    d: &mut minicbor::Decoder<'_>,
-    allowed: &[u64],
-    what: &str,
-    unknown: fn(u64) -> TxDecodeError,
-) -> Result<(), TxDecodeError> {
-    let n = d.map().map_err(|_| shape(format!("{what} is not a map")))?;
-    let mut i = 0u64;
-    loop {
-        match n {
-            Some(n) if i >= n => break,
-            None if d.datatype().map_err(|e| shape(e.to_string()))?
-                == minicbor::data::Type::Break =>
-            {
-                d.skip().ok();
-                break;
-            }
-            _ => {}
-        }
-        let key = d
-            .u64()
-            .map_err(|_| shape(format!("{what} has a non-integer key")))?;
-        if !allowed.contains(&key) {
-            return Err(unknown(key));
-        }
-        d.skip().map_err(|e| shape(e.to_string()))?;
-        i += 1;
-    }
-    Ok(())
+    /// Body sets listing a member twice (see [`ParsedTx::duplicate_set_members`]).
+    duplicate_sets: Vec<&'static str>,
 }
 
 fn utxo_ref(i: &conway::TransactionInput) -> Result<UtxoRef, TxDecodeError> {
@@ -298,6 +236,7 @@ fn output(ix: usize, o: &conway::TransactionOutput<'_>) -> Result<TxOut, TxDecod
         raw_cbor: raw,
         has_datum,
         has_script_ref,
+        script_ref_size: None,
     })
 }
 
@@ -305,14 +244,14 @@ impl ParsedTx {
     /// Decode exactly one signed transaction; see the module docs for the guarantees.
     pub fn decode(bytes: &[u8]) -> Result<ParsedTx, TxDecodeError> {
         cbor::scan_single_item(bytes, cbor::DEFAULT_MAX_DEPTH)?;
-        check_shape(bytes)?;
-        match catch_unwind(AssertUnwindSafe(|| Self::decode_checked(bytes))) {
+        let facts = shape::check(bytes)?;
+        match catch_unwind(AssertUnwindSafe(|| Self::decode_checked(bytes, facts))) {
             Ok(r) => r,
             Err(_) => Err(TxDecodeError::DecoderPanicked),
         }
     }
 
-    fn decode_checked(bytes: &[u8]) -> Result<ParsedTx, TxDecodeError> {
+    fn decode_checked(bytes: &[u8], facts: ShapeFacts) -> Result<ParsedTx, TxDecodeError> {
         let mut d = minicbor::Decoder::new(bytes);
         let tx: conway::Tx<'_> = d
             .decode()
@@ -334,12 +273,8 @@ impl ParsedTx {
                 "the transaction has no inputs".into(),
             ));
         }
-        // The inputs are a set: a repeated input would be counted twice by value conservation.
-        if inputs.iter().collect::<BTreeSet<_>>().len() != inputs.len() {
-            return Err(TxDecodeError::InvalidField(
-                "an input is listed twice".into(),
-            ));
-        }
+        // A repeated input is not refused here but recorded (facts.duplicate_sets):
+        // the verify pipeline and the ledger refuse it, each at its own step.
         let reference_inputs = match &body.reference_inputs {
             Some(r) => refs(r.iter())?,
             None => Vec::new(),
@@ -348,12 +283,15 @@ impl ParsedTx {
             Some(r) => refs(r.iter())?,
             None => Vec::new(),
         };
-        let outputs = body
+        let mut outputs = body
             .outputs
             .iter()
             .enumerate()
             .map(|(i, o)| output(i, o))
             .collect::<Result<Vec<_>, _>>()?;
+        for (o, size) in outputs.iter_mut().zip(&facts.script_ref_sizes) {
+            o.script_ref_size = *size;
+        }
         let mut total_output = Value::default();
         for o in &outputs {
             total_output = total_output
@@ -461,6 +399,7 @@ impl ParsedTx {
             aux_data_hash: body.auxiliary_data_hash.map(|h| *h),
             aux_data_raw,
             features,
+            duplicate_sets: facts.duplicate_sets,
         })
     }
 
@@ -536,6 +475,13 @@ impl ParsedTx {
         self.aux_data_raw.as_deref()
     }
 
+    /// Body sets that list a member twice: any of `inputs`,
+    /// `collateral_inputs`, `reference_inputs`, `required_signers`. The Conway
+    /// ledger (protocol version 9 on) cannot decode such a transaction.
+    pub fn duplicate_set_members(&self) -> &[&'static str] {
+        &self.duplicate_sets
+    }
+
     /// Features a plain payment never needs, which this facilitator and the
     /// devnet ledger do not validate: any of `mint`, `withdrawals`,
     /// `certificates`, `votes`, `proposals`, `treasury`, `scripts` (script
@@ -592,15 +538,15 @@ mod tests {
 
     const FIXTURES: &[(&str, &str)] = &[
         (
-            include_str!("../../tests/fixtures/mainnet_90bd64b1.tx.hex"),
+            include_str!("../../tests/it/fixtures/mainnet_90bd64b1.tx.hex"),
             "90bd64b133e327daecfa0cc60c26f3b96fc6f0285a6d96cc122819908b3aaf93",
         ),
         (
-            include_str!("../../tests/fixtures/mainnet_3e1ae85c.tx.hex"),
+            include_str!("../../tests/it/fixtures/mainnet_3e1ae85c.tx.hex"),
             "3e1ae85c08b610d5d03e67cf90e78980d1d2f54ffc50c21672e24180b450d354",
         ),
         (
-            include_str!("../../tests/fixtures/preview_b41ebebf.tx.hex"),
+            include_str!("../../tests/it/fixtures/preview_b41ebebf.tx.hex"),
             "b41ebebf5234b645f9b0767ac541e1d9ea680b763d9b105554ef3b41acdbd36f",
         ),
     ];
@@ -815,10 +761,9 @@ mod tests {
             UtxoRef::new(TxId([1; 32]), 0),
         ];
         let built = builder::sign_body(&body, std::slice::from_ref(&k));
-        assert!(matches!(
-            ParsedTx::decode(&built.tx),
-            Err(TxDecodeError::InvalidField(_))
-        ));
+        let twice = ParsedTx::decode(&built.tx).unwrap();
+        assert_eq!(twice.duplicate_set_members(), ["inputs"]);
+        assert_eq!(twice.inputs().len(), 2);
 
         let mut body = sample_body(&k);
         // mint: {policy: {name: 1}}

@@ -53,8 +53,14 @@ impl Rejection {
 }
 
 /// Decode submitted bytes (`DeserialiseFailure` when they are not a transaction).
+/// The same decoder as the verifier's, plus what the node refuses while
+/// decoding and the verifier reports at a later step: repeated members of the
+/// body's sets.
 pub fn decode(bytes: &[u8]) -> Result<ParsedTx, Rejection> {
-    ParsedTx::decode(bytes).map_err(|e| Rejection::from_message(format!("DeserialiseFailure: {e}")))
+    let tx = ParsedTx::decode(bytes)
+        .map_err(|e| Rejection::from_message(format!("DeserialiseFailure: {e}")))?;
+    phase1::check_no_duplicates(&tx).map_err(|e| Rejection::from_message(e.node_reason()))?;
+    Ok(tx)
 }
 
 /// Apply the phase-1 rules at `slot`, resolving inputs with `resolve`; on
