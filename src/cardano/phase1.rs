@@ -20,7 +20,7 @@ use super::address::{self, AnyAddress, Credential};
 use super::network::Network;
 use super::tx::{ParsedTx, TxOut, WitnessError};
 use super::types::{UtxoRef, Value};
-use crate::chain::{ProtocolParams, UtxoInfo, UtxoState};
+use crate::chain::{ProtocolParams, RefScript, UtxoInfo, UtxoState};
 
 /// A phase-1 rule the transaction breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,12 @@ pub enum Phase1Error {
     ValueNotConserved { consumed: Value, produced: Value },
     #[error("{}", self.node_reason())]
     ValueOverflow,
+    /// More reference-script bytes than Conway allows one transaction.
+    #[error("{}", self.node_reason())]
+    RefScriptsSizeTooBig { size: u64 },
+    /// A spent output carries a reference script of unknown size (never for the devnet).
+    #[error("{}", self.node_reason())]
+    ReferenceScriptSizeUnknown,
     /// Body sets listing a member twice: the node cannot even decode the transaction.
     #[error("{}", self.node_reason())]
     DuplicateSetMembers(Vec<&'static str>),
@@ -151,6 +157,13 @@ impl Phase1Error {
             ),
             Phase1Error::ValueOverflow => {
                 "ValueNotConservedUTxO: a value total overflows 64 bits".into()
+            }
+            Phase1Error::RefScriptsSizeTooBig { size } => format!(
+                "ConwayTxRefScriptsSizeTooBig: {size} bytes of reference scripts, maximum {MAX_REF_SCRIPT_SIZE_PER_TX}"
+            ),
+            Phase1Error::ReferenceScriptSizeUnknown => {
+                "InputStateUnknown: a spent output carries a reference script of unknown size"
+                    .into()
             }
             Phase1Error::DuplicateSetMembers(sets) => format!(
                 "DeserialiseFailure: the transaction body's set(s) {} list a member twice (refused since protocol version 9)",
@@ -312,7 +325,72 @@ pub fn min_fee(tx: &ParsedTx, params: &ProtocolParams) -> u64 {
     params.min_fee(tx.size() as u64)
 }
 
-/// `fee >= min_fee_a * size + min_fee_b`.
+/// Conway's ceiling on the reference scripts one transaction may use (200 KiB).
+pub const MAX_REF_SCRIPT_SIZE_PER_TX: u64 = 200 * 1024;
+
+/// Conway's tiered reference-script fee: each 25,600 bytes cost 1.2 times
+/// the price per byte of the previous 25,600, starting at
+/// `minFeeRefScriptCostPerByte`; the total is rounded down.
+pub fn reference_script_fee(cost_per_byte: u64, size: u64) -> u64 {
+    const STEP: u128 = 25_600;
+    // The price is num/den; the accumulated fee is acc/den.
+    let (mut num, mut den, mut acc) = (u128::from(cost_per_byte), 1u128, 0u128);
+    let mut left = u128::from(size);
+    while left >= STEP {
+        let next = (|| {
+            let acc = acc.checked_add(STEP.checked_mul(num)?)?.checked_mul(5)?;
+            Some((acc, num.checked_mul(6)?, den.checked_mul(5)?))
+        })();
+        let Some((a, n, d)) = next else {
+            return u64::MAX;
+        };
+        (acc, num, den) = (a, n, d);
+        left -= STEP;
+    }
+    acc.checked_add(left.saturating_mul(num))
+        .map_or(u64::MAX, |a| u64::try_from(a / den).unwrap_or(u64::MAX))
+}
+
+/// Total size of the reference scripts carried by the spent outputs.
+pub fn reference_scripts_size(resolved: &[UtxoInfo]) -> Result<u64, Phase1Error> {
+    let mut total = 0u64;
+    for u in resolved {
+        match u.reference_script {
+            RefScript::None => {}
+            RefScript::Size(n) => total = total.saturating_add(n),
+            RefScript::SizeUnknown => return Err(Phase1Error::ReferenceScriptSizeUnknown),
+        }
+    }
+    Ok(total)
+}
+
+/// The Conway minimum fee: linear in the size, plus the tiered fee of the
+/// reference scripts the spent outputs carry (`getConwayMinFeeTxUtxo`).
+/// More than 200 KiB of reference scripts is refused outright.
+pub fn check_fee_with_reference_scripts(
+    tx: &ParsedTx,
+    params: &ProtocolParams,
+    resolved: &[UtxoInfo],
+) -> Result<(), Phase1Error> {
+    let refs = reference_scripts_size(resolved)?;
+    if refs > MAX_REF_SCRIPT_SIZE_PER_TX {
+        return Err(Phase1Error::RefScriptsSizeTooBig { size: refs });
+    }
+    let expected = min_fee(tx, params).saturating_add(reference_script_fee(
+        params.min_fee_ref_script_cost_per_byte,
+        refs,
+    ));
+    if tx.fee() < expected {
+        return Err(Phase1Error::FeeTooSmall {
+            supplied: tx.fee(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// `fee >= min_fee_a * size + min_fee_b` (no reference scripts; see
+/// [`check_fee_with_reference_scripts`] for the full Conway rule).
 pub fn check_fee(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phase1Error> {
     let expected = min_fee(tx, params);
     if tx.fee() < expected {
@@ -463,7 +541,7 @@ pub fn validate_for_ledger(
     check_validity_interval(tx, slot)?;
     let inputs = resolve_inputs(tx, resolved)?;
     check_witnesses(tx, &inputs)?;
-    check_fee(tx, params)?;
+    check_fee_with_reference_scripts(tx, params, &inputs)?;
     check_min_utxo(tx, params)?;
     check_outputs(tx, params)?;
     check_value_conserved(tx, &inputs)?;
@@ -520,10 +598,7 @@ mod tests {
             params.min_fee(built.tx.len() as u64),
             "the builder's fee is exact"
         );
-        let states = vec![UtxoState::Unspent(UtxoInfo {
-            address: me,
-            value: v,
-        })];
+        let states = vec![UtxoState::Unspent(UtxoInfo::new(me, v))];
         Fx {
             key,
             tx,
@@ -609,6 +684,18 @@ mod tests {
         );
         assert!(r.starts_with("MissingScriptWitnessesUTXOW"), "{r}");
         assert_eq!(f.key.key_hash().len(), 28);
+    }
+
+    #[test]
+    fn reference_script_fee_tiers() {
+        assert_eq!(reference_script_fee(15, 0), 0);
+        assert_eq!(reference_script_fee(15, 1_000), 15_000);
+        assert_eq!(reference_script_fee(15, 25_600), 384_000);
+        // 25,600 at 15, then 4,400 at 18.
+        assert_eq!(reference_script_fee(15, 30_000), 384_000 + 79_200);
+        // 25,600 at 15, 25,600 at 18, 1 at 21.6 (rounded down at the end).
+        assert_eq!(reference_script_fee(15, 51_201), 384_000 + 460_800 + 21);
+        assert_eq!(reference_script_fee(15, u64::MAX), u64::MAX);
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct ShapeFacts {
     /// Per output, in order: the size the ledger charges for its reference
     /// script (see [`script_ref_size`]), if it carries one.
     pub script_ref_sizes: Vec<Option<u64>>,
+    /// Byte ranges, in the input, of the body, the witness set, each output
+    /// and the auxiliary data (when not null): what is hashed and measured.
+    pub body_span: (usize, usize),
+    pub witness_span: (usize, usize),
+    pub output_spans: Vec<(usize, usize)>,
+    pub aux_span: Option<(usize, usize)>,
 }
 
 fn err(what: impl Into<String>) -> TxDecodeError {
@@ -420,12 +426,15 @@ fn body(d: &mut D<'_>, facts: &mut ShapeFacts) -> Result<(), TxDecodeError> {
                 dup(facts, r, "required_signers");
             }
             1 => {
-                let mut sizes = Vec::new();
+                let (mut sizes, mut spans) = (Vec::new(), Vec::new());
                 list(d, "outputs", |d| {
+                    let start = d.position();
                     sizes.push(output(d)?);
+                    spans.push((start, d.position()));
                     Ok(())
                 })?;
                 facts.script_ref_sizes = sizes;
+                facts.output_spans = spans;
             }
             16 => {
                 output(d)?;
@@ -530,14 +539,29 @@ fn auxiliary_data(d: &mut D<'_>) -> Result<(), TxDecodeError> {
 pub fn check(bytes: &[u8]) -> Result<ShapeFacts, TxDecodeError> {
     let mut d = minicbor::Decoder::new(bytes);
     let mut facts = ShapeFacts::default();
-    record(&mut d, "transaction", &[4], |d, i| match i {
-        0 => body(d, &mut facts),
-        1 => witnesses(d),
-        2 => d
-            .bool()
-            .map(|_| ())
-            .map_err(|_| err("is_valid is not a boolean")),
-        _ => auxiliary_data(d),
+    record(&mut d, "transaction", &[4], |d, i| {
+        let start = d.position();
+        match i {
+            0 => {
+                body(d, &mut facts)?;
+                facts.body_span = (start, d.position());
+            }
+            1 => {
+                witnesses(d)?;
+                facts.witness_span = (start, d.position());
+            }
+            2 => {
+                d.bool().map_err(|_| err("is_valid is not a boolean"))?;
+            }
+            _ => {
+                let null = ty(d, "auxiliary data")? == Type::Null;
+                auxiliary_data(d)?;
+                if !null {
+                    facts.aux_span = Some((start, d.position()));
+                }
+            }
+        }
+        Ok(())
     })?;
     if d.position() != bytes.len() {
         return Err(err("bytes after the transaction"));

@@ -252,20 +252,27 @@ impl ParsedTx {
     }
 
     fn decode_checked(bytes: &[u8], facts: ShapeFacts) -> Result<ParsedTx, TxDecodeError> {
-        let mut d = minicbor::Decoder::new(bytes);
+        // pallas reads the fields from a copy with definite lengths (some of
+        // its decoders refuse indefinite ones the node accepts); every byte
+        // that is hashed or measured comes from the original.
+        let definite = cbor::definite_lengths(bytes)?;
+        let input = definite.as_deref().unwrap_or(bytes);
+        let mut d = minicbor::Decoder::new(input);
         let tx: conway::Tx<'_> = d
             .decode()
             .map_err(|e| TxDecodeError::Decode(e.to_string()))?;
-        if d.position() != bytes.len() {
+        if d.position() != input.len() {
             // The scanner already proved this; keep the decoder honest too.
             return Err(TxDecodeError::Cbor(CborError::TrailingBytes {
                 end: d.position(),
-                trailing: bytes.len() - d.position(),
+                trailing: input.len() - d.position(),
             }));
         }
+        let span = |(a, b): (usize, usize)| bytes.get(a..b).unwrap_or_default();
+        let body_raw = span(facts.body_span);
         let body = &tx.transaction_body;
         let wits = &tx.transaction_witness_set;
-        let id = TxId(*Hasher::<256>::hash(body.raw_cbor()));
+        let id = TxId(*Hasher::<256>::hash(body_raw));
 
         let inputs = refs(body.inputs.iter())?;
         if inputs.is_empty() {
@@ -289,8 +296,16 @@ impl ParsedTx {
             .enumerate()
             .map(|(i, o)| output(i, o))
             .collect::<Result<Vec<_>, _>>()?;
-        for (o, size) in outputs.iter_mut().zip(&facts.script_ref_sizes) {
+        if outputs.len() != facts.output_spans.len() {
+            return Err(TxDecodeError::Decode("output count disagrees".into()));
+        }
+        for ((o, size), at) in outputs
+            .iter_mut()
+            .zip(&facts.script_ref_sizes)
+            .zip(&facts.output_spans)
+        {
             o.script_ref_size = *size;
+            o.raw_cbor = span(*at).to_vec();
         }
         let mut total_output = Value::default();
         for o in &outputs {
@@ -373,15 +388,12 @@ impl ParsedTx {
             Some(s) => s.iter().map(|h| **h).collect(),
             None => Vec::new(),
         };
-        let aux_data_raw = match &tx.auxiliary_data {
-            pallas_codec::utils::Nullable::Some(a) => Some(a.raw_cbor().to_vec()),
-            _ => None,
-        };
+        let aux_data_raw = facts.aux_span.map(|at| span(at).to_vec());
 
         Ok(ParsedTx {
             raw: bytes.to_vec(),
-            body_raw: body.raw_cbor().to_vec(),
-            witness_raw: wits.raw_cbor().to_vec(),
+            body_raw: body_raw.to_vec(),
+            witness_raw: span(facts.witness_span).to_vec(),
             id,
             inputs,
             reference_inputs,

@@ -696,6 +696,19 @@ fn stage_e(
             format!("the value of input {input} could not be established"),
         ));
     }
+    if let Some((input, _)) = tx
+        .inputs()
+        .iter()
+        .zip(resolved)
+        .find(|(_, u)| u.reference_script == crate::chain::RefScript::SizeUnknown)
+    {
+        return Err(unavailable(
+            Reason::InputValueUnavailable,
+            format!(
+                "input {input} carries a reference script of unknown size: the Conway fee cannot be established"
+            ),
+        ));
+    }
     // The payer (the nonce's owner) must be a witnessed key.
     let nonce_ix = tx
         .inputs()
@@ -793,7 +806,7 @@ fn stage_e(
     phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
     phase1::check_outputs(tx, params).map_err(phase1_reject)?;
     phase1::check_max_size(tx, params).map_err(phase1_reject)?;
-    phase1::check_fee(tx, params).map_err(phase1_reject)?;
+    phase1::check_fee_with_reference_scripts(tx, params, resolved).map_err(phase1_reject)?;
     phase1::check_value_conserved(tx, resolved).map_err(phase1_reject)?;
     phase1::check_features(tx).map_err(phase1_reject)?;
     phase1::check_auxiliary_data(tx).map_err(phase1_reject)?;

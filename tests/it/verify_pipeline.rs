@@ -168,12 +168,8 @@ fn world() -> World {
     let third_addr = third.enterprise_address_bytes(Network::Preprod);
     let chain = TestChain::default();
     let (nonce, extra, foreign) = (utxo(1, 0), utxo(2, 1), utxo(3, 2));
-    let unspent = |address: &Vec<u8>, value: Value| {
-        UtxoState::Unspent(UtxoInfo {
-            address: address.clone(),
-            value,
-        })
-    };
+    let unspent =
+        |address: &Vec<u8>, value: Value| UtxoState::Unspent(UtxoInfo::new(address.clone(), value));
     chain.set(nonce, unspent(&buyer_addr, value(10_000_000, 500)));
     chain.set(extra, unspent(&buyer_addr, Value::lovelace(5_000_000)));
     chain.set(foreign, unspent(&third_addr, Value::lovelace(3_000_000)));
@@ -938,10 +934,10 @@ async fn rule_input_lookups_are_batched_by_eight() {
         let r = utxo(60, i);
         w.chain.set(
             r,
-            UtxoState::Unspent(UtxoInfo {
-                address: w.buyer_addr.clone(),
-                value: Value::lovelace(1_000_000),
-            }),
+            UtxoState::Unspent(UtxoInfo::new(
+                w.buyer_addr.clone(),
+                Value::lovelace(1_000_000),
+            )),
         );
         spec.inputs.push(InputSpec {
             utxo: r,
@@ -966,10 +962,7 @@ async fn rule_input_value_unavailable() {
     let built = w.build(&spec, std::slice::from_ref(&w.buyer));
     w.chain.set(
         w.extra,
-        UtxoState::Unspent(UtxoInfo {
-            address: w.buyer_addr.clone(),
-            value: Value::default(),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), Value::default())),
     );
     let out = run(&w, &lovelace_request(&w, &built.tx)).await;
     expect("input without a value", &out, Reason::InputValueUnavailable);
@@ -998,10 +991,7 @@ async fn rule_output_value_size() {
     }
     w.chain.set(
         rich,
-        UtxoState::Unspent(UtxoInfo {
-            address: w.buyer_addr.clone(),
-            value: holdings.clone(),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), holdings.clone())),
     );
     let mut pay = holdings.clone();
     pay.coin = 40_000_000;
@@ -1376,10 +1366,7 @@ async fn rule_owner_witnesses_and_payer() {
     script_addr.truncate(29);
     w2.chain.set(
         w2.nonce,
-        UtxoState::Unspent(UtxoInfo {
-            address: script_addr,
-            value: value(10_000_000, 500),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(script_addr, value(10_000_000, 500))),
     );
     let tx = w2.lovelace_payment().tx;
     expect(
@@ -1611,10 +1598,7 @@ async fn rule_value_conserved() {
     // The facilitator's own lookup decides, not the buyer's idea of the input.
     w.chain.set(
         w.nonce,
-        UtxoState::Unspent(UtxoInfo {
-            address: w.buyer_addr.clone(),
-            value: value(10_000_001, 500),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), value(10_000_001, 500))),
     );
     expect(
         "chain says the input holds more",
@@ -2015,4 +1999,58 @@ fn stable_fuzz_decode_tx() {
         "stable fuzz: {iters} inputs (seed {seed}), {decoded} decoded as transactions, {pipeline_runs} full offline pipeline runs, {:.1}s",
         start.elapsed().as_secs_f64()
     );
+}
+
+/// Conway's reference-script fee: spending an output that carries a reference
+/// script costs a tiered fee per script byte on top of the linear fee; a
+/// size the backend cannot tell is a retryable `input_value_unavailable`.
+#[tokio::test]
+async fn rule_reference_script_fee() {
+    use x402_facilitator::chain::RefScript;
+    let w = world();
+    let built = w.lovelace_payment();
+    let nonce_with = |r: RefScript| {
+        let mut u = UtxoInfo::new(w.buyer_addr.clone(), value(10_000_000, 500));
+        u.reference_script = r;
+        w.chain.set(w.nonce, UtxoState::Unspent(u));
+    };
+    let paying = |extra: u64| {
+        let mut body = built.body.clone();
+        body.fee += extra;
+        body.outputs[1].value.coin -= extra;
+        resign(&body, std::slice::from_ref(&w.buyer))
+    };
+    nonce_with(RefScript::Size(30_000));
+    // 25,600 bytes at 15 lovelace + 4,400 at 18 = 463,200.
+    let cases = [
+        ("linear fee only", paying(0), Reason::FeeBelowMinimum),
+        (
+            "one lovelace short",
+            paying(463_199),
+            Reason::FeeBelowMinimum,
+        ),
+    ];
+    for (name, tx, want) in cases {
+        expect(name, &run(&w, &lovelace_request(&w, &tx)).await, want);
+    }
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    assert!(out.is_valid(), "the tiered fee paid: {out:?}");
+
+    nonce_with(RefScript::Size(204_801));
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    expect(
+        "over 200 KiB of reference scripts",
+        &out,
+        Reason::Phase1Invalid,
+    );
+    assert!(format!("{out:?}").contains("ConwayTxRefScriptsSizeTooBig"));
+
+    nonce_with(RefScript::SizeUnknown);
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    expect(
+        "reference script of unknown size",
+        &out,
+        Reason::InputValueUnavailable,
+    );
+    assert!(matches!(out, VerifyOutcome::Unavailable { .. }), "{out:?}");
 }

@@ -39,6 +39,8 @@ pub struct OutputRecord {
     /// CBOR of an inline datum.
     pub inline_datum: Option<Vec<u8>>,
     pub script_ref_hash: Option<[u8; 28]>,
+    /// The reference script's size as the Conway fee rule counts it.
+    pub script_ref_size: Option<u64>,
 }
 
 impl OutputRecord {
@@ -49,6 +51,7 @@ impl OutputRecord {
             datum_hash: None,
             inline_datum: None,
             script_ref_hash: None,
+            script_ref_size: None,
         }
     }
 }
@@ -301,6 +304,9 @@ impl Ledger {
         self.output(r).map(|o| UtxoInfo {
             address: o.address.clone(),
             value: o.value.clone(),
+            reference_script: o
+                .script_ref_size
+                .map_or(crate::chain::RefScript::None, crate::chain::RefScript::Size),
         })
     }
 

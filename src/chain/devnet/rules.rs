@@ -101,10 +101,16 @@ fn record_of(tx: &ParsedTx) -> TxRecord {
 /// when the decoder flagged them.
 fn output_record(o: &TxOut) -> OutputRecord {
     let mut rec = OutputRecord::plain(o.address.clone(), o.value.clone());
+    rec.script_ref_size = o.script_ref_size;
     if !(o.has_datum || o.has_script_ref) {
         return rec;
     }
-    let Ok(out) = MultiEraOutput::decode(Era::Conway, &o.raw_cbor) else {
+    // pallas reads definite lengths only; the node accepts both.
+    let definite = crate::cardano::cbor::definite_lengths(&o.raw_cbor)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| o.raw_cbor.clone());
+    let Ok(out) = MultiEraOutput::decode(Era::Conway, &definite) else {
         return rec;
     };
     match out.datum() {
