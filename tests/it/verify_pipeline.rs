@@ -714,7 +714,7 @@ async fn rule_base64_is_canonical() {
     // A transaction whose length is not a multiple of 3, so its text is padded.
     let mut tx = w.lovelace_payment().tx;
     let mut extra = 0;
-    while tx.len() % 3 == 0 {
+    while tx.len().is_multiple_of(3) {
         extra += 1_000;
         let mut spec = w.spec(Value::lovelace(2_000_000 + extra));
         spec.validity_start = None;
