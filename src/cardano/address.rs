@@ -298,14 +298,26 @@ pub fn parse_byron(bytes: &[u8]) -> Result<ByronInfo, AddressError> {
                 info.attrs_size = info.attrs_size.saturating_add(hd.len());
             }
             2 => {
+                // decodeWord32Canonical: the shortest encoding only.
                 super::cbor::scan_single_item(value, 1).map_err(|_| bad())?;
-                info.network_magic = Some(Decoder::new(value).u32().map_err(|_| bad())?);
+                let magic = Decoder::new(value).u32().map_err(|_| bad())?;
+                let canonical_len = match magic {
+                    0..=23 => 1,
+                    24..=0xff => 2,
+                    0x100..=0xffff => 3,
+                    _ => 5,
+                };
+                if value.len() != canonical_len {
+                    return Err(bad());
+                }
+                info.network_magic = Some(magic);
             }
             _ => info.attrs_size = info.attrs_size.saturating_add(value.len()),
         }
     }
-    let typ = p.u8().map_err(|_| bad())?;
-    if !(typ == 0 || typ == 2) || p.position() != payload.len() {
+    // decodeWord8Canonical: the single byte 0 (key) or 2 (redeem), then nothing.
+    let typ = payload.get(p.position()).copied();
+    if !matches!(typ, Some(0x00 | 0x02)) || p.position() + 1 != payload.len() {
         return Err(bad());
     }
     Ok(info)
@@ -520,7 +532,27 @@ mod tests {
         hd.extend_from_slice(&[7; 65]);
         let big = byron_address_bytes(&[3; 28], &[(1, hd)]);
         assert_eq!(parse_byron(&big).unwrap().attrs_size, 65);
+        // A non-canonical network magic (1 spelled in 5 bytes) is refused, as the node does.
+        let padded = byron_address_bytes(&[3; 28], &[(2, vec![0x1a, 0, 0, 0, 1])]);
+        assert_eq!(parse_byron(&padded), Err(AddressError::BadByron));
         assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        // Real addresses: a testnet one (magic 1097911063) and a Daedalus one
+        // with an HD derivation-path attribute.
+        let real = |b58: &str| {
+            pallas_addresses::byron::ByronAddress::from_base58(b58)
+                .unwrap()
+                .to_vec()
+        };
+        let t = parse_byron(&real("37btjrVyb4KDXBNC4haBVPCrro8AQPHwvCMp3RFhhSVWwfFmZ6wwzSK6JK1hY6wHNmtrpTf1kdbva8TCneM2YsiXT7mrzT21EacHnPpz5YyUdj64na")).unwrap();
+        assert_eq!(t.network_magic, Some(1_097_911_063));
+        assert_eq!(t.network_id(), 0);
+        let dd = parse_byron(&real("DdzFFzCqrht7PQiAhzrn6rNNoADJieTWBt8KeK9BZdUsGyX9ooYD9NpMCTGjQoUKcHN47g8JMXhvKogsGpQHtiQ65fZwiypjrC6d3a4Q")).unwrap();
+        assert_eq!(dd.network_magic, None);
+        assert!(
+            dd.attrs_size > 0 && dd.attrs_size <= 64,
+            "{}",
+            dd.attrs_size
+        );
     }
 
     /// `Ae2tdPwUPEZLs4HtbuNey7tK4hTKrwNwYtGqp7bDfCy2WdR3P6735W5Yfpe`, base58-decoded.
