@@ -361,6 +361,11 @@ fn write_head(out: &mut Vec<u8>, major: u8, n: u64) {
 /// set, outputs) from the original. Iterative; `bytes` must already have
 /// passed [`scan_single_item`].
 pub fn definite_lengths(bytes: &[u8]) -> Result<Option<Vec<u8>>, CborError> {
+    // Fast path: without an indefinite array or map head byte anywhere there
+    // is nothing to rewrite (such a byte inside a string only costs the walk).
+    if !bytes.iter().any(|b| *b == 0x9f || *b == 0xbf) {
+        return Ok(None);
+    }
     struct F {
         start: usize,
         /// Indefinite array (4) or map (5) whose length gets written.

@@ -3,23 +3,32 @@
 //! [`verify`] turns a parsed x402 request into a [`VerifyOutcome`]. Checks run
 //! cheapest first, so a malformed payload never costs a chain call:
 //!
-//! - **A, envelope (pure)**: scheme, network, `accepted` equal to
-//!   `paymentRequirements` where it matters, requirement sanity (amount,
-//!   asset, payTo, transfer method, confirmation policy), payload shape,
-//!   nonce syntax, size cap before any decoding;
-//! - **B, decode and signatures (pure)**: exactly one well-formed transaction,
-//!   network id of body and outputs, every vkey witness valid over the
-//!   canonical tx id;
+//! - **A, envelope (pure)**, in the order of the scheme's reference pipeline
+//!   (the v2 payload-version rule runs before, in `protocol::parse`):
+//!   scheme, network (CIP-34 aliases folded), `accepted` equal to
+//!   `paymentRequirements` where it matters, requirement sanity (transfer
+//!   method, amount, asset, payTo — a key-hash payee under `default` —,
+//!   timeout), payload shape and the base64 length cap, confirmation policy
+//!   (`…_requirements_policy`), nonce syntax, canonical padded base64 and the
+//!   65,536-byte budget;
+//! - **B, decode and signatures (pure)**: exactly one transaction as the node
+//!   decodes it, at most 256 inputs, network id of body and outputs, every
+//!   vkey witness valid over the canonical tx id, no repeated member in a
+//!   body set, the nonce among the inputs, `is_valid` true;
 //! - **C, validity window (chain: tip, slot clock)**: ttl present and not
 //!   passed, start not in the future, ttl no later than now + maxTimeoutSeconds;
-//! - **D, inputs (chain, tri-state)**: the nonce is an input and unspent,
+//! - **D, inputs (chain, tri-state, batches of at most 8)**: the nonce is unspent,
 //!   every other input unspent; any `Unknown` is a retryable
 //!   `exact_cardano_facilitator_chain_lookup_failed`;
 //! - **E, value (pure on the resolved inputs + live protocol parameters)**:
-//!   input owners witnessed and the payer among them, an output paying
-//!   exactly `payTo` at least `amount` of exactly `asset`, its min-UTxO, the
-//!   fee floor, value conservation, and no feature this facilitator cannot
-//!   fully validate (mint, withdrawals, certificates, votes, proposals, ...).
+//!   every input's value and reference-script size known (else the retryable
+//!   `exact_cardano_facilitator_input_value_unavailable`), input owners
+//!   witnessed and the payer among them, an output paying exactly `payTo` at
+//!   least `amount` of exactly `asset`, its min-UTxO, every output within
+//!   `maxValSize` (Byron attributes within 64 bytes), the Conway fee floor
+//!   (linear plus the tiered reference-script fee), value conservation, and
+//!   no feature this facilitator cannot fully validate (mint, withdrawals,
+//!   certificates, votes, proposals, ...).
 //!
 //! Reservations are not this module's concern: on a `Valid` outcome the HTTP
 //! layer reserves [`VerifiedPayment::inputs`] for [`VerifiedPayment::tx_id`].
