@@ -109,10 +109,7 @@ fn benches(c: &mut Criterion) {
             check_envelope(Network::Preprod, &VerifyLimits::default(), &req).expect("envelope")
         })
     });
-    let state = UtxoState::Unspent(UtxoInfo {
-        address: k.owner.clone(),
-        value: k.input_value.clone(),
-    });
+    let state = UtxoState::Unspent(UtxoInfo::new(k.owner.clone(), k.input_value.clone()));
     c.bench_function("full pure pipeline (parse..conservation)", |b| {
         b.iter(|| {
             let req = parse_request(black_box(&k.body)).expect("parses");

@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use x402_facilitator::cardano::cbor::mutate;
 use x402_facilitator::cardano::{ParsedTx, TxDecodeError};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +14,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = tx.unsupported_features();
             for o in tx.outputs() {
                 assert!(!o.raw_cbor.is_empty());
+            }
+            // The node's exact-count rule: a fifth element never decodes,
+            // whatever the length encoding of the transaction array.
+            let longer = mutate::with_extra_element(data, 0, &[0xf6]);
+            assert!(longer.is_some_and(|l| ParsedTx::decode(&l).is_err()));
+            // And an indefinite-length re-encoding decodes to the same transaction.
+            if let Some(indef) = mutate::to_indefinite(data, 0) {
+                let again = ParsedTx::decode(&indef).expect("indefinite re-encoding decodes");
+                assert_eq!(again.id(), tx.id());
             }
         }
         // pallas panicked inside catch_unwind: a finding worth a crash report.

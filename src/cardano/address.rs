@@ -198,12 +198,8 @@ pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
             Ok(shelley(payment, StakePart::None))
         }
         8 => {
-            // Byron: CBOR [tag 24 bytes, crc]. Bound the structure before pallas looks at it.
-            super::cbor::scan_single_item(bytes, 8).map_err(|_| AddressError::BadByron)?;
-            match pallas_addresses::Address::from_bytes(bytes) {
-                Ok(pallas_addresses::Address::Byron(_)) => Ok(AnyAddress::Byron),
-                _ => Err(AddressError::BadByron),
-            }
+            parse_byron(bytes)?;
+            Ok(AnyAddress::Byron)
         }
         14 | 15 => {
             exact("reward", 29)?;
@@ -220,6 +216,141 @@ pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
         }
         _ => Err(AddressError::UnknownHeader(header)),
     }
+}
+
+/// What the Conway ledger reads from a Byron (bootstrap) address in an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByronInfo {
+    /// The network-magic attribute: absent means mainnet, present means a testnet.
+    pub network_magic: Option<u32>,
+    /// `bootstrapAddressAttrsSize`: the HD payload's length plus the lengths of
+    /// unknown attributes. The ledger refuses outputs where it exceeds 64
+    /// (`OutputBootAddrAttrsTooBig`).
+    pub attrs_size: usize,
+}
+
+impl ByronInfo {
+    /// The network id the ledger assigns to the address (1 mainnet, 0 testnet).
+    pub fn network_id(&self) -> u8 {
+        if self.network_magic.is_some() { 0 } else { 1 }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, reflected), as Byron addresses protect their payload.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+/// Strictly parse a Byron address as the node's Byron decoder does:
+/// `[#6.24(bytes .cbor [root(28), attributes, type]), crc32]`, every record
+/// of exactly its size, the CRC matching, the type 0 (key) or 2 (redeem), the
+/// attributes a canonical map whose derivation path (1) is a byte string and
+/// whose network magic (2) is a 32-bit integer.
+pub fn parse_byron(bytes: &[u8]) -> Result<ByronInfo, AddressError> {
+    use pallas_codec::minicbor::Decoder;
+    let bad = || AddressError::BadByron;
+    super::cbor::scan_single_item(bytes, 8).map_err(|_| bad())?;
+    let mut d = Decoder::new(bytes);
+    if d.array().map_err(|_| bad())? != Some(2) {
+        return Err(bad());
+    }
+    if d.tag().map_err(|_| bad())?.as_u64() != 24 {
+        return Err(bad());
+    }
+    let payload = d.bytes().map_err(|_| bad())?;
+    let crc = d.u32().map_err(|_| bad())?;
+    if d.position() != bytes.len() || crc32(payload) != crc {
+        return Err(bad());
+    }
+    super::cbor::scan_single_item(payload, 8).map_err(|_| bad())?;
+    let mut p = Decoder::new(payload);
+    if p.array().map_err(|_| bad())? != Some(3) {
+        return Err(bad());
+    }
+    if p.bytes().map_err(|_| bad())?.len() != 28 {
+        return Err(bad());
+    }
+    let n = p.map().map_err(|_| bad())?.ok_or_else(bad)?;
+    let mut info = ByronInfo {
+        network_magic: None,
+        attrs_size: 0,
+    };
+    let mut last_key: Option<u64> = None;
+    for _ in 0..n {
+        let key = p.u64().map_err(|_| bad())?;
+        if key > 255 || last_key.is_some_and(|k| key <= k) {
+            return Err(bad());
+        }
+        last_key = Some(key);
+        let value = p.bytes().map_err(|_| bad())?;
+        match key {
+            1 => {
+                super::cbor::scan_single_item(value, 2).map_err(|_| bad())?;
+                let hd = Decoder::new(value).bytes().map_err(|_| bad())?;
+                info.attrs_size = info.attrs_size.saturating_add(hd.len());
+            }
+            2 => {
+                // decodeWord32Canonical: the shortest encoding only.
+                super::cbor::scan_single_item(value, 1).map_err(|_| bad())?;
+                let magic = Decoder::new(value).u32().map_err(|_| bad())?;
+                let canonical_len = match magic {
+                    0..=23 => 1,
+                    24..=0xff => 2,
+                    0x100..=0xffff => 3,
+                    _ => 5,
+                };
+                if value.len() != canonical_len {
+                    return Err(bad());
+                }
+                info.network_magic = Some(magic);
+            }
+            _ => info.attrs_size = info.attrs_size.saturating_add(value.len()),
+        }
+    }
+    // decodeWord8Canonical: the single byte 0 (key) or 2 (redeem), then nothing.
+    let typ = payload.get(p.position()).copied();
+    if !matches!(typ, Some(0x00 | 0x02)) || p.position() + 1 != payload.len() {
+        return Err(bad());
+    }
+    Ok(info)
+}
+
+/// A Byron key address over `root` with the given attributes (ascending keys,
+/// raw attribute values; key 1 derivation path, key 2 network magic), its
+/// payload CRC-protected. For tests and the devnet; values up to 255 bytes.
+pub fn byron_address_bytes(root: &[u8; 28], attrs: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut payload = vec![0x83, 0x58, 0x1c];
+    payload.extend_from_slice(root);
+    payload.push(0xa0 | (attrs.len().min(23) as u8));
+    for (k, v) in attrs.iter().take(23) {
+        payload.push(*k);
+        if v.len() < 24 {
+            payload.push(0x40 | v.len() as u8);
+        } else {
+            payload.extend_from_slice(&[0x58, v.len().min(255) as u8]);
+        }
+        payload.extend_from_slice(&v[..v.len().min(255)]);
+    }
+    payload.push(0x00);
+    let mut out = vec![0x82, 0xd8, 0x18];
+    if payload.len() < 256 {
+        out.extend_from_slice(&[0x58, payload.len() as u8]);
+    } else {
+        out.push(0x59);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(&payload);
+    out.push(0x1a);
+    out.extend_from_slice(&crc32(&payload).to_be_bytes());
+    out
 }
 
 /// Parse raw bytes that must be a Shelley payment address (no Byron, no reward address).
@@ -376,6 +507,52 @@ mod tests {
             parse_any(&[0x90; 29]),
             Err(AddressError::UnknownHeader(0x90))
         ));
+    }
+
+    #[test]
+    fn byron_addresses_are_parsed_strictly() {
+        let good = bs58_decode_byron();
+        let info = parse_byron(&good).unwrap();
+        assert_eq!(info.network_magic, None);
+        assert_eq!(info.network_id(), 1);
+        assert_eq!(info.attrs_size, 0);
+        // A flipped CRC byte, a flipped root byte: refused.
+        let mut crc = good.clone();
+        *crc.last_mut().unwrap() ^= 1;
+        assert_eq!(parse_byron(&crc), Err(AddressError::BadByron));
+        let mut root = good.clone();
+        root[10] ^= 1;
+        assert_eq!(parse_byron(&root), Err(AddressError::BadByron));
+        // A testnet address (network magic 1097911063) and one with oversized attributes.
+        let testnet = byron_address_bytes(&[3; 28], &[(2, vec![0x1a, 0x41, 0x70, 0xcb, 0x17])]);
+        let info = parse_byron(&testnet).unwrap();
+        assert_eq!(info.network_magic, Some(1_097_911_063));
+        assert_eq!(info.network_id(), 0);
+        let mut hd = vec![0x58, 65];
+        hd.extend_from_slice(&[7; 65]);
+        let big = byron_address_bytes(&[3; 28], &[(1, hd)]);
+        assert_eq!(parse_byron(&big).unwrap().attrs_size, 65);
+        // A non-canonical network magic (1 spelled in 5 bytes) is refused, as the node does.
+        let padded = byron_address_bytes(&[3; 28], &[(2, vec![0x1a, 0, 0, 0, 1])]);
+        assert_eq!(parse_byron(&padded), Err(AddressError::BadByron));
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        // Real addresses: a testnet one (magic 1097911063) and a Daedalus one
+        // with an HD derivation-path attribute.
+        let real = |b58: &str| {
+            pallas_addresses::byron::ByronAddress::from_base58(b58)
+                .unwrap()
+                .to_vec()
+        };
+        let t = parse_byron(&real("37btjrVyb4KDXBNC4haBVPCrro8AQPHwvCMp3RFhhSVWwfFmZ6wwzSK6JK1hY6wHNmtrpTf1kdbva8TCneM2YsiXT7mrzT21EacHnPpz5YyUdj64na")).unwrap();
+        assert_eq!(t.network_magic, Some(1_097_911_063));
+        assert_eq!(t.network_id(), 0);
+        let dd = parse_byron(&real("DdzFFzCqrht7PQiAhzrn6rNNoADJieTWBt8KeK9BZdUsGyX9ooYD9NpMCTGjQoUKcHN47g8JMXhvKogsGpQHtiQ65fZwiypjrC6d3a4Q")).unwrap();
+        assert_eq!(dd.network_magic, None);
+        assert!(
+            dd.attrs_size > 0 && dd.attrs_size <= 64,
+            "{}",
+            dd.attrs_size
+        );
     }
 
     /// `Ae2tdPwUPEZLs4HtbuNey7tK4hTKrwNwYtGqp7bDfCy2WdR3P6735W5Yfpe`, base58-decoded.

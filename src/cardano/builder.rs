@@ -375,6 +375,7 @@ pub fn min_utxo_of(o: &OutputSpec, params: &ProtocolParams) -> u64 {
         raw_cbor: encode_output(o),
         has_datum: false,
         has_script_ref: false,
+        script_ref_size: None,
     };
     phase1::min_utxo(&out, params)
 }

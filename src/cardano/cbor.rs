@@ -331,6 +331,230 @@ fn complete(
     }
 }
 
+fn write_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+}
+
+/// The same data item with every indefinite-length array and map re-encoded
+/// with its definite length (strings untouched); `None` when there is none.
+///
+/// The node decodes indefinite-length arrays and maps wherever it decodes
+/// definite ones; some pallas decoders (outputs, values, auxiliary data) do
+/// not. [`super::tx::ParsedTx::decode`] hands pallas this copy to read the
+/// fields from, and keeps every byte it hashes or measures (body, witness
+/// set, outputs) from the original. Iterative; `bytes` must already have
+/// passed [`scan_single_item`].
+pub fn definite_lengths(bytes: &[u8]) -> Result<Option<Vec<u8>>, CborError> {
+    // Fast path: without an indefinite array or map head byte anywhere there
+    // is nothing to rewrite (such a byte inside a string only costs the walk).
+    if !bytes.iter().any(|b| *b == 0x9f || *b == 0xbf) {
+        return Ok(None);
+    }
+    struct F {
+        start: usize,
+        /// Indefinite array (4) or map (5) whose length gets written.
+        rewrite: Option<u8>,
+        remaining: Option<u64>,
+        children: u64,
+    }
+    let mut lengths: std::collections::HashMap<usize, (u8, u64)> = Default::default();
+    let mut breaks: HashSet<usize> = HashSet::new();
+    let mut stack: Vec<F> = Vec::new();
+    let mut pos = 0usize;
+    'items: loop {
+        let at = pos;
+        let h = read_head(bytes, &mut pos)?;
+        if h.major == 7 && h.info == 31 {
+            let f = stack.pop().ok_or(CborError::Malformed {
+                offset: at,
+                what: "unexpected break",
+            })?;
+            if let Some(major) = f.rewrite {
+                let n = if major == 5 {
+                    f.children / 2
+                } else {
+                    f.children
+                };
+                lengths.insert(f.start, (major, n));
+                breaks.insert(at);
+            }
+        } else {
+            if let Some(top) = stack.last_mut() {
+                top.children += 1;
+            }
+            let open = |rewrite, remaining| F {
+                start: at,
+                rewrite,
+                remaining,
+                children: 0,
+            };
+            match (h.major, h.info) {
+                (2 | 3, 31) => {
+                    stack.push(open(None, None));
+                    continue;
+                }
+                (2 | 3, _) => {
+                    pos = usize::try_from(h.arg)
+                        .ok()
+                        .and_then(|n| pos.checked_add(n))
+                        .filter(|p| *p <= bytes.len())
+                        .ok_or(CborError::Truncated(at))?;
+                }
+                (4 | 5, 31) => {
+                    stack.push(open(Some(h.major), None));
+                    continue;
+                }
+                (4 | 5, _) => {
+                    let n = if h.major == 5 {
+                        h.arg.saturating_mul(2)
+                    } else {
+                        h.arg
+                    };
+                    if n > 0 {
+                        stack.push(open(None, Some(n)));
+                        continue;
+                    }
+                }
+                (6, _) => {
+                    stack.push(open(None, Some(1)));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        // An item (or a container closed by its break) is complete.
+        loop {
+            let Some(top) = stack.last_mut() else {
+                break 'items;
+            };
+            match top.remaining.as_mut() {
+                Some(r) => {
+                    *r -= 1;
+                    if *r > 0 {
+                        break;
+                    }
+                    stack.pop();
+                }
+                None => break,
+            }
+        }
+    }
+    if lengths.is_empty() {
+        return Ok(None);
+    }
+    let end = pos;
+    let mut out = Vec::with_capacity(end);
+    let mut pos = 0usize;
+    while pos < end {
+        let at = pos;
+        let h = read_head(bytes, &mut pos)?;
+        if let Some((major, n)) = lengths.get(&at) {
+            write_head(&mut out, *major, *n);
+        } else if breaks.contains(&at) {
+        } else {
+            out.extend_from_slice(&bytes[at..pos]);
+            if matches!(h.major, 2 | 3) && h.info != 31 {
+                let stop = pos + h.arg as usize;
+                out.extend_from_slice(&bytes[pos..stop]);
+                pos = stop;
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Re-encodings for property tests and fuzz targets: the same data items
+/// with other length encodings, or a fixed-shape record with one element too
+/// many. Each function returns `None` when `at` is not what it needs.
+pub mod mutate {
+    use super::{DEFAULT_MAX_DEPTH, read_head, scan_prefix};
+
+    /// Offsets and major types of every data item head in a well-formed item,
+    /// in document order (chunks of indefinite strings included).
+    pub fn heads(bytes: &[u8]) -> Vec<(usize, u8)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let at = pos;
+            let Ok(h) = read_head(bytes, &mut pos) else {
+                break;
+            };
+            out.push((at, h.major));
+            if matches!(h.major, 2 | 3) && h.info != 31 {
+                pos = pos.saturating_add(usize::try_from(h.arg).unwrap_or(usize::MAX));
+            }
+        }
+        out
+    }
+
+    fn span(bytes: &[u8], at: usize) -> Option<(u8, u8, u64, usize, usize)> {
+        let mut pos = at;
+        let h = read_head(bytes, &mut pos).ok()?;
+        let len = scan_prefix(bytes.get(at..)?, DEFAULT_MAX_DEPTH).ok()?;
+        Some((h.major, h.info, h.arg, pos, at + len))
+    }
+
+    /// The definite array or map at `at`, re-encoded with indefinite length.
+    pub fn to_indefinite(bytes: &[u8], at: usize) -> Option<Vec<u8>> {
+        let (major, info, _, body, end) = span(bytes, at)?;
+        if !matches!(major, 4 | 5) || info == 31 {
+            return None;
+        }
+        let mut out = bytes[..at].to_vec();
+        out.push(if major == 4 { 0x9f } else { 0xbf });
+        out.extend_from_slice(&bytes[body..end]);
+        out.push(0xff);
+        out.extend_from_slice(&bytes[end..]);
+        Some(out)
+    }
+
+    /// The array at `at` (definite or indefinite) with `element` appended.
+    pub fn with_extra_element(bytes: &[u8], at: usize, element: &[u8]) -> Option<Vec<u8>> {
+        let (major, info, n, body, end) = span(bytes, at)?;
+        if major != 4 {
+            return None;
+        }
+        let mut out = bytes[..at].to_vec();
+        if info == 31 {
+            out.push(0x9f);
+            out.extend_from_slice(&bytes[body..end - 1]);
+            out.extend_from_slice(element);
+            out.push(0xff);
+        } else {
+            let n = n.checked_add(1)?;
+            match n {
+                0..=23 => out.push(0x80 | n as u8),
+                24..=0xff => out.extend_from_slice(&[0x98, n as u8]),
+                0x100..=0xffff => {
+                    out.push(0x99);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                _ => return None,
+            }
+            out.extend_from_slice(&bytes[body..end]);
+            out.extend_from_slice(element);
+        }
+        out.extend_from_slice(&bytes[end..]);
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +651,56 @@ mod tests {
         assert!(ok("bb7fffffffffffffff").is_err());
         assert!(ok("5b7fffffffffffffff").is_err());
         assert!(ok("5bffffffffffffffff").is_err());
+    }
+
+    #[test]
+    fn definite_lengths_rewrites_only_indefinite_containers() {
+        let d = |h: &str| {
+            definite_lengths(&hex::decode(h).unwrap())
+                .unwrap()
+                .map(hex::encode)
+        };
+        assert_eq!(d("83010203"), None);
+        assert_eq!(d("9f010203ff").as_deref(), Some("83010203"));
+        assert_eq!(
+            d("9f9fff819f01ffbf0102ffff").as_deref(),
+            Some("8380818101a10102")
+        );
+        // Indefinite strings keep their chunks and break; tags pass through.
+        assert_eq!(
+            d("9f5f4101ffc29f00ffff").as_deref(),
+            Some("825f4101ffc28100")
+        );
+        let long: String = std::iter::once("9f".to_string())
+            .chain((0..30).map(|_| "00".to_string()))
+            .chain(std::iter::once("ff".to_string()))
+            .collect();
+        assert_eq!(d(&long).unwrap(), format!("981e{}", "00".repeat(30)));
+    }
+
+    #[test]
+    fn mutations_keep_or_break_shapes_as_asked() {
+        let b = hex::decode("8301820203a10405").unwrap();
+        let heads = mutate::heads(&b);
+        assert_eq!(heads.iter().filter(|(_, m)| *m == 4).count(), 2);
+        let indef = mutate::to_indefinite(&b, 0).unwrap();
+        assert_eq!(hex::encode(&indef), "9f01820203a10405ff");
+        let inner = mutate::to_indefinite(&b, 2).unwrap();
+        assert_eq!(hex::encode(&inner), "83019f0203ffa10405");
+        let map = mutate::to_indefinite(&b, 5).unwrap();
+        assert_eq!(hex::encode(&map), "8301820203bf0405ff");
+        assert_eq!(
+            hex::encode(mutate::with_extra_element(&b, 2, &[0]).unwrap()),
+            "830183020300a10405"
+        );
+        assert_eq!(
+            hex::encode(mutate::with_extra_element(&indef, 0, &[0]).unwrap()),
+            "9f01820203a1040500ff"
+        );
+        assert!(mutate::to_indefinite(&b, 1).is_none());
+        for m in [indef, inner, map] {
+            assert!(scan_single_item(&m, DEFAULT_MAX_DEPTH).is_ok());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | [`cbor`] | iterative CBOR well-formedness scanner guarding every decoder |
 //! | [`tx`] | [`ParsedTx`], the owned view of one signed transaction |
 //! | [`address`] | strict Shelley address parsing and bech32 |
+//! | [`shape`] | the node's strict record shapes (exact element counts, set rules) |
 //! | [`phase1`] | the ledger's phase-1 rules, shared by verify and the devnet |
 //! | [`keys`] | CIP-1852 HD keys from a BIP39 mnemonic (tests, demo, devnet faucet) |
 //! | [`builder`] | building and signing simple payments |
@@ -18,6 +19,7 @@ pub mod cbor;
 pub mod keys;
 pub mod network;
 pub mod phase1;
+pub mod shape;
 pub mod tx;
 pub mod types;
 

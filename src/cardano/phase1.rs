@@ -20,7 +20,7 @@ use super::address::{self, AnyAddress, Credential};
 use super::network::Network;
 use super::tx::{ParsedTx, TxOut, WitnessError};
 use super::types::{UtxoRef, Value};
-use crate::chain::{ProtocolParams, UtxoInfo, UtxoState};
+use crate::chain::{ProtocolParams, RefScript, UtxoInfo, UtxoState};
 
 /// A phase-1 rule the transaction breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,21 @@ pub enum Phase1Error {
     ValueNotConserved { consumed: Value, produced: Value },
     #[error("{}", self.node_reason())]
     ValueOverflow,
+    /// More reference-script bytes than Conway allows one transaction.
+    #[error("{}", self.node_reason())]
+    RefScriptsSizeTooBig { size: u64 },
+    /// A spent output carries a reference script of unknown size (never for the devnet).
+    #[error("{}", self.node_reason())]
+    ReferenceScriptSizeUnknown,
+    /// Body sets listing a member twice: the node cannot even decode the transaction.
+    #[error("{}", self.node_reason())]
+    DuplicateSetMembers(Vec<&'static str>),
+    /// An output's value serializes to more than `maxValSize` bytes.
+    #[error("{}", self.node_reason())]
+    OutputTooBig { index: usize, size: u64, max: u64 },
+    /// A Byron output address whose attributes exceed 64 bytes.
+    #[error("{}", self.node_reason())]
+    OutputBootAddrAttrsTooBig { index: usize, size: usize },
     #[error("{}", self.node_reason())]
     MetadataHash {
         body_hash: Option<[u8; 32]>,
@@ -143,6 +158,23 @@ impl Phase1Error {
             Phase1Error::ValueOverflow => {
                 "ValueNotConservedUTxO: a value total overflows 64 bits".into()
             }
+            Phase1Error::RefScriptsSizeTooBig { size } => format!(
+                "ConwayTxRefScriptsSizeTooBig: {size} bytes of reference scripts, maximum {MAX_REF_SCRIPT_SIZE_PER_TX}"
+            ),
+            Phase1Error::ReferenceScriptSizeUnknown => {
+                "InputStateUnknown: a spent output carries a reference script of unknown size"
+                    .into()
+            }
+            Phase1Error::DuplicateSetMembers(sets) => format!(
+                "DeserialiseFailure: the transaction body's set(s) {} list a member twice (refused since protocol version 9)",
+                sets.join(", ")
+            ),
+            Phase1Error::OutputTooBig { index, size, max } => format!(
+                "OutputTooBigUTxO: output #{index}'s value serializes to {size} bytes, maxValSize is {max}"
+            ),
+            Phase1Error::OutputBootAddrAttrsTooBig { index, size } => format!(
+                "OutputBootAddrAttrsTooBig: output #{index}'s Byron address carries {size} bytes of attributes (max 64)"
+            ),
             Phase1Error::MetadataHash {
                 body_hash: Some(_),
                 present: false,
@@ -181,8 +213,9 @@ pub fn check_max_size(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phas
     Ok(())
 }
 
-/// The body's network id (if any) and every Shelley output address belong to `network`.
-/// Byron outputs carry a protocol magic rather than a network id and are not checked here.
+/// The body's network id (if any) and every output address belong to `network`.
+/// A Byron output belongs to mainnet without a network-magic attribute and to
+/// a testnet with one (the ledger's `getNetwork`).
 pub fn check_network(tx: &ParsedTx, network: Network) -> Result<(), Phase1Error> {
     let expected = network.network_id();
     if let Some(actual) = tx.network_id()
@@ -194,11 +227,81 @@ pub fn check_network(tx: &ParsedTx, network: Network) -> Result<(), Phase1Error>
         .outputs()
         .iter()
         .enumerate()
-        .filter(|(_, o)| matches!(address::parse_any(&o.address), Ok(AnyAddress::Shelley(a)) if a.network_id != expected))
+        .filter(|(_, o)| match address::parse_any(&o.address) {
+            Ok(AnyAddress::Shelley(a)) => a.network_id != expected,
+            Ok(AnyAddress::Byron) => {
+                address::parse_byron(&o.address).map_or(true, |b| b.network_id() != expected)
+            }
+            _ => false,
+        })
         .map(|(i, _)| i)
         .collect();
     if !outputs.is_empty() {
         return Err(Phase1Error::WrongNetwork { expected, outputs });
+    }
+    Ok(())
+}
+
+/// No body set lists a member twice (Conway, protocol version 9 on).
+pub fn check_no_duplicates(tx: &ParsedTx) -> Result<(), Phase1Error> {
+    let d = tx.duplicate_set_members();
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(Phase1Error::DuplicateSetMembers(d.to_vec()))
+    }
+}
+
+/// Size of a value as the ledger serializes it (canonically: a bare coin, or
+/// `[coin, {policy: {name: quantity}}]` with definite lengths), whatever
+/// encoding the transaction used.
+pub fn value_serialized_size(v: &Value) -> u64 {
+    fn uint(n: u64) -> u64 {
+        match n {
+            0..=23 => 1,
+            24..=0xff => 2,
+            0x100..=0xffff => 3,
+            0x1_0000..=0xffff_ffff => 5,
+            _ => 9,
+        }
+    }
+    if v.assets.is_empty() {
+        return uint(v.coin);
+    }
+    let mut policies: std::collections::BTreeMap<&[u8; 28], (u64, u64)> = Default::default();
+    for (id, q) in &v.assets {
+        let e = policies.entry(&id.policy).or_default();
+        e.0 += 1;
+        e.1 += uint(id.name.len() as u64) + id.name.len() as u64 + uint(*q);
+    }
+    let mut size = 1 + uint(v.coin) + uint(policies.len() as u64);
+    for (count, names) in policies.values() {
+        size += 2 + 28 + uint(*count) + names;
+    }
+    size
+}
+
+/// Every output's value serializes to at most `maxValSize` bytes (`OutputTooBigUTxO`),
+/// and every Byron output's attributes to at most 64 (`OutputBootAddrAttrsTooBig`).
+pub fn check_outputs(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phase1Error> {
+    for (index, o) in tx.outputs().iter().enumerate() {
+        let size = value_serialized_size(&o.value);
+        if size > params.max_val_size {
+            return Err(Phase1Error::OutputTooBig {
+                index,
+                size,
+                max: params.max_val_size,
+            });
+        }
+        if let Ok(AnyAddress::Byron) = address::parse_any(&o.address)
+            && let Ok(b) = address::parse_byron(&o.address)
+            && b.attrs_size > 64
+        {
+            return Err(Phase1Error::OutputBootAddrAttrsTooBig {
+                index,
+                size: b.attrs_size,
+            });
+        }
     }
     Ok(())
 }
@@ -222,7 +325,72 @@ pub fn min_fee(tx: &ParsedTx, params: &ProtocolParams) -> u64 {
     params.min_fee(tx.size() as u64)
 }
 
-/// `fee >= min_fee_a * size + min_fee_b`.
+/// Conway's ceiling on the reference scripts one transaction may use (200 KiB).
+pub const MAX_REF_SCRIPT_SIZE_PER_TX: u64 = 200 * 1024;
+
+/// Conway's tiered reference-script fee: each 25,600 bytes cost 1.2 times
+/// the price per byte of the previous 25,600, starting at
+/// `minFeeRefScriptCostPerByte`; the total is rounded down.
+pub fn reference_script_fee(cost_per_byte: u64, size: u64) -> u64 {
+    const STEP: u128 = 25_600;
+    // The price is num/den; the accumulated fee is acc/den.
+    let (mut num, mut den, mut acc) = (u128::from(cost_per_byte), 1u128, 0u128);
+    let mut left = u128::from(size);
+    while left >= STEP {
+        let next = (|| {
+            let acc = acc.checked_add(STEP.checked_mul(num)?)?.checked_mul(5)?;
+            Some((acc, num.checked_mul(6)?, den.checked_mul(5)?))
+        })();
+        let Some((a, n, d)) = next else {
+            return u64::MAX;
+        };
+        (acc, num, den) = (a, n, d);
+        left -= STEP;
+    }
+    acc.checked_add(left.saturating_mul(num))
+        .map_or(u64::MAX, |a| u64::try_from(a / den).unwrap_or(u64::MAX))
+}
+
+/// Total size of the reference scripts carried by the spent outputs.
+pub fn reference_scripts_size(resolved: &[UtxoInfo]) -> Result<u64, Phase1Error> {
+    let mut total = 0u64;
+    for u in resolved {
+        match u.reference_script {
+            RefScript::None => {}
+            RefScript::Size(n) => total = total.saturating_add(n),
+            RefScript::SizeUnknown => return Err(Phase1Error::ReferenceScriptSizeUnknown),
+        }
+    }
+    Ok(total)
+}
+
+/// The Conway minimum fee: linear in the size, plus the tiered fee of the
+/// reference scripts the spent outputs carry (`getConwayMinFeeTxUtxo`).
+/// More than 200 KiB of reference scripts is refused outright.
+pub fn check_fee_with_reference_scripts(
+    tx: &ParsedTx,
+    params: &ProtocolParams,
+    resolved: &[UtxoInfo],
+) -> Result<(), Phase1Error> {
+    let refs = reference_scripts_size(resolved)?;
+    if refs > MAX_REF_SCRIPT_SIZE_PER_TX {
+        return Err(Phase1Error::RefScriptsSizeTooBig { size: refs });
+    }
+    let expected = min_fee(tx, params).saturating_add(reference_script_fee(
+        params.min_fee_ref_script_cost_per_byte,
+        refs,
+    ));
+    if tx.fee() < expected {
+        return Err(Phase1Error::FeeTooSmall {
+            supplied: tx.fee(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// `fee >= min_fee_a * size + min_fee_b` (no reference scripts; see
+/// [`check_fee_with_reference_scripts`] for the full Conway rule).
 pub fn check_fee(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phase1Error> {
     let expected = min_fee(tx, params);
     if tx.fee() < expected {
@@ -366,14 +534,16 @@ pub fn validate_for_ledger(
     slot: u64,
     network: Network,
 ) -> Result<(), Phase1Error> {
+    check_no_duplicates(tx)?;
     check_features(tx)?;
     check_max_size(tx, params)?;
     check_network(tx, network)?;
     check_validity_interval(tx, slot)?;
     let inputs = resolve_inputs(tx, resolved)?;
     check_witnesses(tx, &inputs)?;
-    check_fee(tx, params)?;
+    check_fee_with_reference_scripts(tx, params, &inputs)?;
     check_min_utxo(tx, params)?;
+    check_outputs(tx, params)?;
     check_value_conserved(tx, &inputs)?;
     check_auxiliary_data(tx)?;
     Ok(())
@@ -428,10 +598,7 @@ mod tests {
             params.min_fee(built.tx.len() as u64),
             "the builder's fee is exact"
         );
-        let states = vec![UtxoState::Unspent(UtxoInfo {
-            address: me,
-            value: v,
-        })];
+        let states = vec![UtxoState::Unspent(UtxoInfo::new(me, v))];
         Fx {
             key,
             tx,
@@ -520,6 +687,18 @@ mod tests {
     }
 
     #[test]
+    fn reference_script_fee_tiers() {
+        assert_eq!(reference_script_fee(15, 0), 0);
+        assert_eq!(reference_script_fee(15, 1_000), 15_000);
+        assert_eq!(reference_script_fee(15, 25_600), 384_000);
+        // 25,600 at 15, then 4,400 at 18.
+        assert_eq!(reference_script_fee(15, 30_000), 384_000 + 79_200);
+        // 25,600 at 15, 25,600 at 18, 1 at 21.6 (rounded down at the end).
+        assert_eq!(reference_script_fee(15, 51_201), 384_000 + 460_800 + 21);
+        assert_eq!(reference_script_fee(15, u64::MAX), u64::MAX);
+    }
+
+    #[test]
     fn min_utxo_formula() {
         let out = TxOut {
             address: vec![0x60; 29],
@@ -527,6 +706,7 @@ mod tests {
             raw_cbor: vec![0; 40],
             has_datum: false,
             has_script_ref: false,
+            script_ref_size: None,
         };
         assert_eq!(min_utxo(&out, &ProtocolParams::mainnet_like()), 200 * 4_310);
     }

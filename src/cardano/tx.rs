@@ -9,8 +9,11 @@
 //! 1. [`super::cbor::scan_single_item`] proves the input is exactly one
 //!    well-formed CBOR item (bounded depth, no duplicate map keys, no trailing
 //!    bytes) without recursion;
-//! 2. the top-level shape is checked (array of 4, body and witness-set map keys
-//!    known to the Conway CDDL);
+//! 2. [`super::shape::check`] walks the record shapes as the node decodes
+//!    them: every fixed-shape record (the transaction, inputs, outputs,
+//!    values, witnesses, ...) holds exactly its element count whether its
+//!    length is definite or indefinite, body and witness-set keys are those
+//!    of the Conway CDDL, and repeated set members are recorded;
 //! 3. pallas decodes it as a Conway `Tx` (the Conway CDDL also covers
 //!    Alonzo/Babbage-formatted transactions, which is also how a Conway node
 //!    reads them) inside `catch_unwind` as a last line of defence;
@@ -28,6 +31,7 @@ use pallas_primitives::conway;
 
 use super::address::{self, AnyAddress};
 use super::cbor::{self, CborError};
+use super::shape::{self, ShapeFacts};
 use super::types::{AssetId, TxId, UtxoRef, Value};
 
 /// Why a byte string is not an acceptable signed transaction.
@@ -61,6 +65,9 @@ pub struct TxOut {
     pub raw_cbor: Vec<u8>,
     pub has_datum: bool,
     pub has_script_ref: bool,
+    /// Size the Conway fee rule charges for this output's reference script
+    /// when a later transaction spends or references it ([`shape::script_ref_size`]).
+    pub script_ref_size: Option<u64>,
 }
 
 /// A verification-key witness whose sizes are right (32-byte key, 64-byte signature).
@@ -116,77 +123,8 @@ pub struct ParsedTx {
     aux_data_hash: Option<[u8; 32]>,
     aux_data_raw: Option<Vec<u8>>,
     features: Vec<&'static str>,
-}
-
-/// Body map keys of the Conway CDDL (6, the pre-Conway protocol update, is gone).
-const BODY_KEYS: &[u64] = &[
-    0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-];
-/// Witness-set map keys of the Conway CDDL.
-const WITNESS_KEYS: &[u64] = &[0, 1, 2, 3, 4, 5, 6, 7];
-
-fn shape(msg: impl Into<String>) -> TxDecodeError {
-    TxDecodeError::Shape(msg.into())
-}
-
-/// Check the outer structure with minicbor's pull decoder (safe: the scanner has
-/// already bounded every length and depth).
-fn check_shape(bytes: &[u8]) -> Result<(), TxDecodeError> {
-    let mut d = minicbor::Decoder::new(bytes);
-    let len = d
-        .array()
-        .map_err(|_| shape("expected a CBOR array [body, witnesses, is_valid, auxiliary_data]"))?;
-    if let Some(n) = len
-        && n != 4
-    {
-        return Err(shape(format!(
-            "expected a 4-element transaction array, found {n} elements"
-        )));
-    }
-    check_map_keys(
-        &mut d,
-        BODY_KEYS,
-        "transaction body",
-        TxDecodeError::UnknownBodyField,
-    )?;
-    check_map_keys(
-        &mut d,
-        WITNESS_KEYS,
-        "witness set",
-        TxDecodeError::UnknownWitnessField,
-    )?;
-    Ok(())
-}
-
-fn check_map_keys(
-    d: &mut minicbor::Decoder<'_>,
-    allowed: &[u64],
-    what: &str,
-    unknown: fn(u64) -> TxDecodeError,
-) -> Result<(), TxDecodeError> {
-    let n = d.map().map_err(|_| shape(format!("{what} is not a map")))?;
-    let mut i = 0u64;
-    loop {
-        match n {
-            Some(n) if i >= n => break,
-            None if d.datatype().map_err(|e| shape(e.to_string()))?
-                == minicbor::data::Type::Break =>
-            {
-                d.skip().ok();
-                break;
-            }
-            _ => {}
-        }
-        let key = d
-            .u64()
-            .map_err(|_| shape(format!("{what} has a non-integer key")))?;
-        if !allowed.contains(&key) {
-            return Err(unknown(key));
-        }
-        d.skip().map_err(|e| shape(e.to_string()))?;
-        i += 1;
-    }
-    Ok(())
+    /// Body sets listing a member twice (see [`ParsedTx::duplicate_set_members`]).
+    duplicate_sets: Vec<&'static str>,
 }
 
 fn utxo_ref(i: &conway::TransactionInput) -> Result<UtxoRef, TxDecodeError> {
@@ -298,6 +236,7 @@ fn output(ix: usize, o: &conway::TransactionOutput<'_>) -> Result<TxOut, TxDecod
         raw_cbor: raw,
         has_datum,
         has_script_ref,
+        script_ref_size: None,
     })
 }
 
@@ -305,28 +244,35 @@ impl ParsedTx {
     /// Decode exactly one signed transaction; see the module docs for the guarantees.
     pub fn decode(bytes: &[u8]) -> Result<ParsedTx, TxDecodeError> {
         cbor::scan_single_item(bytes, cbor::DEFAULT_MAX_DEPTH)?;
-        check_shape(bytes)?;
-        match catch_unwind(AssertUnwindSafe(|| Self::decode_checked(bytes))) {
+        let facts = shape::check(bytes)?;
+        match catch_unwind(AssertUnwindSafe(|| Self::decode_checked(bytes, facts))) {
             Ok(r) => r,
             Err(_) => Err(TxDecodeError::DecoderPanicked),
         }
     }
 
-    fn decode_checked(bytes: &[u8]) -> Result<ParsedTx, TxDecodeError> {
-        let mut d = minicbor::Decoder::new(bytes);
+    fn decode_checked(bytes: &[u8], facts: ShapeFacts) -> Result<ParsedTx, TxDecodeError> {
+        // pallas reads the fields from a copy with definite lengths (some of
+        // its decoders refuse indefinite ones the node accepts); every byte
+        // that is hashed or measured comes from the original.
+        let definite = cbor::definite_lengths(bytes)?;
+        let input = definite.as_deref().unwrap_or(bytes);
+        let mut d = minicbor::Decoder::new(input);
         let tx: conway::Tx<'_> = d
             .decode()
             .map_err(|e| TxDecodeError::Decode(e.to_string()))?;
-        if d.position() != bytes.len() {
+        if d.position() != input.len() {
             // The scanner already proved this; keep the decoder honest too.
             return Err(TxDecodeError::Cbor(CborError::TrailingBytes {
                 end: d.position(),
-                trailing: bytes.len() - d.position(),
+                trailing: input.len() - d.position(),
             }));
         }
+        let span = |(a, b): (usize, usize)| bytes.get(a..b).unwrap_or_default();
+        let body_raw = span(facts.body_span);
         let body = &tx.transaction_body;
         let wits = &tx.transaction_witness_set;
-        let id = TxId(*Hasher::<256>::hash(body.raw_cbor()));
+        let id = TxId(*Hasher::<256>::hash(body_raw));
 
         let inputs = refs(body.inputs.iter())?;
         if inputs.is_empty() {
@@ -334,12 +280,8 @@ impl ParsedTx {
                 "the transaction has no inputs".into(),
             ));
         }
-        // The inputs are a set: a repeated input would be counted twice by value conservation.
-        if inputs.iter().collect::<BTreeSet<_>>().len() != inputs.len() {
-            return Err(TxDecodeError::InvalidField(
-                "an input is listed twice".into(),
-            ));
-        }
+        // A repeated input is not refused here but recorded (facts.duplicate_sets):
+        // the verify pipeline and the ledger refuse it, each at its own step.
         let reference_inputs = match &body.reference_inputs {
             Some(r) => refs(r.iter())?,
             None => Vec::new(),
@@ -348,12 +290,23 @@ impl ParsedTx {
             Some(r) => refs(r.iter())?,
             None => Vec::new(),
         };
-        let outputs = body
+        let mut outputs = body
             .outputs
             .iter()
             .enumerate()
             .map(|(i, o)| output(i, o))
             .collect::<Result<Vec<_>, _>>()?;
+        if outputs.len() != facts.output_spans.len() {
+            return Err(TxDecodeError::Decode("output count disagrees".into()));
+        }
+        for ((o, size), at) in outputs
+            .iter_mut()
+            .zip(&facts.script_ref_sizes)
+            .zip(&facts.output_spans)
+        {
+            o.script_ref_size = *size;
+            o.raw_cbor = span(*at).to_vec();
+        }
         let mut total_output = Value::default();
         for o in &outputs {
             total_output = total_output
@@ -435,15 +388,12 @@ impl ParsedTx {
             Some(s) => s.iter().map(|h| **h).collect(),
             None => Vec::new(),
         };
-        let aux_data_raw = match &tx.auxiliary_data {
-            pallas_codec::utils::Nullable::Some(a) => Some(a.raw_cbor().to_vec()),
-            _ => None,
-        };
+        let aux_data_raw = facts.aux_span.map(|at| span(at).to_vec());
 
         Ok(ParsedTx {
             raw: bytes.to_vec(),
-            body_raw: body.raw_cbor().to_vec(),
-            witness_raw: wits.raw_cbor().to_vec(),
+            body_raw: body_raw.to_vec(),
+            witness_raw: span(facts.witness_span).to_vec(),
             id,
             inputs,
             reference_inputs,
@@ -461,6 +411,7 @@ impl ParsedTx {
             aux_data_hash: body.auxiliary_data_hash.map(|h| *h),
             aux_data_raw,
             features,
+            duplicate_sets: facts.duplicate_sets,
         })
     }
 
@@ -534,6 +485,13 @@ impl ParsedTx {
     /// The auxiliary data bytes exactly as received.
     pub fn auxiliary_data_raw(&self) -> Option<&[u8]> {
         self.aux_data_raw.as_deref()
+    }
+
+    /// Body sets that list a member twice: any of `inputs`,
+    /// `collateral_inputs`, `reference_inputs`, `required_signers`. The Conway
+    /// ledger (protocol version 9 on) cannot decode such a transaction.
+    pub fn duplicate_set_members(&self) -> &[&'static str] {
+        &self.duplicate_sets
     }
 
     /// Features a plain payment never needs, which this facilitator and the
@@ -815,10 +773,9 @@ mod tests {
             UtxoRef::new(TxId([1; 32]), 0),
         ];
         let built = builder::sign_body(&body, std::slice::from_ref(&k));
-        assert!(matches!(
-            ParsedTx::decode(&built.tx),
-            Err(TxDecodeError::InvalidField(_))
-        ));
+        let twice = ParsedTx::decode(&built.tx).unwrap();
+        assert_eq!(twice.duplicate_set_members(), ["inputs"]);
+        assert_eq!(twice.inputs().len(), 2);
 
         let mut body = sample_body(&k);
         // mint: {policy: {name: 1}}

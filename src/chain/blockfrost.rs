@@ -408,6 +408,19 @@ struct TxUtxoOutput {
     collateral: bool,
     #[serde(default, deserialize_with = "present")]
     consumed_by_tx: Option<Option<String>>,
+    /// Set when the output carries a reference script (its size is another request).
+    #[serde(default)]
+    reference_script_hash: Option<String>,
+}
+
+/// A resolved output; a reference script's size is not in this answer, so the
+/// fee rule cannot be applied to it (`RefScript::SizeUnknown`).
+fn utxo_info(address: Vec<u8>, value: Value, o: &TxUtxoOutput) -> UtxoInfo {
+    let mut info = UtxoInfo::new(address, value);
+    if o.reference_script_hash.is_some() {
+        info.reference_script = crate::chain::RefScript::SizeUnknown;
+    }
+    info
 }
 
 #[derive(Deserialize)]
@@ -931,12 +944,12 @@ impl Core {
                         UtxoState::Unknown(format!("{path}: malformed output {ix}"))
                     }
                     (Some(None), Some(address), Some(value)) => {
-                        UtxoState::Unspent(UtxoInfo { address, value })
+                        UtxoState::Unspent(utxo_info(address, value, o))
                     }
                     (None, Some(address), Some(value)) => {
                         // The server does not report consumption: ask the owner's UTxO set.
                         match self.in_address_utxos(&o.address, tx_id, ix).await {
-                            Ok(true) => UtxoState::Unspent(UtxoInfo { address, value }),
+                            Ok(true) => UtxoState::Unspent(utxo_info(address, value, o)),
                             Ok(false) => UtxoState::Unknown(format!(
                                 "{tx_id}#{ix}: consumption not reported and not among the owner's UTxOs"
                             )),

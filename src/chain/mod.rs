@@ -25,6 +25,32 @@ pub struct UtxoInfo {
     pub address: Vec<u8>,
     /// The full value held.
     pub value: Value,
+    /// The reference script the output carries: Conway charges a fee per byte
+    /// of the reference scripts of every spent (and referenced) output.
+    pub reference_script: RefScript,
+}
+
+impl UtxoInfo {
+    /// An output without a reference script.
+    pub fn new(address: Vec<u8>, value: Value) -> Self {
+        UtxoInfo {
+            address,
+            value,
+            reference_script: RefScript::None,
+        }
+    }
+}
+
+/// Whether an output carries a reference script, and its size as the fee rule counts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefScript {
+    #[default]
+    None,
+    /// A reference script of this many bytes (see [`crate::cardano::shape::script_ref_size`]).
+    Size(u64),
+    /// The output carries one but the backend did not say how large it is:
+    /// the fee cannot be established (`exact_cardano_facilitator_input_value_unavailable`).
+    SizeUnknown,
 }
 
 /// The tri-state answer for one UTxO reference.

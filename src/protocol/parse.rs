@@ -188,10 +188,13 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
         .ok_or_else(|| {
             EnvelopeError::Malformed("paymentRequirements is missing or not an object".into())
         })?;
-    let network = requirements
-        .get("network")
-        .and_then(Json::as_str)
-        .map(str::to_owned);
+    // Echoed in settle answers: a CIP-34 alias is answered with its canonical id.
+    let network = requirements.get("network").and_then(Json::as_str).map(|n| {
+        match crate::cardano::Network::parse_any(n) {
+            Some(net) if n.starts_with("cip34:") => net.caip2().to_owned(),
+            _ => n.to_owned(),
+        }
+    });
     let reject = |reason: Reason, message: String| EnvelopeError::Rejected {
         reason,
         message,
@@ -202,6 +205,15 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
     let inner = payload.get("x402Version");
     let version = match (outer, inner) {
         (None, None) => return Err(EnvelopeError::Malformed("x402Version is missing".into())),
+        // A v2 envelope carrying a payload of another version: the Cardano
+        // scheme's own code (spec; TS and Java answer it too). A v1 envelope
+        // keeps the core code, as v1 clients expect.
+        (Some(o), Some(i)) if o != i && o.as_u64() == Some(2) => {
+            return Err(reject(
+                Reason::UnsupportedVersion,
+                format!("paymentPayload.x402Version {i} is not supported (only 2 in a v2 request)"),
+            ));
+        }
         (Some(o), Some(i)) if o != i => {
             return Err(reject(
                 Reason::InvalidX402Version,
@@ -313,7 +325,20 @@ mod tests {
 
         let mut j = req_v2();
         j["paymentPayload"]["x402Version"] = json!(1);
+        assert_eq!(parse(&j).unwrap_err().reason(), Reason::UnsupportedVersion);
+        j["paymentPayload"]["x402Version"] = json!("2");
+        assert_eq!(parse(&j).unwrap_err().reason(), Reason::UnsupportedVersion);
+        let mut j = req_v2();
+        j["x402Version"] = json!(1);
         assert_eq!(parse(&j).unwrap_err().reason(), Reason::InvalidX402Version);
+        let mut j = req_v2();
+        j["paymentRequirements"]["network"] = json!("cip34:0-1");
+        j["paymentRequirements"]
+            .as_object_mut()
+            .unwrap()
+            .remove("payTo");
+        assert!(matches!(parse(&j).unwrap_err(),
+            EnvelopeError::Rejected { network: Some(ref n), .. } if n == "cardano:preprod"));
 
         let mut j = req_v2();
         j["paymentRequirements"]

@@ -48,8 +48,13 @@ reasons! {
     InvalidX402Version => "invalid_x402_version",
     /// The payload is malformed (shape, nonce syntax, size, `accepted` mismatch).
     InvalidPayloadShape => "invalid_exact_cardano_payload",
+    /// A v2 envelope whose `paymentPayload.x402Version` is not 2.
+    UnsupportedVersion => "invalid_exact_cardano_payload_unsupported_version",
     /// The payment requirements are malformed or ask for something unsupported.
     InvalidRequirements => "invalid_exact_cardano_requirements",
+    /// `extra.confirmationPolicy` is malformed (not `{l1Confirmations: -1..=20}`),
+    /// or asks for `-1` without the operator's mempool opt-in.
+    RequirementsPolicy => "invalid_exact_cardano_requirements_policy",
     TransactionDecodeFailed => "invalid_exact_cardano_payload_transaction_decode_failed",
     NetworkIdMismatch => "invalid_exact_cardano_payload_network_id_mismatch",
     Unsigned => "invalid_exact_cardano_payload_unsigned",
@@ -69,6 +74,8 @@ reasons! {
     TtlTooFar => "invalid_exact_cardano_payload_ttl_too_far",
     /// A phase-1 ledger rule not covered by a more specific code (features, size, witnesses of inputs, ...).
     Phase1Invalid => "invalid_exact_cardano_payload_phase1_invalid",
+    /// `is_valid` is false: a failed-script transaction, which creates no outputs.
+    Phase2Invalid => "invalid_exact_cardano_payload_phase2_invalid",
     ValueNotConserved => "invalid_exact_cardano_payload_value_not_conserved",
     FeeBelowMinimum => "invalid_exact_cardano_payload_fee_below_minimum",
     /// Retryable: a chain lookup failed or was ambiguous (HTTP 503).
@@ -81,8 +88,6 @@ reasons! {
     SettlementPending => "settlement_pending",
     /// This payment's one success was already delivered to another caller.
     DuplicateSettlement => "duplicate_settlement",
-    /// The confirmation policy is malformed, or asks for what the operator does not allow.
-    RequirementsPolicy => "invalid_exact_cardano_requirements_policy",
     /// The policy needs block depth and this chain backend cannot read it.
     EvidenceUnavailable => "exact_cardano_facilitator_evidence_unavailable",
     /// Mempool evidence only, without the operator's mempool opt-in or a depth reader.
@@ -135,7 +140,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 38);
+        assert_eq!(Reason::ALL.len(), 40);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

@@ -3,23 +3,32 @@
 //! [`verify`] turns a parsed x402 request into a [`VerifyOutcome`]. Checks run
 //! cheapest first, so a malformed payload never costs a chain call:
 //!
-//! - **A, envelope (pure)**: scheme, network, `accepted` equal to
-//!   `paymentRequirements` where it matters, requirement sanity (amount,
-//!   asset, payTo, transfer method, confirmation policy), payload shape,
-//!   nonce syntax, size cap before any decoding;
-//! - **B, decode and signatures (pure)**: exactly one well-formed transaction,
-//!   network id of body and outputs, every vkey witness valid over the
-//!   canonical tx id;
+//! - **A, envelope (pure)**, in the order of the scheme's reference pipeline
+//!   (the v2 payload-version rule runs before, in `protocol::parse`):
+//!   scheme, network (CIP-34 aliases folded), `accepted` equal to
+//!   `paymentRequirements` where it matters, requirement sanity (transfer
+//!   method, amount, asset, payTo — a key-hash payee under `default` —,
+//!   timeout), payload shape and the base64 length cap, confirmation policy
+//!   (`…_requirements_policy`), nonce syntax, canonical padded base64 and the
+//!   65,536-byte budget;
+//! - **B, decode and signatures (pure)**: exactly one transaction as the node
+//!   decodes it, at most 256 inputs, network id of body and outputs, every
+//!   vkey witness valid over the canonical tx id, no repeated member in a
+//!   body set, the nonce among the inputs, `is_valid` true;
 //! - **C, validity window (chain: tip, slot clock)**: ttl present and not
 //!   passed, start not in the future, ttl no later than now + maxTimeoutSeconds;
-//! - **D, inputs (chain, tri-state)**: the nonce is an input and unspent,
+//! - **D, inputs (chain, tri-state, batches of at most 8)**: the nonce is unspent,
 //!   every other input unspent; any `Unknown` is a retryable
 //!   `exact_cardano_facilitator_chain_lookup_failed`;
 //! - **E, value (pure on the resolved inputs + live protocol parameters)**:
-//!   input owners witnessed and the payer among them, an output paying
-//!   exactly `payTo` at least `amount` of exactly `asset`, its min-UTxO, the
-//!   fee floor, value conservation, and no feature this facilitator cannot
-//!   fully validate (mint, withdrawals, certificates, votes, proposals, ...).
+//!   every input's value and reference-script size known (else the retryable
+//!   `exact_cardano_facilitator_input_value_unavailable`), input owners
+//!   witnessed and the payer among them, an output paying exactly `payTo` at
+//!   least `amount` of exactly `asset`, its min-UTxO, every output within
+//!   `maxValSize` (Byron attributes within 64 bytes), the Conway fee floor
+//!   (linear plus the tiered reference-script fee), value conservation, and
+//!   no feature this facilitator cannot fully validate (mint, withdrawals,
+//!   certificates, votes, proposals, ...).
 //!
 //! Reservations are not this module's concern: on a `Valid` outcome the HTTP
 //! layer reserves [`VerifiedPayment::inputs`] for [`VerifiedPayment::tx_id`].
@@ -35,7 +44,6 @@ use crate::cardano::phase1::{self, Phase1Error};
 use crate::cardano::tx::{ParsedTx, TxDecodeError, WitnessError};
 use crate::cardano::{Asset, Network, TxId, UtxoRef};
 use crate::chain::{DynChain, ProtocolParams, UtxoInfo, UtxoState};
-use crate::protocol::headers::STANDARD_LENIENT;
 use crate::protocol::{
     CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
     VerifyResponse,
@@ -53,17 +61,29 @@ pub const MAX_L1_CONFIRMATIONS: i64 = 20;
 /// Policy when the requirements carry none.
 pub const DEFAULT_L1_CONFIRMATIONS: i64 = 1;
 
-/// Budgets applied before anything is decoded.
+/// The implementation limits of the scheme (spec "Implementation limits"):
+/// work this facilitator bounds and refuses beyond.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyLimits {
-    /// Largest transaction accepted, in bytes (the ledger's own limit is checked too).
+    /// Largest signed transaction accepted, in bytes (65,536). The base64 text
+    /// is capped at `ceil(max/3)*4` characters before decoding
+    /// (`invalid_exact_cardano_payload`); decoded bytes beyond the cap are
+    /// `…_transaction_decode_failed`. The ledger's own `maxTxSize` is checked
+    /// later, on live parameters (`…_phase1_invalid`).
     pub max_tx_bytes: usize,
+    /// Most spent inputs resolved for one transaction (256); more is `…_phase1_invalid`.
+    pub max_inputs: usize,
+    /// Most input lookups in flight at once (8): inputs are resolved in
+    /// sequential batches of at most this many references.
+    pub max_concurrent_lookups: usize,
 }
 
 impl Default for VerifyLimits {
     fn default() -> Self {
         VerifyLimits {
-            max_tx_bytes: 16_384,
+            max_tx_bytes: 65_536,
+            max_inputs: 256,
+            max_concurrent_lookups: 8,
         }
     }
 }
@@ -212,6 +232,8 @@ pub struct Envelope {
     pub l1_declared: bool,
     pub nonce: UtxoRef,
     pub tx_bytes: Vec<u8>,
+    /// The limits the envelope was checked under; the later stages apply them too.
+    pub limits: VerifyLimits,
 }
 
 /// What the operator allows for confirmation policies (sheet 2.4).
@@ -325,6 +347,34 @@ fn transfer_method(extra: &Json) -> Result<(), Reject> {
             ))
         }
     }
+}
+
+/// Is the method `default` (absent, null or `"default"`)?
+fn is_default_method(extra: &Json) -> bool {
+    match extra.get("assetTransferMethod") {
+        None | Some(Json::Null) => true,
+        Some(Json::String(s)) => s == "default",
+        Some(_) => false,
+    }
+}
+
+/// Canonical padded standard base64 only: decode, re-encode, compare (so one
+/// transaction has exactly one accepted text, as the reference demands).
+fn decode_canonical_base64(text: &str) -> Result<Vec<u8>, Reject> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let bytes = engine.decode(text.as_bytes()).map_err(|e| {
+        reject(
+            Reason::TransactionDecodeFailed,
+            format!("transaction is not canonical padded standard base64: {e}"),
+        )
+    })?;
+    if engine.encode(&bytes) != text {
+        return Err(reject(
+            Reason::TransactionDecodeFailed,
+            "transaction is not canonical padded standard base64",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A positive canonical decimal integer that fits 64 bits.
@@ -441,8 +491,6 @@ fn stage_a(
 
     // Requirement sanity.
     transfer_method(q.extra)?;
-    let l1_confirmations =
-        confirmation_policy(q.extra).map_err(|m| reject(Reason::InvalidRequirements, m))?;
     let amount = parse_amount(q.amount)?;
     let asset = Asset::from_str(q.asset)
         .map_err(|e| reject(Reason::InvalidRequirements, format!("asset: {e}")))?;
@@ -458,6 +506,15 @@ fn stage_a(
             format!("payTo is not an address of {}", network.name()),
         ));
     }
+    if is_default_method(q.extra) && matches!(pay_to.payment, Credential::ScriptHash(_)) {
+        // A script payee can only spend what it receives through its script;
+        // the `default` method proves nothing about datums or the script's
+        // rules, so such a payee is the `script` method's business.
+        return Err(reject(
+            Reason::RecipientMismatch,
+            "payTo has a script payment credential; the \"default\" method pays key-hash addresses only (use assetTransferMethod \"script\" for script payees)",
+        ));
+    }
     if q.max_timeout_seconds == 0 {
         return Err(reject(
             Reason::InvalidRequirements,
@@ -465,7 +522,7 @@ fn stage_a(
         ));
     }
 
-    // Payload shape.
+    // Payload shape, and the size cap on the base64 text before decoding it.
     let payload: CardanoExactPayload =
         serde_json::from_value(req.payload().clone()).map_err(|e| {
             let mut m = e.to_string();
@@ -475,30 +532,28 @@ fn stage_a(
                 format!("payload must be {{transaction, nonce}}: {m}"),
             )
         })?;
+    let max_b64 = limits.max_tx_bytes.div_ceil(3) * 4;
+    if payload.transaction.len() > max_b64 {
+        return Err(reject(
+            Reason::InvalidPayloadShape,
+            format!(
+                "transaction is longer than {max_b64} base64 characters ({} bytes)",
+                limits.max_tx_bytes
+            ),
+        ));
+    }
+    let l1_confirmations =
+        confirmation_policy(q.extra).map_err(|m| reject(Reason::RequirementsPolicy, m))?;
     let nonce = UtxoRef::from_str(&payload.nonce).map_err(|_| {
         reject(
             Reason::NonceInvalid,
             "nonce must be \"<64 lower-case hex tx id>#<output index>\"",
         )
     })?;
-    let max_b64 = limits.max_tx_bytes.div_ceil(3) * 4;
-    if payload.transaction.len() > max_b64 {
-        return Err(reject(
-            Reason::InvalidPayloadShape,
-            format!("transaction is larger than {} bytes", limits.max_tx_bytes),
-        ));
-    }
-    let tx_bytes = STANDARD_LENIENT
-        .decode(payload.transaction.as_bytes())
-        .map_err(|e| {
-            reject(
-                Reason::TransactionDecodeFailed,
-                format!("transaction is not standard base64: {e}"),
-            )
-        })?;
+    let tx_bytes = decode_canonical_base64(&payload.transaction)?;
     if tx_bytes.len() > limits.max_tx_bytes {
         return Err(reject(
-            Reason::InvalidPayloadShape,
+            Reason::TransactionDecodeFailed,
             format!("transaction is larger than {} bytes", limits.max_tx_bytes),
         ));
     }
@@ -516,6 +571,7 @@ fn stage_a(
             .is_some_and(|v| !v.is_null()),
         nonce,
         tx_bytes,
+        limits: *limits,
     })
 }
 
@@ -530,19 +586,50 @@ pub fn decode_and_check_signatures(
 }
 
 fn stage_b(env: &Envelope) -> Result<(ParsedTx, Signers), Reject> {
+    let limits = &env.limits;
     let tx = ParsedTx::decode(&env.tx_bytes).map_err(|e: TxDecodeError| {
         reject(
             Reason::TransactionDecodeFailed,
             format!("not exactly one well-formed Conway transaction: {e}"),
         )
     })?;
+    if tx.inputs().len() > limits.max_inputs {
+        return Err(reject(
+            Reason::Phase1Invalid,
+            format!(
+                "the transaction spends {} inputs; this facilitator resolves at most {}",
+                tx.inputs().len(),
+                limits.max_inputs
+            ),
+        ));
+    }
     phase1::check_network(&tx, env.network)
         .map_err(|e| reject(Reason::NetworkIdMismatch, e.node_reason()))?;
     let signers = tx.verify_witnesses().map_err(|e| match e {
         WitnessError::Unsigned => reject(Reason::Unsigned, e.to_string()),
         WitnessError::Invalid { .. } => reject(Reason::InvalidSignature, e.to_string()),
     })?;
+    phase1::check_no_duplicates(&tx).map_err(|e| reject(Reason::Phase1Invalid, e.node_reason()))?;
     Ok((tx, signers))
+}
+
+/// Pure checks on the decoded transaction that need the envelope: the nonce
+/// is an input, and the transaction is not a failed-script (`is_valid: false`)
+/// one, which creates no outputs and would only forfeit its collateral.
+fn stage_b_payload(tx: &ParsedTx, env: &Envelope) -> Result<(), Reject> {
+    if !tx.inputs().contains(&env.nonce) {
+        return Err(reject(
+            Reason::NonceNotInInputs,
+            format!("nonce {} is not an input of the transaction", env.nonce),
+        ));
+    }
+    if !tx.is_valid_flag() {
+        return Err(reject(
+            Reason::Phase2Invalid,
+            "is_valid is false: the transaction declares a failed script and pays nothing",
+        ));
+    }
+    Ok(())
 }
 
 /// Stage C: the validity window, in slots. `now_slot` is the current slot,
@@ -672,6 +759,33 @@ fn stage_e(
     signers: &Signers,
     params: &ProtocolParams,
 ) -> Result<Paid, Reject> {
+    // Every UTxO on Cardano holds lovelace (at least its min-UTxO): an input
+    // resolved without any is one whose value the backend did not establish,
+    // and conservation and the fee cannot be judged on it. Retryable.
+    if let Some((input, _)) = tx
+        .inputs()
+        .iter()
+        .zip(resolved)
+        .find(|(_, u)| u.value.coin == 0)
+    {
+        return Err(unavailable(
+            Reason::InputValueUnavailable,
+            format!("the value of input {input} could not be established"),
+        ));
+    }
+    if let Some((input, _)) = tx
+        .inputs()
+        .iter()
+        .zip(resolved)
+        .find(|(_, u)| u.reference_script == crate::chain::RefScript::SizeUnknown)
+    {
+        return Err(unavailable(
+            Reason::InputValueUnavailable,
+            format!(
+                "input {input} carries a reference script of unknown size: the Conway fee cannot be established"
+            ),
+        ));
+    }
     // The payer (the nonce's owner) must be a witnessed key.
     let nonce_ix = tx
         .inputs()
@@ -735,8 +849,9 @@ fn stage_e(
         ));
     }
     phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
+    phase1::check_outputs(tx, params).map_err(phase1_reject)?;
     phase1::check_max_size(tx, params).map_err(phase1_reject)?;
-    phase1::check_fee(tx, params).map_err(phase1_reject)?;
+    phase1::check_fee_with_reference_scripts(tx, params, resolved).map_err(phase1_reject)?;
     phase1::check_value_conserved(tx, resolved).map_err(phase1_reject)?;
     phase1::check_features(tx).map_err(phase1_reject)?;
     phase1::check_auxiliary_data(tx).map_err(phase1_reject)?;
@@ -839,15 +954,18 @@ async fn run_checked(
     signers: Signers,
     payer: &mut Option<String>,
 ) -> Result<VerifiedPayment, Reject> {
-    if !tx.inputs().contains(&env.nonce) {
-        return Err(reject(
-            Reason::NonceNotInInputs,
-            format!("nonce {} is not an input of the transaction", env.nonce),
-        ));
-    }
+    stage_b_payload(&tx, &env)?;
 
-    // The chain lookups of C and D run concurrently; their checks keep their order.
-    let (tip, states) = futures::join!(ctx.chain.tip(), ctx.chain.utxos(tx.inputs()));
+    // The chain lookups of C and D run concurrently; their checks keep their
+    // order. D looks up at most `max_concurrent_lookups` references at a time.
+    let lookups = async {
+        let mut states = Vec::with_capacity(tx.inputs().len());
+        for batch in tx.inputs().chunks(env.limits.max_concurrent_lookups.max(1)) {
+            states.extend(ctx.chain.utxos(batch).await);
+        }
+        states
+    };
+    let (tip, states) = futures::join!(ctx.chain.tip(), lookups);
     // C: validity window against the chain's clock.
     let tip = tip.map_err(|e| unavailable(Reason::ChainLookupFailed, format!("chain tip: {e}")))?;
     let now = (ctx.clock)();
@@ -974,9 +1092,7 @@ pub fn verify_offline(
     let go = || -> Result<TxId, Reject> {
         let env = stage_a(network, limits, req)?;
         let (tx, signers) = stage_b(&env)?;
-        if !tx.inputs().contains(&env.nonce) {
-            return Err(reject(Reason::NonceNotInInputs, "nonce is not an input"));
-        }
+        stage_b_payload(&tx, &env)?;
         stage_c(&tx, now_slot, horizon_slot_for(env.max_timeout_seconds))?;
         let resolved = stage_d(&tx, &env.nonce, &lookup(tx.inputs()))?;
         stage_e(&tx, &env, &resolved, &signers, params)?;

@@ -80,10 +80,7 @@ async fn genesis_utxos_are_spendable_and_stable() {
     expected.checked_add_asset(token(), 500).unwrap();
     assert_eq!(
         states[0],
-        UtxoState::Unspent(UtxoInfo {
-            address: addr_bytes(&owner),
-            value: expected
-        })
+        UtxoState::Unspent(UtxoInfo::new(addr_bytes(&owner), expected))
     );
     assert!(matches!(&states[1], UtxoState::Unspent(i) if i.value == Value::lovelace(7_000_000)));
     assert_eq!(
@@ -131,10 +128,10 @@ async fn faucet_creates_a_spendable_output_at_once() {
     assert_eq!(r.index, 0);
     assert_eq!(
         d.utxos(&[r]).await,
-        vec![UtxoState::Unspent(UtxoInfo {
-            address: addr_bytes(&key(1)),
+        vec![UtxoState::Unspent(UtxoInfo::new(
+            addr_bytes(&key(1)),
             value
-        })]
+        ))]
     );
     assert!(matches!(
         d.evidence(&r.tx_id).await.unwrap(),
@@ -228,10 +225,7 @@ async fn valid_payment_enters_mempool_then_a_block_and_gains_depth() {
     assert_eq!(states[0], UtxoState::Spent);
     assert_eq!(
         states[1],
-        UtxoState::Unspent(UtxoInfo {
-            address: addr_bytes(&key(2)),
-            value: Value::lovelace(2 * ADA)
-        })
+        UtxoState::Unspent(UtxoInfo::new(addr_bytes(&key(2)), Value::lovelace(2 * ADA)))
     );
     assert!(matches!(&states[2], UtxoState::Unspent(i) if i.address == addr_bytes(&buyer)));
     assert_eq!(states[3], UtxoState::Spent, "no output #2");
@@ -668,4 +662,124 @@ async fn serve_devnet_for_manual_use() {
     let base = serve(d.clone()).await;
     println!("DEVNET {base}");
     tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+/// The devnet applies the verifier's strict decoder and the node rules the
+/// verifier checks (issue 11 point 2): whatever `/verify` accepts, the devnet
+/// accepts, and each gap is refused in the node's words.
+#[test]
+fn node_gaps_are_refused_like_the_node() {
+    use x402_facilitator::cardano::address::byron_address_bytes;
+    use x402_facilitator::cardano::cbor::mutate;
+    let buyer = key(1);
+    let params = Arc::new(ProtocolParams::mainnet_like());
+    let mut tokens = Value::lovelace(100 * ADA);
+    for i in 0..150u32 {
+        let mut name = vec![b'T'; 28];
+        name.extend_from_slice(&i.to_be_bytes());
+        tokens
+            .checked_add_asset(
+                AssetId {
+                    policy: [0xab; 28],
+                    name,
+                },
+                1,
+            )
+            .unwrap();
+    }
+    let mut scripted = OutputRecord::plain(addr_bytes(&buyer), Value::lovelace(10 * ADA));
+    scripted.script_ref_size = Some(30_000);
+    let mut l = Ledger::new(
+        Network::Devnet,
+        params,
+        1_700_000_000,
+        vec![
+            OutputRecord::plain(addr_bytes(&buyer), Value::lovelace(10 * ADA)),
+            OutputRecord::plain(addr_bytes(&buyer), tokens.clone()),
+            scripted,
+        ],
+    );
+    let g = l.block(0).unwrap().txs[0];
+    let (plain, rich, with_ref) = (UtxoRef::new(g, 0), UtxoRef::new(g, 1), UtxoRef::new(g, 2));
+    let seller = addr_bytes(&key(2));
+    let reason = |r: Result<TxId, x402_facilitator::chain::devnet::Rejection>| match r {
+        Err(e) => e.reason,
+        Ok(id) => panic!("accepted {id}"),
+    };
+
+    // A fifth element in an indefinite-length transaction array.
+    let ok = {
+        // Headroom for the one byte the indefinite re-encoding adds.
+        let base = pay(
+            &buyer,
+            plain,
+            Value::lovelace(10 * ADA),
+            seller.clone(),
+            2 * ADA,
+        );
+        let mut b = base.body.clone();
+        b.fee += 1_000;
+        b.outputs[1].value.coin -= 1_000;
+        builder::sign_body(&b, std::slice::from_ref(&buyer))
+    };
+    let indefinite = mutate::to_indefinite(&ok.tx, 0).unwrap();
+    let five = mutate::with_extra_element(&indefinite, 0, &[0xf6]).unwrap();
+    assert_eq!(reason(l.submit(&five, 1)), "DeserialiseFailure");
+
+    // An input listed twice.
+    let mut twice = ok.body.clone();
+    twice.inputs = vec![plain, plain];
+    let twice = builder::sign_body(&twice, std::slice::from_ref(&buyer));
+    assert_eq!(reason(l.submit(&twice.tx, 1)), "DeserialiseFailure");
+
+    // A value over maxValSize (5000 bytes).
+    let mut big = tokens.clone();
+    big.coin = 40 * ADA;
+    let too_big = pay_with(&buyer, rich, tokens.clone(), seller.clone(), 0, |s| {
+        s.outputs[0].value = big.clone();
+    });
+    assert_eq!(reason(l.submit(&too_big.tx, 1)), "OutputTooBigUTxO");
+
+    // Byron outputs: mainnet Byron on a testnet, and attributes over 64 bytes.
+    let mainnet_byron = byron_address_bytes(&[3; 28], &[]);
+    let abroad = pay_with(
+        &buyer,
+        plain,
+        Value::lovelace(10 * ADA),
+        mainnet_byron,
+        2 * ADA,
+        |_| {},
+    );
+    assert_eq!(reason(l.submit(&abroad.tx, 1)), "WrongNetwork");
+    let mut hd = vec![0x58, 65];
+    hd.extend_from_slice(&[7; 65]);
+    let fat = byron_address_bytes(&[3; 28], &[(1, hd), (2, vec![0x01])]);
+    let fat = pay_with(
+        &buyer,
+        plain,
+        Value::lovelace(10 * ADA),
+        fat,
+        2 * ADA,
+        |_| {},
+    );
+    assert_eq!(reason(l.submit(&fat.tx, 1)), "OutputBootAddrAttrsTooBig");
+
+    // Spending an output that carries a 30,000-byte reference script costs
+    // 25,600 x 15 + 4,400 x 18 = 463,200 lovelace on top of the linear fee.
+    let cheap = pay(
+        &buyer,
+        with_ref,
+        Value::lovelace(10 * ADA),
+        seller.clone(),
+        2 * ADA,
+    );
+    assert_eq!(reason(l.submit(&cheap.tx, 1)), "FeeTooSmallUTxO");
+    let mut paid = cheap.body.clone();
+    paid.fee += 463_200;
+    paid.outputs[1].value.coin -= 463_200;
+    let paid = builder::sign_body(&paid, std::slice::from_ref(&buyer));
+    assert_eq!(l.submit(&paid.tx, 1).unwrap(), paid.tx_id);
+
+    // The indefinite-length four-element transaction is accepted, with its definite id.
+    assert_eq!(l.submit(&indefinite, 1).unwrap(), ok.tx_id);
 }

@@ -37,6 +37,10 @@ struct ChainState {
     tip_fails: bool,
     params_fail: bool,
     params: Option<ProtocolParams>,
+    /// Every chain call made (tip, utxos, protocol parameters, evidence).
+    calls: usize,
+    /// The number of references asked for by each `utxos` call.
+    utxo_batches: Vec<usize>,
 }
 
 /// A fixed UTxO set. A reference that is not in the map is answered `Spent`
@@ -51,6 +55,10 @@ impl TestChain {
     fn with<R>(&self, f: impl FnOnce(&mut ChainState) -> R) -> R {
         f(&mut self.0.lock().unwrap())
     }
+    /// Chain calls made so far: pure rejections must leave this at zero.
+    fn calls(&self) -> usize {
+        self.0.lock().unwrap().calls
+    }
 }
 
 #[async_trait]
@@ -59,13 +67,19 @@ impl ChainProvider for TestChain {
         Network::Preprod
     }
     async fn utxos(&self, refs: &[UtxoRef]) -> Vec<UtxoState> {
-        let s = self.0.lock().unwrap();
+        let mut s = self.0.lock().unwrap();
+        s.calls += 1;
+        s.utxo_batches.push(refs.len());
         refs.iter()
             .map(|r| s.utxos.get(r).cloned().unwrap_or(UtxoState::Spent))
             .collect()
     }
     async fn tip(&self) -> Result<Tip, ChainError> {
-        if self.0.lock().unwrap().tip_fails {
+        let fails = self.with(|s| {
+            s.calls += 1;
+            s.tip_fails
+        });
+        if fails {
             return Err(ChainError::new("tip", "connection refused"));
         }
         Ok(Tip {
@@ -76,7 +90,8 @@ impl ChainProvider for TestChain {
         })
     }
     async fn protocol_params(&self) -> Result<Arc<ProtocolParams>, ChainError> {
-        let s = self.0.lock().unwrap();
+        let mut s = self.0.lock().unwrap();
+        s.calls += 1;
         if s.params_fail {
             return Err(ChainError::new("protocol_params", "timeout"));
         }
@@ -90,6 +105,7 @@ impl ChainProvider for TestChain {
         SubmitOutcome::Unknown("not used".into())
     }
     async fn evidence(&self, _tx_id: &TxId) -> Result<Evidence, ChainError> {
+        self.with(|s| s.calls += 1);
         Ok(Evidence::NotSeen)
     }
     fn slot_at(&self, unix_seconds: i64) -> u64 {
@@ -152,12 +168,8 @@ fn world() -> World {
     let third_addr = third.enterprise_address_bytes(Network::Preprod);
     let chain = TestChain::default();
     let (nonce, extra, foreign) = (utxo(1, 0), utxo(2, 1), utxo(3, 2));
-    let unspent = |address: &Vec<u8>, value: Value| {
-        UtxoState::Unspent(UtxoInfo {
-            address: address.clone(),
-            value,
-        })
-    };
+    let unspent =
+        |address: &Vec<u8>, value: Value| UtxoState::Unspent(UtxoInfo::new(address.clone(), value));
     chain.set(nonce, unspent(&buyer_addr, value(10_000_000, 500)));
     chain.set(extra, unspent(&buyer_addr, Value::lovelace(5_000_000)));
     chain.set(foreign, unspent(&third_addr, Value::lovelace(3_000_000)));
@@ -261,9 +273,19 @@ fn lovelace_request(w: &World, tx: &[u8]) -> Json {
     request_v2(tx, &w.nonce, &requirements(w, "2000000", "lovelace"))
 }
 
+/// Verify a request body; an envelope rejection (the parse step) comes back as `Invalid`.
 async fn run(w: &World, body: &Json) -> VerifyOutcome {
-    let req = parse_request(&serde_json::to_vec(body).unwrap()).expect("envelope parses");
-    verify(&w.ctx(), &req).await
+    match parse_request(&serde_json::to_vec(body).unwrap()) {
+        Ok(req) => verify(&w.ctx(), &req).await,
+        Err(e) => {
+            assert!(!e.is_bad_request(), "{e}");
+            VerifyOutcome::Invalid {
+                reason: e.reason(),
+                message: e.to_string(),
+                payer: None,
+            }
+        }
+    }
 }
 
 #[track_caller]
@@ -494,7 +516,95 @@ async fn rule_envelope() {
                 b["paymentRequirements"]["extra"] = e.clone();
                 b["paymentPayload"]["accepted"]["extra"] = e;
             },
+            Reason::RequirementsPolicy,
+        ),
+        (
+            "policy not an object",
+            |b, _| {
+                let e = json!({"confirmationPolicy": 2});
+                b["paymentRequirements"]["extra"] = e.clone();
+                b["paymentPayload"]["accepted"]["extra"] = e;
+            },
+            Reason::RequirementsPolicy,
+        ),
+        (
+            "payload x402Version 1 in a v2 request",
+            |b, _| b["paymentPayload"]["x402Version"] = json!(1),
+            Reason::UnsupportedVersion,
+        ),
+        (
+            "script payTo with the default method",
+            |b, _| {
+                let mut a = vec![0x70u8];
+                a.extend_from_slice(&[7; 28]);
+                let a = address::to_bech32(&a).unwrap();
+                b["paymentRequirements"]["payTo"] = json!(a);
+                b["paymentPayload"]["accepted"]["payTo"] = json!(a);
+            },
+            Reason::RecipientMismatch,
+        ),
+        (
+            "script payTo (base address) with an explicit default method",
+            |b, _| {
+                let mut a = vec![0x30u8];
+                a.extend_from_slice(&[7; 56]);
+                let a = address::to_bech32(&a).unwrap();
+                let e = json!({"assetTransferMethod": "default"});
+                b["paymentRequirements"]["payTo"] = json!(a);
+                b["paymentPayload"]["accepted"]["payTo"] = json!(a);
+                b["paymentRequirements"]["extra"] = e.clone();
+                b["paymentPayload"]["accepted"]["extra"] = e;
+            },
+            Reason::RecipientMismatch,
+        ),
+        (
+            "decoded transaction over 65,536 bytes",
+            |b, _| b["paymentPayload"]["payload"]["transaction"] = json!(b64(&[0u8; 65_537])),
+            Reason::TransactionDecodeFailed,
+        ),
+        // Sheet 2.3 order, two faults at once: the earlier step answers.
+        (
+            "order: bad amount before bad policy",
+            |b, _| {
+                let e = json!({"confirmationPolicy": {"l1Confirmations": 99}});
+                for k in ["paymentRequirements", "paymentPayload/accepted"] {
+                    let q = b.pointer_mut(&format!("/{k}")).unwrap();
+                    q["amount"] = json!("01");
+                    q["extra"] = e.clone();
+                }
+            },
             Reason::InvalidRequirements,
+        ),
+        (
+            "order: missing nonce before bad policy",
+            |b, _| {
+                let e = json!({"confirmationPolicy": {"l1Confirmations": 99}});
+                b["paymentRequirements"]["extra"] = e.clone();
+                b["paymentPayload"]["accepted"]["extra"] = e;
+                b["paymentPayload"]["payload"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("nonce");
+            },
+            Reason::InvalidPayloadShape,
+        ),
+        (
+            "order: bad policy before bad nonce",
+            |b, _| {
+                let e = json!({"confirmationPolicy": {"l1Confirmations": 99}});
+                b["paymentRequirements"]["extra"] = e.clone();
+                b["paymentPayload"]["accepted"]["extra"] = e;
+                b["paymentPayload"]["payload"]["nonce"] = json!("x#0");
+            },
+            Reason::RequirementsPolicy,
+        ),
+        (
+            "order: bad nonce before bad base64",
+            |b, _| {
+                b["paymentPayload"]["payload"]["nonce"] = json!("x#0");
+                b["paymentPayload"]["payload"]["transaction"] = json!("****");
+            },
+            Reason::NonceInvalid,
         ),
         (
             "payload not an object",
@@ -529,8 +639,8 @@ async fn rule_envelope() {
             Reason::NonceInvalid,
         ),
         (
-            "transaction too large",
-            |b, _| b["paymentPayload"]["payload"]["transaction"] = json!("A".repeat(30_000)),
+            "transaction text over ceil(65536/3)*4 characters",
+            |b, _| b["paymentPayload"]["payload"]["transaction"] = json!("A".repeat(87_388)),
             Reason::InvalidPayloadShape,
         ),
     ];
@@ -539,6 +649,8 @@ async fn rule_envelope() {
         edit(&mut body, &w);
         expect(name, &run(&w, &body).await, want);
     }
+    // Every rejection above is pure: not one chain call was made.
+    assert_eq!(w.chain.calls(), 0, "stage A must not touch the chain");
     // Nothing in stage A costs a chain call: a dead chain changes nothing.
     w.chain.with(|s| s.tip_fails = true);
     let mut body = base.clone();
@@ -592,6 +704,375 @@ async fn rule_decode_exactly_one_transaction() {
         &run(&w, &body).await,
         Reason::TransactionDecodeFailed,
     );
+    assert_eq!(w.chain.calls(), 0, "decoding must not touch the chain");
+}
+
+/// Canonical padded standard base64 only (sheet 2.2): one text per transaction.
+#[tokio::test]
+async fn rule_base64_is_canonical() {
+    let w = world();
+    // A transaction whose length is not a multiple of 3, so its text is padded.
+    let mut tx = w.lovelace_payment().tx;
+    let mut extra = 0;
+    while tx.len().is_multiple_of(3) {
+        extra += 1_000;
+        let mut spec = w.spec(Value::lovelace(2_000_000 + extra));
+        spec.validity_start = None;
+        tx = w.build(&spec, std::slice::from_ref(&w.buyer)).tx;
+    }
+    let text = b64(&tx);
+    assert!(text.ends_with('='));
+    let unpadded = text.trim_end_matches('=').to_owned();
+    let trailing_bits = {
+        // Set an unused low bit in the last significant character.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut chars: Vec<char> = unpadded.chars().collect();
+        let last = chars.pop().unwrap();
+        let ix = alphabet.find(last).unwrap();
+        chars.push(alphabet.as_bytes()[ix | 1] as char);
+        let mut t: String = chars.into_iter().collect();
+        t.push_str(&text[unpadded.len()..]);
+        t
+    };
+    assert_ne!(trailing_bits, text);
+    let url_safe = text.replace('+', "-").replace('/', "_");
+    let cases = [
+        ("unpadded", unpadded),
+        ("non-zero trailing bits", trailing_bits),
+        ("line break", format!("{}\n{}", &text[..40], &text[40..])),
+        ("leading space", format!(" {text}")),
+        ("over-padded", format!("{text}=")),
+    ];
+    for (name, t) in cases {
+        let mut body = lovelace_request(&w, &tx);
+        body["paymentPayload"]["payload"]["transaction"] = json!(t);
+        expect(name, &run(&w, &body).await, Reason::TransactionDecodeFailed);
+    }
+    if url_safe != text {
+        let mut body = lovelace_request(&w, &tx);
+        body["paymentPayload"]["payload"]["transaction"] = json!(url_safe);
+        expect(
+            "url-safe alphabet",
+            &run(&w, &body).await,
+            Reason::TransactionDecodeFailed,
+        );
+    }
+    assert_eq!(w.chain.calls(), 0);
+    assert!(run(&w, &lovelace_request(&w, &tx)).await.is_valid());
+}
+
+/// Offset of the transaction input record `[id, index]` for `r` in `bytes`.
+fn input_record_at(bytes: &[u8], r: &UtxoRef) -> usize {
+    let mut needle = vec![0x82, 0x58, 0x20];
+    needle.extend_from_slice(r.tx_id.as_bytes());
+    bytes
+        .windows(needle.len())
+        .position(|win| win == needle.as_slice())
+        .expect("input record present")
+}
+
+/// The node decodes every fixed-shape record by its exact element count,
+/// whatever the length encoding; so must verify (issue 11 point 2).
+#[tokio::test]
+async fn rule_records_have_exact_element_counts() {
+    use x402_facilitator::cardano::cbor::mutate;
+    let w = world();
+    // Fee headroom, so re-encodings one or two bytes longer still pay enough.
+    let mut body = w.lovelace_payment().body;
+    body.fee += 2_000;
+    body.outputs[1].value.coin -= 2_000;
+    let built = builder::sign_body(&body, std::slice::from_ref(&w.buyer));
+    let indefinite = mutate::to_indefinite(&built.tx, 0).unwrap();
+    let at = input_record_at(&built.body_bytes, &w.nonce);
+    let resigned = |body_bytes: &[u8]| {
+        let wits = builder::sign(body_bytes, std::slice::from_ref(&w.buyer));
+        builder::assemble(body_bytes, &builder::encode_witness_set(&wits), true, None)
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "indefinite transaction with a fifth element (the issue's example)",
+            mutate::with_extra_element(&indefinite, 0, &[0xf6]).unwrap(),
+        ),
+        (
+            "definite transaction with a fifth element",
+            mutate::with_extra_element(&built.tx, 0, &[0xf6]).unwrap(),
+        ),
+        (
+            "input with a third element",
+            resigned(&mutate::with_extra_element(&built.body_bytes, at, &[0x00]).unwrap()),
+        ),
+        (
+            "indefinite input with a third element",
+            resigned(
+                &mutate::with_extra_element(
+                    &mutate::to_indefinite(&built.body_bytes, at).unwrap(),
+                    at,
+                    &[0x00],
+                )
+                .unwrap(),
+            ),
+        ),
+    ];
+    for (name, tx) in cases {
+        expect(
+            name,
+            &run(&w, &lovelace_request(&w, &tx)).await,
+            Reason::TransactionDecodeFailed,
+        );
+    }
+    assert_eq!(w.chain.calls(), 0);
+    // Indefinite lengths with the right counts are what the node accepts too.
+    let out = run(&w, &lovelace_request(&w, &indefinite)).await;
+    let VerifyOutcome::Valid(p) = &out else {
+        panic!("indefinite 4-element transaction: {out:?}")
+    };
+    assert_eq!(p.tx_id, built.tx_id, "same body, same id");
+    let indefinite_input = resigned(&mutate::to_indefinite(&built.body_bytes, at).unwrap());
+    let out = run(&w, &lovelace_request(&w, &indefinite_input)).await;
+    assert!(out.is_valid(), "indefinite 2-element input: {out:?}");
+}
+
+/// Sets (inputs, required signers), `is_valid`, and the input limit: all pure.
+#[tokio::test]
+async fn rule_sets_phase2_and_input_limit() {
+    let w = world();
+    let base = w.lovelace_payment();
+    let headroom = |mut b: TxBody| {
+        b.fee += 10_000;
+        b.outputs[1].value.coin -= 10_000;
+        b
+    };
+    let mut dup_inputs = headroom(base.body.clone());
+    dup_inputs.inputs = vec![w.nonce, w.nonce];
+    let mut dup_signers = headroom(base.body.clone());
+    dup_signers.required_signers = vec![w.buyer.key_hash(), w.buyer.key_hash()];
+    let phase2 = builder::assemble(
+        &base.body_bytes,
+        &builder::encode_witness_set(&base.witnesses),
+        false,
+        None,
+    );
+    let mut many = headroom(base.body.clone());
+    many.inputs = (0..257).map(|i| utxo(50, i)).collect();
+    many.inputs[0] = w.nonce;
+    // Order: a bad signature (step 12) is found before the duplicate (step 13),
+    // and a nonce outside the inputs (14) before is_valid false (15).
+    let dup_bad_sig = {
+        let bytes = builder::encode_body(&dup_inputs);
+        let mut wits = builder::sign(&bytes, std::slice::from_ref(&w.buyer));
+        wits[0].signature[3] ^= 1;
+        builder::assemble(&bytes, &builder::encode_witness_set(&wits), true, None)
+    };
+    let cases: Vec<(&str, Vec<u8>, UtxoRef, Reason)> = vec![
+        (
+            "input listed twice",
+            resign(&dup_inputs, std::slice::from_ref(&w.buyer)),
+            w.nonce,
+            Reason::Phase1Invalid,
+        ),
+        (
+            "required signer listed twice",
+            resign(&dup_signers, std::slice::from_ref(&w.buyer)),
+            w.nonce,
+            Reason::Phase1Invalid,
+        ),
+        (
+            "is_valid false",
+            phase2.clone(),
+            w.nonce,
+            Reason::Phase2Invalid,
+        ),
+        (
+            "257 inputs",
+            resign(&many, std::slice::from_ref(&w.buyer)),
+            w.nonce,
+            Reason::Phase1Invalid,
+        ),
+        (
+            "order: bad signature before duplicate input",
+            dup_bad_sig,
+            w.nonce,
+            Reason::InvalidSignature,
+        ),
+        (
+            "order: nonce not an input before is_valid false",
+            phase2,
+            utxo(9, 9),
+            Reason::NonceNotInInputs,
+        ),
+    ];
+    let reqs = requirements(&w, "2000000", "lovelace");
+    for (name, tx, nonce, want) in cases {
+        let out = run(&w, &request_v2(&tx, &nonce, &reqs)).await;
+        expect(name, &out, want);
+        if name == "input listed twice" {
+            assert!(format!("{out:?}").contains("inputs"), "{out:?}");
+        }
+    }
+    assert_eq!(w.chain.calls(), 0, "all of these are pure rejections");
+
+    // Conway still merges a repeated vkey witness (only Dijkstra refuses it).
+    let body = headroom(base.body.clone());
+    let bytes = builder::encode_body(&body);
+    let wit = builder::sign(&bytes, std::slice::from_ref(&w.buyer))[0];
+    let twice = builder::assemble(
+        &bytes,
+        &builder::encode_witness_set(&[wit, wit]),
+        true,
+        None,
+    );
+    let out = run(&w, &lovelace_request(&w, &twice)).await;
+    assert!(out.is_valid(), "a repeated witness: {out:?}");
+}
+
+/// At most 8 input lookups in flight: 20 inputs are resolved as 8 + 8 + 4.
+#[tokio::test]
+async fn rule_input_lookups_are_batched_by_eight() {
+    let w = world();
+    let mut spec = w.spec(Value::lovelace(2_000_000));
+    for i in 0..19 {
+        let r = utxo(60, i);
+        w.chain.set(
+            r,
+            UtxoState::Unspent(UtxoInfo::new(
+                w.buyer_addr.clone(),
+                Value::lovelace(1_000_000),
+            )),
+        );
+        spec.inputs.push(InputSpec {
+            utxo: r,
+            value: Value::lovelace(1_000_000),
+        });
+    }
+    let built = w.build(&spec, std::slice::from_ref(&w.buyer));
+    let out = run(&w, &lovelace_request(&w, &built.tx)).await;
+    assert!(out.is_valid(), "{out:?}");
+    assert_eq!(w.chain.with(|s| s.utxo_batches.clone()), vec![8, 8, 4]);
+}
+
+/// An input the backend resolved without a value cannot be judged: retryable.
+#[tokio::test]
+async fn rule_input_value_unavailable() {
+    let w = world();
+    let mut spec = w.spec(Value::lovelace(2_000_000));
+    spec.inputs.push(InputSpec {
+        utxo: w.extra,
+        value: w.utxo_value(&w.extra),
+    });
+    let built = w.build(&spec, std::slice::from_ref(&w.buyer));
+    w.chain.set(
+        w.extra,
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), Value::default())),
+    );
+    let out = run(&w, &lovelace_request(&w, &built.tx)).await;
+    expect("input without a value", &out, Reason::InputValueUnavailable);
+    assert!(matches!(out, VerifyOutcome::Unavailable { .. }), "{out:?}");
+}
+
+/// `maxValSize`: an output whose value serializes beyond it fails at the node
+/// (`OutputTooBigUTxO`), so verify refuses it on the live parameter.
+#[tokio::test]
+async fn rule_output_value_size() {
+    let w = world();
+    let rich = utxo(70, 0);
+    let mut holdings = Value::lovelace(100_000_000);
+    for i in 0..150u32 {
+        let mut name = vec![b'T'; 28];
+        name.extend_from_slice(&i.to_be_bytes());
+        holdings
+            .checked_add_asset(
+                AssetId {
+                    policy: [0xab; 28],
+                    name,
+                },
+                1,
+            )
+            .unwrap();
+    }
+    w.chain.set(
+        rich,
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), holdings.clone())),
+    );
+    let mut pay = holdings.clone();
+    pay.coin = 40_000_000;
+    let spec = PaymentSpec {
+        inputs: vec![InputSpec {
+            utxo: rich,
+            value: holdings,
+        }],
+        outputs: vec![OutputSpec {
+            address: w.seller_addr.clone(),
+            value: pay.clone(),
+        }],
+        change_address: w.buyer_addr.clone(),
+        validity_start: None,
+        ttl: Some(NOW_SLOT + 300),
+        network_id: None,
+    };
+    let built = w.build(&spec, std::slice::from_ref(&w.buyer));
+    let size = x402_facilitator::cardano::phase1::value_serialized_size(&pay);
+    assert!(size > 5_000, "{size}");
+    let reqs = requirements(&w, "40000000", "lovelace");
+    let out = run(&w, &request_v2(&built.tx, &rich, &reqs)).await;
+    expect("value over maxValSize", &out, Reason::Phase1Invalid);
+    assert!(format!("{out:?}").contains("OutputTooBigUTxO"), "{out:?}");
+    // The live parameter decides.
+    w.chain.with(|s| {
+        let mut p = ProtocolParams::mainnet_like();
+        p.max_val_size = size;
+        s.params = Some(p);
+    });
+    let out = run(&w, &request_v2(&built.tx, &rich, &reqs)).await;
+    assert!(out.is_valid(), "at exactly maxValSize: {out:?}");
+}
+
+/// Byron outputs: accepted as the Conway ledger accepts them (network from the
+/// magic attribute, attributes at most 64 bytes, CRC intact).
+#[tokio::test]
+async fn rule_byron_outputs() {
+    let w = world();
+    let magic_1 = (2u8, vec![0x01]);
+    let testnet = address::byron_address_bytes(&[3; 28], std::slice::from_ref(&magic_1));
+    let mainnet = address::byron_address_bytes(&[3; 28], &[]);
+    let mut hd = vec![0x58, 65];
+    hd.extend_from_slice(&[7; 65]);
+    let big = address::byron_address_bytes(&[3; 28], &[(1, hd), magic_1.clone()]);
+    let mut bad_crc = testnet.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    let with_byron_change = |addr: &Vec<u8>| {
+        let mut spec = w.spec(Value::lovelace(2_000_000));
+        spec.change_address = addr.clone();
+        w.build(&spec, std::slice::from_ref(&w.buyer)).tx
+    };
+    let with_byron_output = |addr: &Vec<u8>| {
+        let mut body = w.lovelace_payment().body;
+        body.outputs[1].address = addr.clone();
+        body.fee += 20_000;
+        body.outputs[1].value.coin -= 20_000;
+        resign(&body, std::slice::from_ref(&w.buyer))
+    };
+    let cases = [
+        (
+            "mainnet Byron change",
+            with_byron_change(&mainnet),
+            Reason::NetworkIdMismatch,
+        ),
+        (
+            "Byron attributes over 64 bytes",
+            with_byron_change(&big),
+            Reason::Phase1Invalid,
+        ),
+        (
+            "Byron CRC broken",
+            with_byron_output(&bad_crc),
+            Reason::TransactionDecodeFailed,
+        ),
+    ];
+    for (name, tx, want) in cases {
+        expect(name, &run(&w, &lovelace_request(&w, &tx)).await, want);
+    }
+    let out = run(&w, &lovelace_request(&w, &with_byron_change(&testnet))).await;
+    assert!(out.is_valid(), "testnet Byron change: {out:?}");
 }
 
 #[tokio::test]
@@ -885,10 +1366,7 @@ async fn rule_owner_witnesses_and_payer() {
     script_addr.truncate(29);
     w2.chain.set(
         w2.nonce,
-        UtxoState::Unspent(UtxoInfo {
-            address: script_addr,
-            value: value(10_000_000, 500),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(script_addr, value(10_000_000, 500))),
     );
     let tx = w2.lovelace_payment().tx;
     expect(
@@ -1120,10 +1598,7 @@ async fn rule_value_conserved() {
     // The facilitator's own lookup decides, not the buyer's idea of the input.
     w.chain.set(
         w.nonce,
-        UtxoState::Unspent(UtxoInfo {
-            address: w.buyer_addr.clone(),
-            value: value(10_000_001, 500),
-        }),
+        UtxoState::Unspent(UtxoInfo::new(w.buyer_addr.clone(), value(10_000_001, 500))),
     );
     expect(
         "chain says the input holds more",
@@ -1321,6 +1796,49 @@ proptest! {
         let _ = verify_body(&serde_json::to_vec(&b).unwrap());
     }
 
+    /// Indefinite-length re-encodings of any arrays and maps decode like the
+    /// definite original (the node accepts both), and one element more in any
+    /// array, definite or indefinite, never decodes (issue 11 point 2).
+    #[test]
+    fn indefinite_encodings_and_extra_elements(
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        extra in any::<prop::sample::Index>(),
+    ) {
+        use x402_facilitator::cardano::ParsedTx;
+        use x402_facilitator::cardano::cbor::mutate;
+        let original = tx_bytes();
+        let reference = ParsedTx::decode(&original).unwrap();
+        let containers: Vec<usize> = mutate::heads(&original)
+            .into_iter()
+            .filter(|(_, m)| *m == 4 || *m == 5)
+            .map(|(p, _)| p)
+            .collect();
+        let mut chosen: Vec<usize> = picks.iter().map(|i| containers[i.index(containers.len())]).collect();
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut tx = original.clone();
+        // Back to front, so the offsets still to convert do not move.
+        for p in chosen.iter().rev() {
+            tx = mutate::to_indefinite(&tx, *p).unwrap();
+        }
+        let parsed = ParsedTx::decode(&tx);
+        prop_assert!(parsed.is_ok(), "{:?} converting {:?}", parsed.err(), chosen);
+        let parsed = parsed.unwrap();
+        prop_assert_eq!(parsed.inputs(), reference.inputs());
+        prop_assert_eq!(parsed.outputs().len(), reference.outputs().len());
+        prop_assert_eq!(parsed.fee(), reference.fee());
+        prop_assert_eq!(parsed.total_output(), reference.total_output());
+        prop_assert_eq!(parsed.ttl(), reference.ttl());
+        let arrays: Vec<usize> = mutate::heads(&tx)
+            .into_iter()
+            .filter(|(_, m)| *m == 4)
+            .map(|(p, _)| p)
+            .collect();
+        let at = arrays[extra.index(arrays.len())];
+        let longer = mutate::with_extra_element(&tx, at, &[0x00]).unwrap();
+        prop_assert!(ParsedTx::decode(&longer).is_err(), "one more element at offset {} decoded", at);
+    }
+
     /// Arbitrary bytes as the whole transaction: typed rejection.
     #[test]
     fn arbitrary_transaction_bytes_are_rejected(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -1386,7 +1904,29 @@ fn stable_fuzz_decode_tx() {
         let rounds = rng.gen_range(1..=4);
         for _ in 0..rounds {
             let len = data.len();
-            match rng.gen_range(0..9) {
+            match rng.gen_range(0..11) {
+                9 | 10 => {
+                    // Re-encode a container with indefinite length, or give an
+                    // array one element more (the node's exact-count rule).
+                    use x402_facilitator::cardano::cbor::mutate;
+                    let want = if rng.gen_range(0..2) == 0 { 4 } else { 5 };
+                    let heads: Vec<usize> = mutate::heads(&data)
+                        .into_iter()
+                        .filter(|(_, m)| *m == 4 || *m == want)
+                        .map(|(p, _)| p)
+                        .collect();
+                    if !heads.is_empty() {
+                        let at = heads[rng.gen_range(0..heads.len())];
+                        let next = if rng.gen_range(0..2) == 0 {
+                            mutate::to_indefinite(&data, at)
+                        } else {
+                            mutate::with_extra_element(&data, at, &[0x00])
+                        };
+                        if let Some(n) = next {
+                            data = n;
+                        }
+                    }
+                }
                 0 if len > 0 => {
                     let p = rng.gen_range(0..len);
                     data[p] ^= 1 << rng.gen_range(0..8);
@@ -1459,4 +1999,58 @@ fn stable_fuzz_decode_tx() {
         "stable fuzz: {iters} inputs (seed {seed}), {decoded} decoded as transactions, {pipeline_runs} full offline pipeline runs, {:.1}s",
         start.elapsed().as_secs_f64()
     );
+}
+
+/// Conway's reference-script fee: spending an output that carries a reference
+/// script costs a tiered fee per script byte on top of the linear fee; a
+/// size the backend cannot tell is a retryable `input_value_unavailable`.
+#[tokio::test]
+async fn rule_reference_script_fee() {
+    use x402_facilitator::chain::RefScript;
+    let w = world();
+    let built = w.lovelace_payment();
+    let nonce_with = |r: RefScript| {
+        let mut u = UtxoInfo::new(w.buyer_addr.clone(), value(10_000_000, 500));
+        u.reference_script = r;
+        w.chain.set(w.nonce, UtxoState::Unspent(u));
+    };
+    let paying = |extra: u64| {
+        let mut body = built.body.clone();
+        body.fee += extra;
+        body.outputs[1].value.coin -= extra;
+        resign(&body, std::slice::from_ref(&w.buyer))
+    };
+    nonce_with(RefScript::Size(30_000));
+    // 25,600 bytes at 15 lovelace + 4,400 at 18 = 463,200.
+    let cases = [
+        ("linear fee only", paying(0), Reason::FeeBelowMinimum),
+        (
+            "one lovelace short",
+            paying(463_199),
+            Reason::FeeBelowMinimum,
+        ),
+    ];
+    for (name, tx, want) in cases {
+        expect(name, &run(&w, &lovelace_request(&w, &tx)).await, want);
+    }
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    assert!(out.is_valid(), "the tiered fee paid: {out:?}");
+
+    nonce_with(RefScript::Size(204_801));
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    expect(
+        "over 200 KiB of reference scripts",
+        &out,
+        Reason::Phase1Invalid,
+    );
+    assert!(format!("{out:?}").contains("ConwayTxRefScriptsSizeTooBig"));
+
+    nonce_with(RefScript::SizeUnknown);
+    let out = run(&w, &lovelace_request(&w, &paying(463_200))).await;
+    expect(
+        "reference script of unknown size",
+        &out,
+        Reason::InputValueUnavailable,
+    );
+    assert!(matches!(out, VerifyOutcome::Unavailable { .. }), "{out:?}");
 }

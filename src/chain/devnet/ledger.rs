@@ -51,6 +51,8 @@ pub struct OutputRecord {
     /// CBOR of an inline datum.
     pub inline_datum: Option<Vec<u8>>,
     pub script_ref_hash: Option<[u8; 28]>,
+    /// The reference script's size as the Conway fee rule counts it.
+    pub script_ref_size: Option<u64>,
 }
 
 impl OutputRecord {
@@ -61,6 +63,7 @@ impl OutputRecord {
             datum_hash: None,
             inline_datum: None,
             script_ref_hash: None,
+            script_ref_size: None,
         }
     }
 }
@@ -85,6 +88,7 @@ struct OutputExtra {
     datum_hash: Option<[u8; 32]>,
     inline_datum: Option<Box<[u8]>>,
     script_ref_hash: Option<[u8; 28]>,
+    script_ref_size: Option<u64>,
 }
 
 impl CompactOutput {
@@ -92,7 +96,8 @@ impl CompactOutput {
         let plain = o.value.assets.is_empty()
             && o.datum_hash.is_none()
             && o.inline_datum.is_none()
-            && o.script_ref_hash.is_none();
+            && o.script_ref_hash.is_none()
+            && o.script_ref_size.is_none();
         CompactOutput {
             address: Arc::from(o.address),
             coin: o.value.coin,
@@ -102,6 +107,7 @@ impl CompactOutput {
                     datum_hash: o.datum_hash,
                     inline_datum: o.inline_datum.map(Vec::into_boxed_slice),
                     script_ref_hash: o.script_ref_hash,
+                    script_ref_size: o.script_ref_size,
                 })
             }),
         }
@@ -126,6 +132,7 @@ impl CompactOutput {
             datum_hash: e.and_then(|e| e.datum_hash),
             inline_datum: e.and_then(|e| e.inline_datum.as_ref()).map(|d| d.to_vec()),
             script_ref_hash: e.and_then(|e| e.script_ref_hash),
+            script_ref_size: e.and_then(|e| e.script_ref_size),
         }
     }
 }
@@ -152,6 +159,14 @@ impl Outputs {
     /// The owner of output `i` (no copy).
     pub fn address(&self, i: usize) -> Option<&[u8]> {
         self.0.get(i).map(|o| &*o.address)
+    }
+
+    /// The size of the reference script output `i` carries, if any.
+    pub fn script_ref_size(&self, i: usize) -> Option<u64> {
+        self.0
+            .get(i)
+            .and_then(|o| o.extra.as_ref())
+            .and_then(|e| e.script_ref_size)
     }
 
     /// The value of output `i`.
@@ -427,6 +442,9 @@ impl Ledger {
         Some(UtxoInfo {
             address: outputs.address(i)?.to_vec(),
             value: outputs.value(i)?,
+            reference_script: outputs
+                .script_ref_size(i)
+                .map_or(crate::chain::RefScript::None, crate::chain::RefScript::Size),
         })
     }
 

@@ -53,8 +53,14 @@ impl Rejection {
 }
 
 /// Decode submitted bytes (`DeserialiseFailure` when they are not a transaction).
+/// The same decoder as the verifier's, plus what the node refuses while
+/// decoding and the verifier reports at a later step: repeated members of the
+/// body's sets.
 pub fn decode(bytes: &[u8]) -> Result<ParsedTx, Rejection> {
-    ParsedTx::decode(bytes).map_err(|e| Rejection::from_message(format!("DeserialiseFailure: {e}")))
+    let tx = ParsedTx::decode(bytes)
+        .map_err(|e| Rejection::from_message(format!("DeserialiseFailure: {e}")))?;
+    phase1::check_no_duplicates(&tx).map_err(|e| Rejection::from_message(e.node_reason()))?;
+    Ok(tx)
 }
 
 /// Apply the phase-1 rules at `slot`, resolving inputs with `resolve`; on
@@ -95,10 +101,16 @@ fn record_of(tx: &ParsedTx) -> TxRecord {
 /// when the decoder flagged them.
 fn output_record(o: &TxOut) -> OutputRecord {
     let mut rec = OutputRecord::plain(o.address.clone(), o.value.clone());
+    rec.script_ref_size = o.script_ref_size;
     if !(o.has_datum || o.has_script_ref) {
         return rec;
     }
-    let Ok(out) = MultiEraOutput::decode(Era::Conway, &o.raw_cbor) else {
+    // pallas reads definite lengths only; the node accepts both.
+    let definite = crate::cardano::cbor::definite_lengths(&o.raw_cbor)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| o.raw_cbor.clone());
+    let Ok(out) = MultiEraOutput::decode(Era::Conway, &definite) else {
         return rec;
     };
     match out.datum() {
