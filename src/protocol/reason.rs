@@ -80,6 +80,36 @@ reasons! {
     /// Non-terminal: submitted, confirmations not yet reached.
     SettlementPending => "settlement_pending",
     DuplicateSettlement => "duplicate_settlement",
+    /// Masumi: `extra` breaks the closed-object schema (unknown key, wrong type or syntax).
+    MasumiSchema => "invalid_exact_cardano_requirements_masumi_schema",
+    /// Masumi: a part digest or `inputHash` does not match the request commitment.
+    MasumiCommitment => "invalid_exact_cardano_requirements_masumi_commitment",
+    /// Masumi: the seller's CIP-8 signature over `termsDigest` is missing, malformed or wrong.
+    MasumiSellerSignature => "invalid_exact_cardano_requirements_masumi_seller_signature",
+    /// Masumi: `blockchainIdentifier` does not decode to the terms, keys and `payTo`.
+    MasumiIdentifier => "invalid_exact_cardano_requirements_masumi_identifier",
+    /// Masumi: a non-empty `agentIdentifier` outside the registry policy, or no registry validator configured.
+    MasumiAgentIdentifier => "invalid_exact_cardano_requirements_masumi_agent_identifier",
+    /// Masumi: `payTo` is not the escrow of the (default or approved) deployment.
+    MasumiDeployment => "invalid_exact_cardano_requirements_masumi_deployment",
+    /// Masumi: not exactly one output at the escrow address.
+    MasumiEscrowOutputCount => "invalid_exact_cardano_payload_masumi_escrow_output_count",
+    /// Masumi: the escrow output has no inline datum.
+    MasumiDatumMissing => "invalid_exact_cardano_payload_masumi_datum_missing",
+    /// Masumi: the escrow output carries a reference script.
+    MasumiReferenceScript => "invalid_exact_cardano_payload_masumi_reference_script",
+    /// Masumi: the inline datum is not a well-formed `FundsLocked` datum.
+    MasumiDatumInvalid => "invalid_exact_cardano_payload_masumi_datum_invalid",
+    /// Masumi: the datum disagrees with the terms, the buyer or the seller.
+    MasumiDatumMismatch => "invalid_exact_cardano_payload_masumi_datum_mismatch",
+    /// Masumi: deadline spacing broken, or the transaction's ttl is missing or after `payByTime`.
+    MasumiDeadline => "invalid_exact_cardano_payload_masumi_deadline",
+    /// Masumi: the escrow coin is not exactly amount + collateral, or the collateral is below the floor.
+    MasumiCollateral => "invalid_exact_cardano_payload_masumi_collateral",
+    /// Masumi: the escrow output carries another asset, or a token quantity other than `amount`.
+    MasumiAsset => "invalid_exact_cardano_payload_masumi_asset",
+    /// Masumi: the escrow coin is below the post-SubmitResult minimum UTxO.
+    MasumiMinUtxo => "invalid_exact_cardano_payload_masumi_min_utxo",
 }
 
 impl Reason {
@@ -115,7 +145,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 31);
+        assert_eq!(Reason::ALL.len(), 46);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

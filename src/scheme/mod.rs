@@ -2,6 +2,7 @@
 //! for the verify pipeline and the `/supported` capabilities.
 
 pub mod exact_cardano;
+pub mod masumi;
 
 pub use exact_cardano::{
     VerifiedPayment, VerifyContext, VerifyLimits, VerifyOutcome, supported_kinds, verify,

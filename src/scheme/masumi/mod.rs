@@ -1,0 +1,18 @@
+//! The `masumi` asset transfer method of the Cardano `exact` scheme.
+//!
+//! The buyer locks one asset into the Masumi V2 `vested_pay` escrow under a
+//! `FundsLocked` inline datum; the seller authorised the terms beforehand with
+//! a CIP-8 signature over `termsDigest`. A settled Masumi payment means
+//! "locked", not "delivered": release, refund and dispute happen later, on
+//! Masumi's side.
+//!
+//! Map of the module (each piece is pure and table-tested):
+//! - [`terms`]: the closed `extra` schema, the request commitment
+//!   (`inputHash`, RFC 8785 JCS) and `signedTerms` / `termsDigest`;
+//! - [`cose`] (over the strict reader in [`cbor`]): the seller's COSE_Sign1;
+//! - [`identifier`]: `blockchainIdentifier` (bounded LZString);
+
+pub mod cbor;
+pub mod cose;
+pub mod identifier;
+pub mod terms;
