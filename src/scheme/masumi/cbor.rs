@@ -63,7 +63,7 @@ impl Item {
 pub struct CborError(pub &'static str);
 
 const MAX_DEPTH: usize = 32;
-const MAX_ITEMS: usize = 4096;
+const MAX_ITEMS: usize = 100_000;
 
 /// Decode exactly one item; trailing bytes are an error.
 pub fn decode(bytes: &[u8]) -> Result<Item, CborError> {
