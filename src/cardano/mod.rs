@@ -9,6 +9,7 @@
 //! | [`tx`] | [`ParsedTx`], the owned view of one signed transaction |
 //! | [`address`] | strict Shelley address parsing and bech32 |
 //! | [`phase1`] | the ledger's phase-1 rules, shared by verify and the devnet |
+//! | [`plutus`] | Plutus data (Aiken-exact CBOR, strict decode), UPLC parameter application, script hashes |
 //! | [`keys`] | CIP-1852 HD keys from a BIP39 mnemonic (tests, demo, devnet faucet) |
 //! | [`builder`] | building and signing simple payments |
 
@@ -18,6 +19,7 @@ pub mod cbor;
 pub mod keys;
 pub mod network;
 pub mod phase1;
+pub mod plutus;
 pub mod tx;
 pub mod types;
 
