@@ -93,7 +93,9 @@ fn bytes<'a>(d: &'a PlutusData, what: &str) -> Result<&'a [u8], DatumError> {
 
 fn nat(d: &PlutusData, what: &str) -> Result<u128, DatumError> {
     match d {
-        PlutusData::Int(i) => u128::try_from(i).map_err(|_| bad(format!("{what} must be a non-negative integer"))),
+        PlutusData::Int(i) => {
+            u128::try_from(i).map_err(|_| bad(format!("{what} must be a non-negative integer")))
+        }
         _ => Err(bad(format!("{what} must be an integer"))),
     }
 }
@@ -374,14 +376,28 @@ mod tests {
             mutate("3333333300", "333333334100"),
             mutate("ffff5820aabb", "ffff01"),
             mutate(
-                &format!("{buyer_key_stake}d8799fd8799fd8799f581cfd5939fb5601e5b41eee666dba14c0a7d151d4cd9b0e16691ce3a9a4ffd87a80ffff"),
+                &format!(
+                    "{buyer_key_stake}d8799fd8799fd8799f581cfd5939fb5601e5b41eee666dba14c0a7d151d4cd9b0e16691ce3a9a4ffd87a80ffff"
+                ),
                 &format!("{buyer_key_stake}d87b80"),
             ),
-            mutate(buyer_key_stake, &format!("{}d87a9f00ffff", ent_1111.replace("d8799fd8799f", "d8799fd87b9f"))),
-            mutate(buyer_key_stake, &format!("{ent_1111}d8799fd87a9f200000ffffff")),
+            mutate(
+                buyer_key_stake,
+                &format!(
+                    "{}d87a9f00ffff",
+                    ent_1111.replace("d8799fd8799f", "d8799fd87b9f")
+                ),
+            ),
+            mutate(
+                buyer_key_stake,
+                &format!("{ent_1111}d8799fd87a9f200000ffffff"),
+            ),
             mutate(buyer_key_stake, &format!("{ent_1111}d8799fd87b80ffff")),
             mutate(buyer_key_stake, &format!("{ent_1111}d87a9f00ffff")),
-            mutate("581c7d4f4764f5de9248b86a92e1ba1466b217e75c184cf7f82278653df6", "581b7d4f4764f5de9248b86a92e1ba1466b217e75c184cf7f82278653d"),
+            mutate(
+                "581c7d4f4764f5de9248b86a92e1ba1466b217e75c184cf7f82278653df6",
+                "581b7d4f4764f5de9248b86a92e1ba1466b217e75c184cf7f82278653d",
+            ),
         ];
         for b in &bad {
             assert!(parse(&h(b)).is_err(), "accepted {b}");

@@ -141,14 +141,70 @@ mod tests {
     fn escrow_vectors() {
         let [a, b, c] = DEFAULT_ADMINS;
         let cases: Vec<(Deployment, &str, &str, &str)> = vec![
-            (dep(2, &[a, b, c], 420_000), "a15ce9d82d2f67645fc624e2edac03c6f1c106d0ad1af5815a3b14ad", "addr1wxs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgge2j6d", "addr_test1wzs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgn37w4g"),
-            (dep(3, &[a, b, c], 420_000), "982fc37afa4b395c291fdfe4822fb1668319777d6792e5232a1b96e1", "addr1wxvzlsm6lf9njhpfrl07fq30k9ngxxth04ne9efr9gdedcg3f5gld", "addr_test1wzvzlsm6lf9njhpfrl07fq30k9ngxxth04ne9efr9gdedcg2pq5sg"),
-            (dep(2, &[a, b, c], 999_999), "e5c67b7e8246342c822224cac0f109cbc6e0032974c6decc847f13ba", "addr1w8juv7m7sfrrgtyzygjv4s83p89udcqr996vdhkvs3l38wsxu2y8z", "addr_test1wrjuv7m7sfrrgtyzygjv4s83p89udcqr996vdhkvs3l38wsa57cg8"),
-            (dep(2, &[a, b, c], 0), "8f9bdf8f7e7eb5d83065d6d54cf965b420013f7d151fef79f2bdb181", "addr1wx8ehhu00elttkpsvhtd2n8evk6zqqfl0523lmme727mrqg8s838z", "addr_test1wz8ehhu00elttkpsvhtd2n8evk6zqqfl0523lmme727mrqgucndg8"),
-            (dep(2, &[a, b, c], 99_999_999_999_999_999_999), "6a0b8df59e2a7ef4d05d9f537803a13522aa5edfb9408a3a76ac4e09", "addr1w94qhr04nc48aaxstk04x7qr5y6j92j7m7u5pz36w6kyuzgvlqmr3", "addr_test1wp4qhr04nc48aaxstk04x7qr5y6j92j7m7u5pz36w6kyuzghh58v5"),
-            (dep(2, &[a, a, b], 420_000), "6477a8ff1936a4370f17abd77d84ae54947dc7c2cf953a2d83d35854", "addr1w9j8028lrym2gdc0z74awlvy4e2fglw8ct8e2w3ds0f4s4qvyxplw", "addr_test1wpj8028lrym2gdc0z74awlvy4e2fglw8ct8e2w3ds0f4s4qhvjast"),
-            (dep(1, &["7de92d339b85784e501e046e33c1a9863c5758287aa0e4f2a9eb40da"], 1), "1064540f7d79862915a65c5a0576217f1749d1679a2ffd3d341745d1", "addr1wygxg4q004ucv2g45ew95ptky9l3wjw3v7dzllfaxst5t5gpzrqgh", "addr_test1wqgxg4q004ucv2g45ew95ptky9l3wjw3v7dzllfaxst5t5g62hu8j"),
-            (dep(5, &["fc2a33a3c9579c74da043dd31fe4ce6775b9223ac284f1dbe93ce40f", "a25fb56b2adea0a673a9470cadd08b792708b361645c07e6e05661e8", "c4389160bb0d5ded646a95f1328152e1b480930e347f8afb30295c2e", "1ebccccf1649042125a055583ecfb9874c6d8a81fd0b7bc2addc4927", "681137e314855e54445596a583e263e4856187d8a19ce74fa83aa267", "ada3377de7377fee99a21cb21f2d7a5e64f2bf9c8fa0e38d0f5da8c7", "999872a4aa8457c36978a1404cdda6470fa367c80dfd6a372369ff19"], 3_600_000), "d4b9617ba1f59c1c3017107b24550a14b06f485a7707396dccf37051", "addr1w82tjctm586ec8pszug8kfz4pg2tqm6gtfmswwtdenehq5gvtzfw6", "addr_test1wr2tjctm586ec8pszug8kfz4pg2tqm6gtfmswwtdenehq5ghrk4pl"),
+            (
+                dep(2, &[a, b, c], 420_000),
+                "a15ce9d82d2f67645fc624e2edac03c6f1c106d0ad1af5815a3b14ad",
+                "addr1wxs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgge2j6d",
+                "addr_test1wzs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgn37w4g",
+            ),
+            (
+                dep(3, &[a, b, c], 420_000),
+                "982fc37afa4b395c291fdfe4822fb1668319777d6792e5232a1b96e1",
+                "addr1wxvzlsm6lf9njhpfrl07fq30k9ngxxth04ne9efr9gdedcg3f5gld",
+                "addr_test1wzvzlsm6lf9njhpfrl07fq30k9ngxxth04ne9efr9gdedcg2pq5sg",
+            ),
+            (
+                dep(2, &[a, b, c], 999_999),
+                "e5c67b7e8246342c822224cac0f109cbc6e0032974c6decc847f13ba",
+                "addr1w8juv7m7sfrrgtyzygjv4s83p89udcqr996vdhkvs3l38wsxu2y8z",
+                "addr_test1wrjuv7m7sfrrgtyzygjv4s83p89udcqr996vdhkvs3l38wsa57cg8",
+            ),
+            (
+                dep(2, &[a, b, c], 0),
+                "8f9bdf8f7e7eb5d83065d6d54cf965b420013f7d151fef79f2bdb181",
+                "addr1wx8ehhu00elttkpsvhtd2n8evk6zqqfl0523lmme727mrqg8s838z",
+                "addr_test1wz8ehhu00elttkpsvhtd2n8evk6zqqfl0523lmme727mrqgucndg8",
+            ),
+            (
+                dep(2, &[a, b, c], 99_999_999_999_999_999_999),
+                "6a0b8df59e2a7ef4d05d9f537803a13522aa5edfb9408a3a76ac4e09",
+                "addr1w94qhr04nc48aaxstk04x7qr5y6j92j7m7u5pz36w6kyuzgvlqmr3",
+                "addr_test1wp4qhr04nc48aaxstk04x7qr5y6j92j7m7u5pz36w6kyuzghh58v5",
+            ),
+            (
+                dep(2, &[a, a, b], 420_000),
+                "6477a8ff1936a4370f17abd77d84ae54947dc7c2cf953a2d83d35854",
+                "addr1w9j8028lrym2gdc0z74awlvy4e2fglw8ct8e2w3ds0f4s4qvyxplw",
+                "addr_test1wpj8028lrym2gdc0z74awlvy4e2fglw8ct8e2w3ds0f4s4qhvjast",
+            ),
+            (
+                dep(
+                    1,
+                    &["7de92d339b85784e501e046e33c1a9863c5758287aa0e4f2a9eb40da"],
+                    1,
+                ),
+                "1064540f7d79862915a65c5a0576217f1749d1679a2ffd3d341745d1",
+                "addr1wygxg4q004ucv2g45ew95ptky9l3wjw3v7dzllfaxst5t5gpzrqgh",
+                "addr_test1wqgxg4q004ucv2g45ew95ptky9l3wjw3v7dzllfaxst5t5g62hu8j",
+            ),
+            (
+                dep(
+                    5,
+                    &[
+                        "fc2a33a3c9579c74da043dd31fe4ce6775b9223ac284f1dbe93ce40f",
+                        "a25fb56b2adea0a673a9470cadd08b792708b361645c07e6e05661e8",
+                        "c4389160bb0d5ded646a95f1328152e1b480930e347f8afb30295c2e",
+                        "1ebccccf1649042125a055583ecfb9874c6d8a81fd0b7bc2addc4927",
+                        "681137e314855e54445596a583e263e4856187d8a19ce74fa83aa267",
+                        "ada3377de7377fee99a21cb21f2d7a5e64f2bf9c8fa0e38d0f5da8c7",
+                        "999872a4aa8457c36978a1404cdda6470fa367c80dfd6a372369ff19",
+                    ],
+                    3_600_000,
+                ),
+                "d4b9617ba1f59c1c3017107b24550a14b06f485a7707396dccf37051",
+                "addr1w82tjctm586ec8pszug8kfz4pg2tqm6gtfmswwtdenehq5gvtzfw6",
+                "addr_test1wr2tjctm586ec8pszug8kfz4pg2tqm6gtfmswwtdenehq5ghrk4pl",
+            ),
         ];
         for (d, hash, mainnet, testnet) in cases {
             let h = script_hash(&d).unwrap();

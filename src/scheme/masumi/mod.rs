@@ -11,8 +11,12 @@
 //!   (`inputHash`, RFC 8785 JCS) and `signedTerms` / `termsDigest`;
 //! - [`cose`] (over the strict reader in [`cbor`]): the seller's COSE_Sign1;
 //! - [`identifier`]: `blockchainIdentifier` (bounded LZString);
+//! - [`escrow`]: the `vested_pay` escrow address of a deployment (memoized);
+//! - [`datum`]: the `FundsLocked` inline datum, strict parse and Aiken-style encode;
 
 pub mod cbor;
 pub mod cose;
+pub mod datum;
+pub mod escrow;
 pub mod identifier;
 pub mod terms;
