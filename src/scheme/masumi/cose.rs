@@ -129,10 +129,10 @@ pub fn verify_seller_signature(
         .as_bytes()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| s1_err("signature must be 64 bytes"))?;
-    if let (Some(a), Some(b)) = (&key_kid, ph.get_int(4)) {
-        if b.as_bytes() != Some(a.as_slice()) {
-            return Err(CoseError::KidMismatch);
-        }
+    if let (Some(a), Some(b)) = (&key_kid, ph.get_int(4))
+        && b.as_bytes() != Some(a.as_slice())
+    {
+        return Err(CoseError::KidMismatch);
     }
 
     // Address binding: the signed address is the seller's, whose payment key is x.

@@ -52,7 +52,7 @@ pub enum IdentifierError {
 
 /// Decode wire bytes into the six parts.
 pub fn decode(bytes: &[u8]) -> Result<IdentifierParts, IdentifierError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(IdentifierError::Lz("odd byte length"));
     }
     let units: Vec<u16> = bytes

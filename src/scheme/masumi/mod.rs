@@ -13,10 +13,16 @@
 //! - [`identifier`]: `blockchainIdentifier` (bounded LZString);
 //! - [`escrow`]: the `vested_pay` escrow address of a deployment (memoized);
 //! - [`datum`]: the `FundsLocked` inline datum, strict parse and Aiken-style encode;
+//! - [`verify`]: the checks in the reference order: [`check_requirements`]
+//!   (steps 1-8, on the JSON) and [`check_lock`] (steps 9-15, on the transaction).
 
 pub mod cbor;
 pub mod cose;
 pub mod datum;
 pub mod escrow;
 pub mod identifier;
+pub mod quote;
 pub mod terms;
+pub mod verify;
+
+pub use verify::{MasumiPolicy, MasumiTerms, check_lock, check_requirements};

@@ -120,7 +120,7 @@ fn string<'a>(o: &'a Map<String, Json>, key: &str, what: &str) -> Result<&'a str
 
 fn hex_field(o: &Map<String, Json>, key: &str, max_hex: usize) -> Result<Vec<u8>, Rejection> {
     let s = string(o, key, "extra")?;
-    if s.is_empty() || s.len() > max_hex || s.len() % 2 != 0 || !is_lower_hex(s) {
+    if s.is_empty() || s.len() > max_hex || !s.len().is_multiple_of(2) || !is_lower_hex(s) {
         return Err(schema(format!(
             "extra.{key} must be non-empty lowercase even-length hex of at most {} bytes",
             max_hex / 2
@@ -172,7 +172,7 @@ fn seller_address(s: &str, network: Network, key: &str) -> Result<ShelleyAddress
 }
 
 fn buyer_nonce_ok(s: &str) -> bool {
-    s.is_empty() || ((14..=26).contains(&s.len()) && s.len() % 2 == 0 && is_lower_hex(s))
+    s.is_empty() || ((14..=26).contains(&s.len()) && s.len().is_multiple_of(2) && is_lower_hex(s))
 }
 
 /// JSON size budget: depth and number of values.
@@ -353,7 +353,7 @@ pub fn parse_extra(extra: &Json, network: Network) -> Result<MasumiExtra, Reject
     let agent = match t.get("agentIdentifier") {
         None => AgentId::Absent,
         Some(Json::Null) => AgentId::Null,
-        Some(Json::String(s)) if s.len() <= 120 && s.len() % 2 == 0 && is_lower_hex(s) => {
+        Some(Json::String(s)) if s.len() <= 120 && s.len().is_multiple_of(2) && is_lower_hex(s) => {
             AgentId::Hex(s.clone())
         }
         Some(_) => {
