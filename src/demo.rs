@@ -171,6 +171,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         pay_to: seller.clone(),
         max_timeout_seconds: 600,
         extra: json!({ "confirmationPolicy": { "l1Confirmations": 1 } }),
+        parameter_order: None,
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

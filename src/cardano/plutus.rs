@@ -1,6 +1,6 @@
 //! Plutus data and Untyped Plutus Core (UPLC) parameter application.
 //!
-//! Three jobs, all on untrusted bytes, none of which may panic:
+//! All on untrusted bytes, none of which may panic:
 //!
 //! * [`PlutusData`]: the ledger's `Data` type, [`PlutusData::encode`]d exactly the way Aiken and the
 //!   Haskell ledger do (the hash of a parameterised script depends on every byte), and a strict,
@@ -8,6 +8,7 @@
 //! * [`apply_params`]: wrap a compiled validator in `Apply(…, Constant(Data))` once per parameter,
 //!   in order, and return the applied program in the single-CBOR-wrapped blueprint form.
 //! * [`script_hash`]: `blake2b-224(language tag ‖ single-wrapped program)`.
+//! * [`output_datum`]: the datum (none, hash, inline bytes verbatim) of a transaction output.
 //!
 //! ## Why no UPLC crate
 //! The `uplc` crate (aiken-lang, 1.1.24) was evaluated and not taken:
@@ -546,6 +547,37 @@ impl CborReader<'_> {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datums on transaction outputs
+// ---------------------------------------------------------------------------------------------
+
+/// The datum a transaction output carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputDatum {
+    None,
+    /// A datum hash (legacy or post-Alonzo option 0).
+    Hash([u8; 32]),
+    /// An inline datum: its CBOR exactly as the transaction carries it.
+    Inline(Vec<u8>),
+}
+
+/// Read the datum of one output from its raw CBOR (as [`crate::cardano::TxOut::raw_cbor`] keeps
+/// it). The bytes of an inline datum are returned verbatim, never re-encoded.
+pub fn output_datum(raw_output: &[u8]) -> Result<OutputDatum, PlutusError> {
+    use pallas_primitives::conway::DatumOption;
+    use pallas_traverse::{Era, MultiEraOutput};
+    let out =
+        MultiEraOutput::decode(Era::Conway, raw_output).map_err(|_| PlutusError::BadData {
+            at: 0,
+            what: "not a Conway transaction output",
+        })?;
+    Ok(match out.datum() {
+        Some(DatumOption::Hash(h)) => OutputDatum::Hash(*h),
+        Some(DatumOption::Data(d)) => OutputDatum::Inline(d.0.raw_cbor().to_vec()),
+        None => OutputDatum::None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

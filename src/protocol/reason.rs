@@ -71,6 +71,15 @@ reasons! {
     Phase1Invalid => "invalid_exact_cardano_payload_phase1_invalid",
     ValueNotConserved => "invalid_exact_cardano_payload_value_not_conserved",
     FeeBelowMinimum => "invalid_exact_cardano_payload_fee_below_minimum",
+    /// `script` method: `payTo`'s payment credential is not the script hash declared
+    /// (`scriptHash`) or derived (`script` + `parameters`), or neither is given, or the
+    /// script/parameters cannot be applied (as the TS reference answers).
+    ScriptAddressMismatch => "invalid_exact_cardano_payload_script_address_mismatch",
+    /// `script` method: the `payTo` output does not carry the datum the script can use: the
+    /// requirements' `datum` is not there as an inline datum (absent, a hash, or different bytes),
+    /// or a `plutusV1` script's output carries an inline datum (V1 cannot read one, so the funds
+    /// would be locked for good). Java-reference code, reused for both.
+    ScriptDatumMissing => "invalid_exact_cardano_payload_script_datum_missing",
     /// Retryable: a chain lookup failed or was ambiguous (HTTP 503).
     ChainLookupFailed => "exact_cardano_facilitator_chain_lookup_failed",
     /// Retryable: the value of an input could not be established (HTTP 503).
@@ -145,7 +154,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 46);
+        assert_eq!(Reason::ALL.len(), 48);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

@@ -40,12 +40,13 @@ use crate::protocol::{
     CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
     VerifyResponse,
 };
+use crate::scheme::method::{PaymentCheck, TransferMethod};
 
 /// The only scheme name this module serves.
 pub const SCHEME: &str = "exact";
 
-/// Transfer methods of the Cardano `exact` scheme; only `default` is implemented.
-pub const TRANSFER_METHODS_SUPPORTED: &[&str] = &["default"];
+/// Transfer methods of the Cardano `exact` scheme this facilitator implements (see [`super::method`]).
+pub const TRANSFER_METHODS_SUPPORTED: &[&str] = TransferMethod::SUPPORTED;
 
 /// Confirmation policy bounds (`extra.confirmationPolicy.l1Confirmations`).
 pub const MIN_L1_CONFIRMATIONS: i64 = -1;
@@ -209,6 +210,8 @@ pub struct Envelope {
     pub l1_confirmations: i64,
     pub nonce: UtxoRef,
     pub tx_bytes: Vec<u8>,
+    /// `extra.assetTransferMethod`, parsed and checked against `payTo`.
+    pub method: TransferMethod,
 }
 
 /// Read `extra.confirmationPolicy.l1Confirmations` (default 1, range -1..=20).
@@ -230,37 +233,6 @@ pub fn confirmation_policy(extra: &Json) -> Result<i64, String> {
                 "extra.confirmationPolicy.l1Confirmations must be an integer from {MIN_L1_CONFIRMATIONS} to {MAX_L1_CONFIRMATIONS}"
             )),
         },
-    }
-}
-
-/// Read `extra.assetTransferMethod` (default `default`); only `default` is supported.
-fn transfer_method(extra: &Json) -> Result<(), Reject> {
-    let method = match extra.get("assetTransferMethod") {
-        None | Some(Json::Null) => return Ok(()),
-        Some(Json::String(s)) => s.as_str(),
-        Some(_) => {
-            return Err(reject(
-                Reason::InvalidRequirements,
-                "extra.assetTransferMethod must be a string",
-            ));
-        }
-    };
-    match method {
-        "default" => Ok(()),
-        "masumi" | "script" => Err(reject(
-            Reason::InvalidRequirements,
-            format!(
-                "assetTransferMethod \"{method}\" is not supported yet by this facilitator (only \"default\")"
-            ),
-        )),
-        other => {
-            let mut other = other.to_owned();
-            crate::cardano::types::truncate_chars(&mut other, 40);
-            Err(reject(
-                Reason::InvalidRequirements,
-                format!("unknown assetTransferMethod \"{other}\""),
-            ))
-        }
     }
 }
 
@@ -318,6 +290,12 @@ fn check_accepted(req: &RequirementsView<'_>, acc: &RequirementsView<'_>) -> Res
     }
     if confirmation_policy(acc.extra).ok() != confirmation_policy(req.extra).ok() {
         return Err(mismatch("extra.confirmationPolicy"));
+    }
+    let method_name = req.extra.get("assetTransferMethod").and_then(Json::as_str);
+    for field in TransferMethod::committed_fields(method_name) {
+        if acc.extra.get(*field) != req.extra.get(*field) {
+            return Err(mismatch(&format!("extra.{field}")));
+        }
     }
     Ok(())
 }
@@ -377,7 +355,6 @@ fn stage_a(
     }
 
     // Requirement sanity.
-    transfer_method(q.extra)?;
     let l1_confirmations =
         confirmation_policy(q.extra).map_err(|m| reject(Reason::InvalidRequirements, m))?;
     let amount = parse_amount(q.amount)?;
@@ -401,6 +378,12 @@ fn stage_a(
             "maxTimeoutSeconds must be positive",
         ));
     }
+    let method = TransferMethod::parse(&crate::scheme::method::MethodRequest {
+        network,
+        requirements: &q,
+        pay_to: &pay_to,
+    })
+    .map_err(|(reason, message)| reject(reason, message))?;
 
     // Payload shape.
     let payload: CardanoExactPayload =
@@ -448,6 +431,7 @@ fn stage_a(
         l1_confirmations,
         nonce,
         tx_bytes,
+        method,
     })
 }
 
@@ -698,6 +682,16 @@ fn stage_e(
             ),
         ));
     }
+    env.method
+        .check_payment(&PaymentCheck {
+            tx,
+            output_index,
+            output: out,
+            resolved_inputs: resolved,
+            signers,
+            params,
+        })
+        .map_err(|(reason, message)| reject(reason, message))?;
     phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
     phase1::check_max_size(tx, params).map_err(phase1_reject)?;
     phase1::check_fee(tx, params).map_err(phase1_reject)?;
@@ -920,13 +914,13 @@ mod tests {
     }
 
     #[test]
-    fn supported_advertises_default_only() {
+    fn supported_advertises_implemented_methods() {
         let s = supported_response(Network::Preprod);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["kinds"][0]["network"], "cardano:preprod");
         assert_eq!(
             v["kinds"][0]["extra"]["assetTransferMethods"],
-            json!(["default"])
+            json!(["default", "script"])
         );
         assert_eq!(
             v["kinds"][0]["extra"]["l1Confirmations"],
