@@ -197,13 +197,13 @@ impl App {
         let settings = Arc::new(settings);
         let settlement =
             crate::settle::Settlement::new(store.clone(), chain.clone(), settings.clone());
+        let mut verify_ctx =
+            crate::scheme::exact_cardano::VerifyContext::new(chain.clone(), chain.network());
+        verify_ctx.masumi = Arc::new(settings.masumi.policy());
         let state = AppState(Arc::new(AppInner {
             settings,
             settlement,
-            verify_ctx: crate::scheme::exact_cardano::VerifyContext::new(
-                chain.clone(),
-                chain.network(),
-            ),
+            verify_ctx,
             chain,
             store,
             devnet,

@@ -386,19 +386,23 @@ async fn settle_inner(app: &AppState, req: &ParsedRequest, network: String) -> S
         return answer_to_out(network, SettleAnswer::Paused);
     }
     // Pure stages first: a malformed payment never touches the journal.
-    let env =
-        match exact_cardano::check_envelope(app.verify_ctx.network, &app.verify_ctx.limits, req) {
-            Ok(e) => e,
-            Err((reason, message)) => {
-                return SettleOut::ok(settle_failure(
-                    network,
-                    String::new(),
-                    reason.as_str(),
-                    message,
-                    None,
-                ));
-            }
-        };
+    let env = match exact_cardano::check_envelope_with(
+        app.verify_ctx.network,
+        &app.verify_ctx.limits,
+        &app.verify_ctx.masumi,
+        req,
+    ) {
+        Ok(e) => e,
+        Err((reason, message)) => {
+            return SettleOut::ok(settle_failure(
+                network,
+                String::new(),
+                reason.as_str(),
+                message,
+                None,
+            ));
+        }
+    };
     let (tx, signers) = match exact_cardano::decode_and_check_signatures(&env) {
         Ok(decoded) => decoded,
         Err((reason, message)) => {

@@ -40,7 +40,8 @@ use crate::protocol::{
     CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
     VerifyResponse,
 };
-use crate::scheme::method::{PaymentCheck, TransferMethod};
+use crate::scheme::masumi::MasumiPolicy;
+use crate::scheme::method::{PaymentCheck, SlotClock, TransferMethod};
 
 /// The only scheme name this module serves.
 pub const SCHEME: &str = "exact";
@@ -90,6 +91,8 @@ pub struct VerifyContext {
     pub network: Network,
     pub limits: VerifyLimits,
     pub clock: Clock,
+    /// Operator policy for the `masumi` method (approved deployments, registry validator).
+    pub masumi: Arc<MasumiPolicy>,
 }
 
 impl VerifyContext {
@@ -99,6 +102,7 @@ impl VerifyContext {
             network,
             limits: VerifyLimits::default(),
             clock: system_clock(),
+            masumi: Arc::new(MasumiPolicy::default()),
         }
     }
 }
@@ -127,6 +131,9 @@ pub struct VerifiedPayment {
     pub ttl_slot: u64,
     /// Requested confirmation depth (`-1` mempool, `0` in a block, `n` blocks on top).
     pub l1_confirmations: i64,
+    /// `masumi` only: the 32-byte `termsDigest` the seller signed, the logical
+    /// replay key (one settlement per digest); `None` for the other methods.
+    pub terms_digest: Option<[u8; 32]>,
 }
 
 /// The result of [`verify`].
@@ -306,12 +313,23 @@ pub fn check_envelope(
     limits: &VerifyLimits,
     req: &ParsedRequest,
 ) -> Result<Envelope, (Reason, String)> {
-    stage_a(network, limits, req).map_err(|r| (r.reason, r.message))
+    check_envelope_with(network, limits, &MasumiPolicy::default(), req)
+}
+
+/// [`check_envelope`] under the operator's Masumi policy.
+pub fn check_envelope_with(
+    network: Network,
+    limits: &VerifyLimits,
+    masumi: &MasumiPolicy,
+    req: &ParsedRequest,
+) -> Result<Envelope, (Reason, String)> {
+    stage_a(network, limits, masumi, req).map_err(|r| (r.reason, r.message))
 }
 
 fn stage_a(
     network: Network,
     limits: &VerifyLimits,
+    masumi: &MasumiPolicy,
     req: &ParsedRequest,
 ) -> Result<Envelope, Reject> {
     let q = req.requirements();
@@ -378,11 +396,14 @@ fn stage_a(
             "maxTimeoutSeconds must be positive",
         ));
     }
-    let method = TransferMethod::parse(&crate::scheme::method::MethodRequest {
-        network,
-        requirements: &q,
-        pay_to: &pay_to,
-    })
+    let method = TransferMethod::parse_with(
+        &crate::scheme::method::MethodRequest {
+            network,
+            requirements: &q,
+            pay_to: &pay_to,
+        },
+        masumi,
+    )
     .map_err(|(reason, message)| reject(reason, message))?;
 
     // Payload shape.
@@ -587,6 +608,7 @@ fn stage_e(
     resolved: &[UtxoInfo],
     signers: &Signers,
     params: &ProtocolParams,
+    slot_clock: SlotClock<'_>,
 ) -> Result<Paid, Reject> {
     // The payer (the nonce's owner) must be a witnessed key.
     let nonce_ix = tx
@@ -690,6 +712,8 @@ fn stage_e(
             resolved_inputs: resolved,
             signers,
             params,
+            nonce: &env.nonce,
+            slot_clock,
         })
         .map_err(|(reason, message)| reject(reason, message))?;
     phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
@@ -706,7 +730,7 @@ pub async fn verify(ctx: &VerifyContext, req: &ParsedRequest) -> VerifyOutcome {
     let mut payer = None;
     let result = async {
         // A and B: pure.
-        let env = stage_a(ctx.network, &ctx.limits, req)?;
+        let env = stage_a(ctx.network, &ctx.limits, &ctx.masumi, req)?;
         let (tx, signers) = stage_b(&env)?;
         run_checked(ctx, env, tx, signers, &mut payer).await
     }
@@ -785,7 +809,8 @@ async fn run_checked(
             format!("protocol parameters: {e}"),
         )
     })?;
-    let paid = stage_e(&tx, &env, &resolved, &signers, &params)?;
+    let slot_at = |t: i64| ctx.chain.slot_at(t);
+    let paid = stage_e(&tx, &env, &resolved, &signers, &params, SlotClock(&slot_at))?;
 
     let Some(payer_addr) = payer.clone() else {
         return Err(reject(
@@ -807,6 +832,7 @@ async fn run_checked(
         output_index: paid.output_index,
         ttl_slot,
         l1_confirmations: env.l1_confirmations,
+        terms_digest: env.method.terms_digest(),
     })
 }
 
@@ -822,14 +848,19 @@ pub fn verify_offline(
     params: &ProtocolParams,
 ) -> Result<TxId, (Reason, String)> {
     let go = || -> Result<TxId, Reject> {
-        let env = stage_a(network, limits, req)?;
+        let env = stage_a(network, limits, &MasumiPolicy::default(), req)?;
         let (tx, signers) = stage_b(&env)?;
         if !tx.inputs().contains(&env.nonce) {
             return Err(reject(Reason::NonceNotInInputs, "nonce is not an input"));
         }
         stage_c(&tx, now_slot, horizon_slot_for(env.max_timeout_seconds))?;
         let resolved = stage_d(&tx, &env.nonce, &lookup(tx.inputs()))?;
-        stage_e(&tx, &env, &resolved, &signers, params)?;
+        // The public networks' one-second slot clock (the devnet has no fixed anchor).
+        let slot_at = move |t: i64| match network.shelley_anchor() {
+            Some((slot, unix)) => slot.saturating_add(u64::try_from(t - unix).unwrap_or(0)),
+            None => u64::MAX,
+        };
+        stage_e(&tx, &env, &resolved, &signers, params, SlotClock(&slot_at))?;
         Ok(tx.id())
     };
     go().map_err(|r| (r.reason, r.message))
@@ -920,7 +951,7 @@ mod tests {
         assert_eq!(v["kinds"][0]["network"], "cardano:preprod");
         assert_eq!(
             v["kinds"][0]["extra"]["assetTransferMethods"],
-            json!(["default", "script"])
+            json!(["default", "masumi", "script"])
         );
         assert_eq!(
             v["kinds"][0]["extra"]["l1Confirmations"],

@@ -26,3 +26,40 @@ pub mod terms;
 pub mod verify;
 
 pub use verify::{MasumiPolicy, MasumiTerms, check_lock, check_requirements};
+
+/// `extra` fields the client's `accepted` copy must repeat exactly under `masumi`.
+pub const COMMITTED_FIELDS: &[&str] = &[
+    "areFeesSponsored",
+    "inputCommitment",
+    "terms",
+    "referenceKey",
+    "referenceSignature",
+    "blockchainIdentifier",
+    "deployment",
+];
+
+/// Steps 9–15 from the `exact` pipeline's stage E (the method dispatch).
+pub fn check_payment(
+    t: &MasumiTerms,
+    p: &crate::scheme::method::PaymentCheck<'_>,
+) -> Result<(), (crate::protocol::Reason, String)> {
+    let nonce_ix = p.tx.inputs().iter().position(|i| i == p.nonce);
+    let owner = nonce_ix
+        .and_then(|i| p.resolved_inputs.get(i))
+        .map(|u| u.address.as_slice())
+        .unwrap_or_default();
+    let asset = t.asset.clone();
+    let clock = p.slot_clock;
+    check_lock(
+        t,
+        &verify::LockFacts {
+            tx: p.tx,
+            asset: &asset,
+            amount: t.amount,
+            nonce_owner: owner,
+            signers: p.signers,
+            coins_per_utxo_byte: Some(p.params.coins_per_utxo_size),
+            slot_of_ms: &move |ms| clock.slot_of_ms(ms),
+        },
+    )
+}

@@ -168,5 +168,6 @@ pub fn view(req: &Json) -> Option<RequirementsView<'_>> {
         pay_to: req.get("payTo")?.as_str()?,
         max_timeout_seconds: req.get("maxTimeoutSeconds")?.as_u64()?,
         extra: req.get("extra")?,
+        parameter_order: None,
     })
 }

@@ -55,7 +55,7 @@ pub struct Deployment {
 }
 
 /// The typed `terms` object.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terms {
     pub seller_address: ShelleyAddress,
     pub seller_return_address: Option<ShelleyAddress>,
@@ -70,7 +70,7 @@ pub struct Terms {
 }
 
 /// `extra` of a Masumi requirement, validated.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasumiExtra {
     pub terms: Terms,
     /// `terms` exactly as received, for `signedTerms`.

@@ -83,9 +83,12 @@ pub struct MasumiPolicy {
 }
 
 /// A requirement that passed steps 1–8.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasumiTerms {
     pub extra: MasumiExtra,
+    /// The requirement's asset and amount (as the common pipeline parsed them).
+    pub asset: Asset,
+    pub amount: u64,
     /// SHA-256 of the signed terms: the logical replay key (one settlement per digest).
     pub terms_digest: [u8; 32],
     pub escrow: ShelleyAddress,
@@ -215,8 +218,20 @@ pub fn check_requirements(
             format!("blockchainIdentifier does not carry this request's {what}"),
         ));
     }
+    let asset: Asset = q.asset.parse().map_err(|_| {
+        rej(
+            Reason::InvalidRequirements,
+            "asset is not lovelace or policy.name",
+        )
+    })?;
+    let amount: u64 = q
+        .amount
+        .parse()
+        .map_err(|_| rej(Reason::InvalidRequirements, "amount is not an integer"))?;
     Ok(MasumiTerms {
         extra,
+        asset,
+        amount,
         terms_digest,
         escrow: escrow_addr,
         escrow_hash,
