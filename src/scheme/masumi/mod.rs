@@ -21,6 +21,7 @@ pub mod cose;
 pub mod datum;
 pub mod escrow;
 pub mod identifier;
+pub mod lock;
 pub mod quote;
 pub mod terms;
 pub mod verify;
