@@ -130,5 +130,83 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(verify, benches);
+/// The Masumi steps one by one, on a quote signed by a real seller key (the
+/// Go quote vector's terms), and all of steps 1-8 together.
+fn masumi_benches(c: &mut Criterion) {
+    use x402_facilitator::cardano::keys::SigningKey;
+    use x402_facilitator::scheme::masumi::{
+        MasumiPolicy, check_requirements, cose, datum, escrow, identifier, lock, quote, terms,
+    };
+
+    let spec = quote::QuoteSpec {
+        network: Network::Preprod,
+        asset: "lovelace".into(),
+        amount: "50000000".into(),
+        max_timeout_seconds: 600,
+        seller_address: "addr_test1vz9jrppy446d7fwntsh23cy55nzutt4jew6yysvnx9tfxycvp587p".into(),
+        seller_return_address: None,
+        parts: vec![json!({"name": "body", "canonicalization": "jcs", "mediaType": "application/json", "content": {"days": 3, "units": "metric"}})],
+        pay_by_time: 1_785_756_000_000,
+        submit_result_time: 1_785_756_300_000,
+        unlock_time: 1_785_757_200_000,
+        external_dispute_unlock_time: 1_785_758_100_000,
+        seller_nonce: "ab".repeat(32),
+        buyer_nonce: String::new(),
+        agent_identifier: None,
+        deployment: None,
+    };
+    let req = quote::issue(&spec, &SigningKey::from_seed([7; 32])).expect("quote");
+    let view = quote::view(&req).expect("view");
+    let extra = terms::parse_extra(view.extra, Network::Preprod).expect("schema");
+    let digest = terms::terms_digest(&extra, &view).expect("digest");
+    let policy = MasumiPolicy::default();
+    let buyer = address::parse_shelley_bech32(
+        "addr_test1qp7573my7h0fyj9cd2fwrws5v6ep0e6urpx007pz0pjnmakny46m3vmfawqwv3m48dv2s6eysht6tjfdk48lrzrkmj5qpmyq7l",
+    )
+    .expect("buyer");
+    let locked = lock::lock_for(&req, &buyer, None, 4310).expect("lock");
+
+    c.bench_function("masumi: schema (closed objects)", |b| {
+        b.iter(|| terms::parse_extra(black_box(view.extra), Network::Preprod).expect("schema"))
+    });
+    c.bench_function("masumi: commitment (JCS + SHA-256, 1 part)", |b| {
+        b.iter(|| terms::check_commitment(black_box(&extra)).expect("commitment"))
+    });
+    c.bench_function("masumi: termsDigest (JCS + SHA-256)", |b| {
+        b.iter(|| terms::terms_digest(black_box(&extra), &view).expect("digest"))
+    });
+    let seller = address::parse_shelley_bech32(&spec.seller_address).expect("seller");
+    c.bench_function("masumi: COSE_Sign1 checks + 1 Ed25519", |b| {
+        b.iter(|| {
+            cose::verify_seller_signature(
+                black_box(&extra.reference_key),
+                &extra.reference_signature,
+                &seller.bytes,
+                &digest,
+            )
+            .expect("signature")
+        })
+    });
+    let dep = escrow::default_deployment();
+    c.bench_function("masumi: escrow derivation (apply params + hash, uncached)", |b| {
+        b.iter(|| escrow::derive_uncached(black_box(&dep)).expect("escrow"))
+    });
+    c.bench_function("masumi: escrow hash (memoized)", |b| {
+        b.iter(|| escrow::script_hash(black_box(&dep)).expect("escrow"))
+    });
+    c.bench_function("masumi: blockchainIdentifier decode (bounded LZString)", |b| {
+        b.iter(|| identifier::decode(black_box(&extra.blockchain_identifier)).expect("identifier"))
+    });
+    c.bench_function("masumi: datum parse (strict)", |b| {
+        b.iter(|| datum::parse(black_box(&locked.datum_cbor)).expect("datum"))
+    });
+    c.bench_function("masumi: datum re-encode (min-UTxO size)", |b| {
+        b.iter(|| black_box(&locked.datum).encode().len())
+    });
+    c.bench_function("masumi: requirements, steps 1-8", |b| {
+        b.iter(|| check_requirements(black_box(&view), Network::Preprod, &policy).expect("valid"))
+    });
+}
+
+criterion_group!(verify, benches, masumi_benches);
 criterion_main!(verify);
