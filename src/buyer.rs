@@ -71,6 +71,35 @@ impl Buyer {
         req: &PaymentRequirementsV2,
         view: &ChainView,
     ) -> Result<(Built, UtxoRef), BuyerError> {
+        self.pay_with_datum(req, view, None)
+    }
+
+    /// Pay a `script`-method requirement: as [`Buyer::pay`], with `extra.datum` (if any) attached
+    /// verbatim as the inline datum of the output to `payTo` (spec "Datum pass-through").
+    pub fn pay_script(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
+        let datum = match req.extra.get("datum").filter(|d| !d.is_null()) {
+            None => None,
+            Some(d) => Some(
+                d.as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| BuyerError::Requirements("extra.datum is not hex".into()))?,
+            ),
+        };
+        self.pay_with_datum(req, view, datum.as_deref())
+    }
+
+    /// [`Buyer::pay`] with an optional inline datum on the output to `payTo`.
+    pub fn pay_with_datum(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+        inline_datum: Option<&[u8]>,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
         let asset: Asset = req
             .asset
             .parse()
@@ -98,7 +127,7 @@ impl Buyer {
         // The minimum depends on the output's own size, which grows with the
         // coin it holds: raise the coin until the minimum stops moving.
         for _ in 0..4 {
-            let min_ada = builder::min_utxo_of(&output, &view.params);
+            let min_ada = builder::min_utxo_with_datum(&output, inline_datum, &view.params);
             if output.value.coin >= min_ada {
                 break;
             }
@@ -140,8 +169,17 @@ impl Buyer {
             ttl: Some(view.tip_slot + window),
             network_id: None,
         };
-        let built = builder::build_payment(&spec, &view.params, std::slice::from_ref(&self.key))
-            .map_err(|e| BuyerError::Build(e.to_string()))?;
+        let mut datums = builder::OutputDatums::new();
+        if let Some(d) = inline_datum {
+            datums.insert(0, d.to_vec());
+        }
+        let built = builder::build_payment_with_datums(
+            &spec,
+            &datums,
+            &view.params,
+            std::slice::from_ref(&self.key),
+        )
+        .map_err(|e| BuyerError::Build(e.to_string()))?;
         Ok((built, nonce))
     }
 
@@ -162,6 +200,51 @@ impl Buyer {
             extensions: None,
         }
     }
+}
+
+/// The trivial Plutus V3 validator of the x402 script test vectors (single-wrapped flat). Demo and
+/// tests pay it; the devnet never runs scripts, and nothing here ever spends from it.
+pub const DEMO_SCRIPT_CODE: &str = "4d01000033222220051200120011";
+
+/// `script`-method requirements: `extra` carries `script` ({`type`, `code`}), `parameters` and
+/// `datum` as given, and `payTo` is the enterprise address of the script hash they derive.
+pub fn script_requirements(
+    network: Network,
+    amount: u64,
+    asset: &str,
+    version: crate::cardano::plutus::PlutusVersion,
+    code_hex: &str,
+    parameters: Option<Json>,
+    datum_hex: Option<&str>,
+) -> Result<PaymentRequirementsV2, BuyerError> {
+    let mut extra = json!({
+        "assetTransferMethod": "script",
+        "script": {"type": version.as_x402(), "code": code_hex},
+        "confirmationPolicy": {"l1Confirmations": 1},
+    });
+    if let Some(p) = parameters {
+        extra["parameters"] = p;
+    }
+    if let Some(d) = datum_hex {
+        extra["datum"] = json!(d);
+    }
+    let (hash, _) = crate::scheme::method::script::derive_script_hash(&extra, None)
+        .map_err(|(_, m)| BuyerError::Requirements(m))?;
+    let pay_to = address::to_bech32(&address::enterprise_script_address_bytes(
+        network.network_id(),
+        &hash,
+    ))
+    .map_err(|e| BuyerError::Requirements(e.to_string()))?;
+    Ok(PaymentRequirementsV2 {
+        scheme: "exact".into(),
+        network: network.caip2().into(),
+        amount: amount.to_string(),
+        asset: asset.into(),
+        pay_to,
+        max_timeout_seconds: 600,
+        extra,
+        parameter_order: None,
+    })
 }
 
 /// A facilitator request body for a payload and the requirements it answers.

@@ -13,6 +13,7 @@ mod edge;
 mod foundation;
 mod openapi;
 mod replicas;
+mod script_method;
 mod settle;
 mod store_suite;
 mod verify_http;

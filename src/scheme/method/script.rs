@@ -77,30 +77,13 @@ impl ScriptMethod {
     pub fn parse(req: &MethodRequest<'_>) -> Result<ScriptMethod, MethodError> {
         let extra = req.requirements.extra;
         let datum = parse_datum(field(extra, "datum"))?;
-        let (script_hash, version) = match field(extra, "script") {
-            Some(script) => {
-                let (version, code) = parse_script(script)?;
-                if version == PlutusVersion::V1 && datum.is_some() {
-                    return Err(bad_requirements(
-                        "extra.datum cannot be paired with a plutusV1 script: \
-                         an inline datum at a V1 script address is unspendable",
-                    ));
-                }
-                let params =
-                    parse_parameters(field(extra, "parameters"), req.requirements.parameter_order)?;
-                let applied = plutus::apply_params(&code, &params)
-                    .map_err(|e| mismatch(format!("extra.script.code cannot be applied: {e}")))?;
-                (plutus::script_hash(version, &applied), Some(version))
-            }
-            None => match field(extra, "scriptHash") {
-                Some(h) => (parse_script_hash(h)?, None),
-                None => {
-                    return Err(mismatch(
-                        "the script method needs extra.script or extra.scriptHash",
-                    ));
-                }
-            },
-        };
+        let (script_hash, version) = derive_script_hash(extra, req.requirements.parameter_order)?;
+        if version == Some(PlutusVersion::V1) && datum.is_some() {
+            return Err(bad_requirements(
+                "extra.datum cannot be paired with a plutusV1 script: \
+                 an inline datum at a V1 script address is unspendable",
+            ));
+        }
         match req.pay_to.payment {
             Credential::ScriptHash(h) if h == script_hash => {}
             Credential::ScriptHash(h) => {
@@ -166,6 +149,30 @@ impl ScriptMethod {
                 p.output_index
             ))),
         }
+    }
+}
+
+/// The script hash the requirements' `extra` names: derived from `script` (+ `parameters`, in
+/// `parameter_order` when known) if present, else `scriptHash`; with the Plutus version when
+/// `script` gives it. Sellers use this to compute their `payTo`.
+pub fn derive_script_hash(
+    extra: &Json,
+    parameter_order: Option<&[String]>,
+) -> Result<([u8; 28], Option<PlutusVersion>), MethodError> {
+    match field(extra, "script") {
+        Some(script) => {
+            let (version, code) = parse_script(script)?;
+            let params = parse_parameters(field(extra, "parameters"), parameter_order)?;
+            let applied = plutus::apply_params(&code, &params)
+                .map_err(|e| mismatch(format!("extra.script.code cannot be applied: {e}")))?;
+            Ok((plutus::script_hash(version, &applied), Some(version)))
+        }
+        None => match field(extra, "scriptHash") {
+            Some(h) => Ok((parse_script_hash(h)?, None)),
+            None => Err(mismatch(
+                "the script method needs extra.script or extra.scriptHash",
+            )),
+        },
     }
 }
 
