@@ -145,7 +145,9 @@ fn masumi_benches(c: &mut Criterion) {
         max_timeout_seconds: 600,
         seller_address: "addr_test1vz9jrppy446d7fwntsh23cy55nzutt4jew6yysvnx9tfxycvp587p".into(),
         seller_return_address: None,
-        parts: vec![json!({"name": "body", "canonicalization": "jcs", "mediaType": "application/json", "content": {"days": 3, "units": "metric"}})],
+        parts: vec![
+            json!({"name": "body", "canonicalization": "jcs", "mediaType": "application/json", "content": {"days": 3, "units": "metric"}}),
+        ],
         pay_by_time: 1_785_756_000_000,
         submit_result_time: 1_785_756_300_000,
         unlock_time: 1_785_757_200_000,
@@ -188,15 +190,21 @@ fn masumi_benches(c: &mut Criterion) {
         })
     });
     let dep = escrow::default_deployment();
-    c.bench_function("masumi: escrow derivation (apply params + hash, uncached)", |b| {
-        b.iter(|| escrow::derive_uncached(black_box(&dep)).expect("escrow"))
-    });
+    c.bench_function(
+        "masumi: escrow derivation (apply params + hash, uncached)",
+        |b| b.iter(|| escrow::derive_uncached(black_box(&dep)).expect("escrow")),
+    );
     c.bench_function("masumi: escrow hash (memoized)", |b| {
         b.iter(|| escrow::script_hash(black_box(&dep)).expect("escrow"))
     });
-    c.bench_function("masumi: blockchainIdentifier decode (bounded LZString)", |b| {
-        b.iter(|| identifier::decode(black_box(&extra.blockchain_identifier)).expect("identifier"))
-    });
+    c.bench_function(
+        "masumi: blockchainIdentifier decode (bounded LZString)",
+        |b| {
+            b.iter(|| {
+                identifier::decode(black_box(&extra.blockchain_identifier)).expect("identifier")
+            })
+        },
+    );
     c.bench_function("masumi: datum parse (strict)", |b| {
         b.iter(|| datum::parse(black_box(&locked.datum_cbor)).expect("datum"))
     });

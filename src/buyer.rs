@@ -183,6 +183,80 @@ impl Buyer {
         Ok((built, nonce))
     }
 
+    /// Pay a `masumi`-method requirement: lock `amount` of `asset` (plus the
+    /// collateral Masumi computes) at the escrow `payTo`, under the
+    /// `FundsLocked` inline datum naming this buyer (spec "Escrow datum").
+    /// The transaction's ttl never passes the terms' `payByTime`.
+    pub fn pay_masumi(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+        slot_at_unix: impl Fn(i64) -> u64,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
+        let req_json =
+            serde_json::to_value(req).map_err(|e| BuyerError::Requirements(e.to_string()))?;
+        let me = address::parse_shelley_bytes(&self.address_bytes())
+            .map_err(|e| BuyerError::Requirements(e.to_string()))?;
+        let lock = crate::scheme::masumi::lock::lock_for(
+            &req_json,
+            &me,
+            None,
+            view.params.coins_per_utxo_size,
+        )
+        .map_err(BuyerError::Requirements)?;
+        let output = OutputSpec {
+            address: lock.address.clone(),
+            value: lock.value.clone(),
+        };
+        let mut need = output.value.clone();
+        need.coin = need.coin.saturating_add(2_000_000);
+        let mut chosen = Vec::new();
+        let mut have = Value::default();
+        for (r, v) in &view.utxos {
+            if covers(&have, &need) {
+                break;
+            }
+            chosen.push(InputSpec {
+                utxo: *r,
+                value: v.clone(),
+            });
+            have = have
+                .checked_add(v)
+                .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
+        }
+        if !covers(&have, &need) {
+            return Err(BuyerError::Funds(format!(
+                "have {} lovelace, need about {}",
+                have.coin, need.coin
+            )));
+        }
+        let nonce = chosen
+            .first()
+            .map(|i| i.utxo)
+            .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+        let window = req.max_timeout_seconds.clamp(30, 600) / 2;
+        let pay_by_slot =
+            slot_at_unix(i64::try_from(lock.datum.pay_by_time / 1000).unwrap_or(i64::MAX));
+        let spec = PaymentSpec {
+            inputs: chosen,
+            outputs: vec![output],
+            change_address: self.address_bytes(),
+            validity_start: None,
+            ttl: Some((view.tip_slot + window).min(pay_by_slot)),
+            network_id: None,
+        };
+        let mut datums = builder::OutputDatums::new();
+        datums.insert(0, lock.datum_cbor);
+        let built = builder::build_payment_with_datums(
+            &spec,
+            &datums,
+            &view.params,
+            std::slice::from_ref(&self.key),
+        )
+        .map_err(|e| BuyerError::Build(e.to_string()))?;
+        Ok((built, nonce))
+    }
+
     /// The v2 payment payload for a built transaction.
     pub fn payload(
         req: &PaymentRequirementsV2,
@@ -378,4 +452,43 @@ pub async fn faucet(
             .map_err(|_| BuyerError::Api("faucet tx hash".into()))?,
         ix as u32,
     ))
+}
+
+/// `masumi`-method requirements signed by `seller_key` (whose enterprise address
+/// is the seller), on `network`'s default escrow, with deadlines starting one
+/// hour after `now_ms` (demo and tests).
+pub fn masumi_requirements(
+    network: Network,
+    amount: u64,
+    seller_key: &SigningKey,
+    now_ms: u128,
+    seller_nonce: [u8; 32],
+) -> Result<PaymentRequirementsV2, BuyerError> {
+    use crate::scheme::masumi::quote::{QuoteSpec, issue};
+    let pay_by = now_ms + 3_600_000;
+    let spec = QuoteSpec {
+        network,
+        asset: "lovelace".into(),
+        amount: amount.to_string(),
+        max_timeout_seconds: 600,
+        seller_address: seller_key.enterprise_address(network),
+        seller_return_address: None,
+        parts: vec![json!({
+            "name": "body",
+            "canonicalization": "jcs",
+            "mediaType": "application/json",
+            "content": {"city": "Zurich", "days": 3},
+        })],
+        pay_by_time: pay_by,
+        submit_result_time: pay_by + 300_000,
+        unlock_time: pay_by + 1_200_000,
+        external_dispute_unlock_time: pay_by + 2_100_000,
+        seller_nonce: hex::encode(seller_nonce),
+        buyer_nonce: String::new(),
+        agent_identifier: None,
+        deployment: None,
+    };
+    let mut req = issue(&spec, seller_key).map_err(BuyerError::Requirements)?;
+    req["extra"]["confirmationPolicy"] = json!({"l1Confirmations": 1});
+    serde_json::from_value(req).map_err(|e| BuyerError::Requirements(e.to_string()))
 }
