@@ -994,4 +994,509 @@ mod tests {
             );
         }
     }
+
+    mod lock_checks {
+        use super::*;
+        use crate::cardano::builder::{self, OutputDatums, OutputSpec, TxBody};
+        use crate::cardano::{AssetId, TxId, UtxoRef, Value};
+        use crate::scheme::masumi::lock::{self, Lock};
+
+        struct Fx {
+            terms: MasumiTerms,
+            buyer: SigningKey,
+            lock: Lock,
+            pay_by_slot: u64,
+        }
+
+        /// lock_verify "valid lovelace" with a buyer key of ours.
+        fn fx() -> Fx {
+            let req = vectors()["valid lovelace"].clone();
+            let terms = check(&req, Network::Preprod, &MasumiPolicy::default()).unwrap();
+            let buyer = key(0x21);
+            let addr =
+                address::parse_shelley_bytes(&buyer.enterprise_address_bytes(Network::Preprod))
+                    .unwrap();
+            let lock = lock::lock_for(&req, &addr, None, 4310).unwrap();
+            let pay_by_slot = (lock.datum.pay_by_time / 1000) as u64;
+            Fx {
+                terms,
+                buyer,
+                lock,
+                pay_by_slot,
+            }
+        }
+
+        fn nonce() -> UtxoRef {
+            UtxoRef {
+                tx_id: TxId([7; 32]),
+                index: 0,
+            }
+        }
+
+        /// A signed transaction with the given (output, inline datum) list.
+        fn tx(f: &Fx, outs: Vec<(OutputSpec, Option<Vec<u8>>)>, ttl: Option<u64>) -> ParsedTx {
+            let mut datums = OutputDatums::new();
+            let mut outputs = Vec::new();
+            for (i, (o, d)) in outs.into_iter().enumerate() {
+                if let Some(d) = d {
+                    datums.insert(i, d);
+                }
+                outputs.push(o);
+            }
+            let body = TxBody {
+                inputs: vec![nonce()],
+                outputs,
+                fee: 200_000,
+                ttl,
+                ..TxBody::default()
+            };
+            let built =
+                builder::sign_body_with_datums(&body, &datums, std::slice::from_ref(&f.buyer));
+            ParsedTx::decode(&built.tx).unwrap()
+        }
+
+        fn escrow_out(f: &Fx) -> (OutputSpec, Option<Vec<u8>>) {
+            (
+                OutputSpec {
+                    address: f.lock.address.clone(),
+                    value: f.lock.value.clone(),
+                },
+                Some(f.lock.datum_cbor.clone()),
+            )
+        }
+
+        fn run(
+            f: &Fx,
+            t: &ParsedTx,
+            owner: &SigningKey,
+            signed: bool,
+            cpb: u64,
+        ) -> Result<(), Rejection> {
+            let owner_addr = owner.enterprise_address_bytes(Network::Preprod);
+            let mut signers = BTreeSet::new();
+            if signed {
+                signers.insert(owner.key_hash());
+            }
+            let slot = |ms: u128| (ms / 1000) as u64;
+            check_lock(
+                &f.terms,
+                &LockFacts {
+                    tx: t,
+                    asset: &Asset::Lovelace,
+                    amount: 50_000_000,
+                    nonce_owner: &owner_addr,
+                    signers: &signers,
+                    coins_per_utxo_byte: Some(cpb),
+                    slot_of_ms: &slot,
+                },
+            )
+        }
+
+        fn with_datum(f: &Fx, edit: impl Fn(&mut FundsLocked)) -> (OutputSpec, Option<Vec<u8>>) {
+            let mut d = f.lock.datum.clone();
+            edit(&mut d);
+            let (o, _) = escrow_out(f);
+            (o, Some(d.encode()))
+        }
+
+        /// A lock carrying a reference script: the escrow output's map gets key 3.
+        fn with_reference_script(f: &Fx) -> ParsedTx {
+            let (o, d) = escrow_out(f);
+            let plain = builder::encode_output_with_datum(&o, d.as_deref());
+            let mut patched = plain.clone();
+            patched[0] = 0xa4; // map(3) -> map(4)
+            patched
+                .extend_from_slice(&[0x03, 0xd8, 0x18, 0x46, 0x82, 0x03, 0x43, 0x01, 0x02, 0x03]);
+            let body = TxBody {
+                inputs: vec![nonce()],
+                outputs: vec![o],
+                fee: 200_000,
+                ttl: Some(f.pay_by_slot),
+                ..TxBody::default()
+            };
+            let mut datums = OutputDatums::new();
+            datums.insert(0, d.unwrap_or_default());
+            let body_bytes = builder::encode_body_with_datums(&body, &datums);
+            let at = body_bytes
+                .windows(plain.len())
+                .position(|w| w == plain.as_slice())
+                .unwrap();
+            let mut b2 = body_bytes[..at].to_vec();
+            b2.extend_from_slice(&patched);
+            b2.extend_from_slice(&body_bytes[at + plain.len()..]);
+            let w = builder::sign(&b2, std::slice::from_ref(&f.buyer));
+            let raw = builder::assemble(&b2, &builder::encode_witness_set(&w), true, None);
+            ParsedTx::decode(&raw).unwrap()
+        }
+
+        /// One case per payload reason code of the lock (steps 9-15).
+        #[test]
+        fn lock_rejections() {
+            let f = fx();
+            let ttl = Some(f.pay_by_slot);
+            let other = key(0x22);
+            let change = (
+                OutputSpec {
+                    address: f.buyer.enterprise_address_bytes(Network::Preprod),
+                    value: Value::lovelace(5_000_000),
+                },
+                None,
+            );
+            let token = AssetId {
+                policy: [9; 28],
+                name: b"t".to_vec(),
+            };
+            let mut with_token = escrow_out(&f);
+            with_token.0.value.checked_add_asset(token, 1).unwrap();
+            let mut plus_one = escrow_out(&f);
+            plus_one.0.value.coin += 1;
+
+            assert_eq!(
+                run(
+                    &f,
+                    &tx(&f, vec![escrow_out(&f), change.clone()], ttl),
+                    &f.buyer,
+                    true,
+                    4310
+                ),
+                Ok(())
+            );
+            let code = |r: Result<(), Rejection>| r.err().map(|(c, _)| c);
+            let cases: Vec<(&str, ParsedTx, &SigningKey, bool, u64, Reason)> = vec![
+                (
+                    "two escrow outputs",
+                    tx(&f, vec![escrow_out(&f), escrow_out(&f)], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiEscrowOutputCount,
+                ),
+                (
+                    "no escrow output",
+                    tx(&f, vec![change.clone()], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiEscrowOutputCount,
+                ),
+                (
+                    "no datum",
+                    tx(&f, vec![(escrow_out(&f).0, None)], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMissing,
+                ),
+                (
+                    "reference script",
+                    with_reference_script(&f),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiReferenceScript,
+                ),
+                (
+                    "not Plutus data",
+                    tx(&f, vec![(escrow_out(&f).0, Some(vec![0xa0]))], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "not FundsLocked",
+                    tx(&f, vec![with_datum(&f, |d| d.state = 1)], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "result hash set",
+                    tx(&f, vec![with_datum(&f, |d| d.result_hash = vec![1])], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "cooldown set",
+                    tx(&f, vec![with_datum(&f, |d| d.buyer_cooldown_time = 1)], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "short reference signature",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.reference_signature = vec![1; 15])],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "buyer returns to the seller",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.buyer_return = Some(d.seller.clone()))],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "script buyer",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| {
+                            d.buyer.payment = Credential::ScriptHash([3; 28])
+                        })],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "escrow as buyer stake",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| {
+                            d.buyer.stake =
+                                PdStake::Inline(Credential::KeyHash(f.terms.escrow_hash))
+                        })],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumInvalid,
+                ),
+                (
+                    "datum deadlines too close",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.submit_result_time = d.pay_by_time)],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDeadline,
+                ),
+                (
+                    "ttl after payByTime",
+                    tx(&f, vec![escrow_out(&f)], Some(f.pay_by_slot + 1)),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDeadline,
+                ),
+                (
+                    "no ttl",
+                    tx(&f, vec![escrow_out(&f)], None),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDeadline,
+                ),
+                (
+                    "buyer is not the nonce owner",
+                    tx(&f, vec![escrow_out(&f)], ttl),
+                    &other,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "buyer did not sign",
+                    tx(&f, vec![escrow_out(&f)], ttl),
+                    &f.buyer,
+                    false,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "other seller",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| {
+                            d.seller.payment = Credential::KeyHash([4; 28])
+                        })],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "undeclared seller return",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| {
+                            d.seller_return = Some(PdAddress {
+                                payment: Credential::KeyHash([5; 28]),
+                                stake: PdStake::None,
+                            })
+                        })],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "other seller nonce",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.seller_nonce = vec![0; 32])],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "other input hash",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.input_hash = vec![0; 32])],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "other reference key",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.reference_key = vec![0; 4])],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "agent identifier added",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| d.agent_identifier = vec![1])],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "shifted deadlines",
+                    tx(
+                        &f,
+                        vec![with_datum(&f, |d| {
+                            d.pay_by_time += 1000;
+                            d.submit_result_time += 1000;
+                            d.unlock_time += 1000;
+                            d.external_dispute_unlock_time += 1000;
+                        })],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiDatumMismatch,
+                ),
+                (
+                    "collateral below the floor",
+                    tx(
+                        &f,
+                        vec![{
+                            let (mut o, _) =
+                                with_datum(&f, |d| d.collateral_return_lovelace = 1000);
+                            o.value.coin += 1000;
+                            (
+                                o,
+                                Some({
+                                    let mut d = f.lock.datum.clone();
+                                    d.collateral_return_lovelace = 1000;
+                                    d.encode()
+                                }),
+                            )
+                        }],
+                        ttl,
+                    ),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiCollateral,
+                ),
+                (
+                    "coin is not amount + collateral",
+                    tx(&f, vec![plus_one], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiCollateral,
+                ),
+                (
+                    "an extra token",
+                    tx(&f, vec![with_token], ttl),
+                    &f.buyer,
+                    true,
+                    4310,
+                    Reason::MasumiAsset,
+                ),
+                (
+                    "below the post-result minimum",
+                    tx(&f, vec![escrow_out(&f)], ttl),
+                    &f.buyer,
+                    true,
+                    100_000,
+                    Reason::MasumiMinUtxo,
+                ),
+            ];
+            for (name, t, owner, signed, cpb, want) in cases {
+                assert_eq!(code(run(&f, &t, owner, signed, cpb)), Some(want), "{name}");
+            }
+        }
+
+        #[test]
+        fn inline_datum_forms() {
+            assert_eq!(
+                inline_datum(&hex::decode("a200410001182a").unwrap()),
+                Ok(None)
+            );
+            assert_eq!(inline_datum(&hex::decode("8241000a").unwrap()), Ok(None));
+            assert_eq!(
+                inline_datum(&hex::decode("a3004100010a028200410a").unwrap()),
+                Ok(None)
+            );
+            assert_eq!(
+                inline_datum(&hex::decode("a3004100010a028201d8184180").unwrap()),
+                Ok(Some(vec![0x80]))
+            );
+            assert_eq!(
+                inline_datum(&hex::decode("a3004100010a028202d8184180").unwrap()),
+                Err(MalformedOutput)
+            );
+            assert_eq!(
+                inline_datum(&hex::decode("ff").unwrap()),
+                Err(MalformedOutput)
+            );
+        }
+    }
 }
