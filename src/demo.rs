@@ -39,6 +39,9 @@ pub enum DemoMethod {
     /// Pay a Plutus V3 script address (parameterised with the seller's key hash), with an inline
     /// datum naming the seller.
     Script,
+    /// Lock into the Masumi V2 escrow under terms the seller signed (CIP-8), with a
+    /// `FundsLocked` inline datum naming the buyer.
+    Masumi,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +176,16 @@ fn demo_requirements(
             )
             .map_err(|e| step(e.to_string()))
         }
+        DemoMethod::Masumi => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let mut nonce = [0u8; 32];
+            nonce[..16].copy_from_slice(&now_ms.to_be_bytes());
+            buyer::masumi_requirements(network, 1_000_000, seller_key, now_ms, nonce)
+                .map_err(|e| step(e.to_string()))
+        }
     }
 }
 
@@ -239,6 +252,11 @@ pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), 
     clock.say(&format!(
         "resource server up: GET {resource} costs 1 ada, paid to {seller}"
     ));
+    if method == DemoMethod::Masumi {
+        clock.say(&format!(
+            "assetTransferMethod masumi: escrow {seller} (vested_pay, default deployment), terms signed by the seller's key (CIP-8)"
+        ));
+    }
     if method == DemoMethod::Script {
         clock.say(&format!(
             "assetTransferMethod script: plutusV3 code {} applied to seller={}, inline datum {}",
@@ -306,6 +324,17 @@ async fn buyer_flow(
         .map_err(|e| step(e.to_string()))?;
     let (built, nonce) = match req.extra.get("assetTransferMethod").and_then(Json::as_str) {
         Some("script") => buyer.pay_script(&req, &view),
+        Some("masumi") => {
+            // The wallet's slot clock: one slot per second from the tip it just read.
+            let tip = view.tip_slot;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            buyer.pay_masumi(&req, &view, move |t| {
+                tip.saturating_add(u64::try_from(t - now).unwrap_or(0))
+            })
+        }
         _ => buyer.pay(&req, &view),
     }
     .map_err(|e| step(e.to_string()))?;

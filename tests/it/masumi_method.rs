@@ -240,3 +240,21 @@ async fn masumi_rejections_over_http() {
     approving.stop().await;
     app.stop().await;
 }
+
+/// `x402-facilitator demo --method masumi`: the whole paid-request flow with a lock.
+#[test]
+fn demo_pays_with_a_masumi_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) =
+        crate::support::app::run_bin(dir.path(), &["demo", "--method", "masumi"], &[]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for step in [
+        "assetTransferMethod masumi: escrow addr_test1wzs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgn37w4g",
+        "402 Payment Required: 1000000 lovelace to addr_test1wzs4e6wc95hkwezlccjw9mdvq0r0rsgx6zk34avptga3ftgn37w4g",
+        "/verify said valid",
+        "200 OK with PAYMENT-RESPONSE",
+        "done: paid request served",
+    ] {
+        assert!(out.contains(step), "missing step {step:?} in:\n{out}");
+    }
+}
