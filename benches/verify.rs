@@ -214,6 +214,62 @@ fn masumi_benches(c: &mut Criterion) {
     c.bench_function("masumi: requirements, steps 1-8", |b| {
         b.iter(|| check_requirements(black_box(&view), Network::Preprod, &policy).expect("valid"))
     });
+
+    // The whole pure pipeline on a signed lock (ttl = payByTime's slot on preprod).
+    let buyer_key = SigningKey::from_seed([0x21; 32]);
+    let owner = buyer_key.enterprise_address_bytes(Network::Preprod);
+    let me = address::parse_shelley_bytes(&owner).expect("buyer");
+    let params = ProtocolParams::mainnet_like();
+    let lock = lock::lock_for(&req, &me, None, params.coins_per_utxo_size).expect("lock");
+    let ttl = 130_072_800; // slot of payByTime 1785756000000 on preprod
+    let input_value = Value::lovelace(lock.value.coin + 5_000_000);
+    let nonce = UtxoRef::new(TxId([2; 32]), 0);
+    let spec = PaymentSpec {
+        inputs: vec![InputSpec {
+            utxo: nonce,
+            value: input_value.clone(),
+        }],
+        outputs: vec![OutputSpec {
+            address: lock.address.clone(),
+            value: lock.value.clone(),
+        }],
+        change_address: owner.clone(),
+        validity_start: None,
+        ttl: Some(ttl),
+        network_id: None,
+    };
+    let mut datums = builder::OutputDatums::new();
+    datums.insert(0, lock.datum_cbor.clone());
+    let built =
+        builder::build_payment_with_datums(&spec, &datums, &params, &[buyer_key]).expect("build");
+    let body = serde_json::to_vec(&json!({
+        "x402Version": 2,
+        "paymentPayload": {"x402Version": 2, "accepted": req,
+            "payload": {"transaction": base64::engine::general_purpose::STANDARD.encode(&built.tx),
+                        "nonce": nonce.to_string()}},
+        "paymentRequirements": req
+    }))
+    .expect("json");
+    let state = UtxoState::Unspent(UtxoInfo {
+        address: owner,
+        value: input_value,
+    });
+    let now = ttl - 100;
+    c.bench_function("masumi: full pure pipeline (parse..lock checks)", |b| {
+        b.iter(|| {
+            let r = parse_request(black_box(&body)).expect("parses");
+            verify_offline(
+                Network::Preprod,
+                &VerifyLimits::default(),
+                &r,
+                now,
+                |t| now + t,
+                |refs| refs.iter().map(|_| state.clone()).collect(),
+                &params,
+            )
+            .expect("valid")
+        })
+    });
 }
 
 criterion_group!(verify, benches, masumi_benches);
