@@ -137,7 +137,7 @@ async fn supported_lists_the_script_method() {
     assert_eq!(code, 200);
     assert_eq!(
         s["kinds"][0]["extra"]["assetTransferMethods"],
-        json!(["default", "script"])
+        json!(["default", "masumi", "script"])
     );
     app.stop().await;
 }
