@@ -10,8 +10,9 @@ use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
-use x402_facilitator::cardano::builder::{self, InputSpec, OutputSpec, PaymentSpec};
+use x402_facilitator::cardano::builder::{self, InputSpec, OutputDatums, OutputSpec, PaymentSpec};
 use x402_facilitator::cardano::keys::Wallet;
+use x402_facilitator::cardano::plutus::{self, PlutusData, PlutusVersion};
 use x402_facilitator::cardano::{AssetId, Network, ParsedTx, TxId, UtxoRef, Value, address};
 use x402_facilitator::chain::{ProtocolParams, UtxoInfo, UtxoState};
 use x402_facilitator::protocol::parse_request;
@@ -26,7 +27,57 @@ struct Case {
     input_value: Value,
 }
 
+/// The payment's recipient: the `default` method's key address, or a `script` method's script.
+enum Method {
+    Default,
+    /// `extra` for the script method (without `payTo`, which is derived) and the inline datum.
+    Script {
+        extra: serde_json::Value,
+        datum: Vec<u8>,
+    },
+}
+
+/// The un-applied Masumi vested_pay V2 validator: a realistic 9.9 KB program.
+const VESTED_PAY: &str = include_str!("../src/scheme/masumi/vested_pay_v2.hex");
+const TRIVIAL_V3: &str = "4d01000033222220051200120011";
+
+fn script_extra(code: &str) -> serde_json::Value {
+    json!({
+        "assetTransferMethod": "script",
+        "script": {"type": "plutusV3", "code": code.trim()},
+        "parameters": {
+            "0": {"type": "integer", "value": "2"},
+            "1": {"type": "bytes", "value": "fc16a1fcf309aed03ec18bb2176f5ea29acea70bb79145ebaffa8e75"},
+            "2": {"type": "integer", "value": "420000"},
+        },
+        "datum": hex::encode(datum().encode()),
+    })
+}
+
+fn datum() -> PlutusData {
+    PlutusData::constr(
+        0,
+        vec![
+            PlutusData::bytes(vec![0x5e; 28]),
+            PlutusData::int(1_500_000),
+        ],
+    )
+}
+
+fn params_of(extra: &serde_json::Value) -> Vec<PlutusData> {
+    let p = &extra["parameters"];
+    vec![
+        PlutusData::int(2),
+        PlutusData::bytes(hex::decode(p["1"]["value"].as_str().expect("hex")).expect("hex")),
+        PlutusData::int(420_000),
+    ]
+}
+
 fn case() -> Case {
+    case_for(Method::Default)
+}
+
+fn case_for(method: Method) -> Case {
     let wallet = Wallet::from_mnemonic(
         "test walk nut penalty hip pave soap entry language right filter choice",
         "",
@@ -36,9 +87,25 @@ fn case() -> Case {
     let owner = address::decode_bech32(&wallet.base_address(Network::Preprod))
         .expect("address")
         .1;
-    let seller = wallet
-        .payment_key(1, 0)
-        .enterprise_address_bytes(Network::Preprod);
+    let (seller, extra, datum) = match method {
+        Method::Default => (
+            wallet
+                .payment_key(1, 0)
+                .enterprise_address_bytes(Network::Preprod),
+            json!({}),
+            None,
+        ),
+        Method::Script { extra, datum } => {
+            let code = hex::decode(extra["script"]["code"].as_str().expect("code")).expect("hex");
+            let applied = plutus::apply_params(&code, &params_of(&extra)).expect("applies");
+            let hash = plutus::script_hash(PlutusVersion::V3, &applied);
+            (
+                address::enterprise_script_address_bytes(0, &hash),
+                extra,
+                Some(datum),
+            )
+        }
+    };
     let token = AssetId {
         policy: [0xc4; 28],
         name: b"USDM".to_vec(),
@@ -64,11 +131,20 @@ fn case() -> Case {
         ttl: Some(NOW_SLOT + 300),
         network_id: None,
     };
-    let built =
-        builder::build_payment(&spec, &ProtocolParams::mainnet_like(), &[buyer]).expect("build");
+    let mut datums = OutputDatums::new();
+    if let Some(d) = datum {
+        datums.insert(0, d);
+    }
+    let built = builder::build_payment_with_datums(
+        &spec,
+        &datums,
+        &ProtocolParams::mainnet_like(),
+        &[buyer],
+    )
+    .expect("build");
     let reqs = json!({
         "scheme": "exact", "network": "cardano:preprod", "amount": "40", "asset": token.dotted(),
-        "payTo": address::to_bech32(&seller).expect("bech32"), "maxTimeoutSeconds": 600, "extra": {}
+        "payTo": address::to_bech32(&seller).expect("bech32"), "maxTimeoutSeconds": 600, "extra": extra
     });
     let body = json!({
         "x402Version": 2,
@@ -272,5 +348,48 @@ fn masumi_benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(verify, benches, masumi_benches);
+/// The `script` method: deriving the script hash (apply parameters + hash) alone, and the whole
+/// pure pipeline with it, for a trivial program and for a realistic 9.9 KB one.
+fn script_benches(c: &mut Criterion) {
+    let params = ProtocolParams::mainnet_like();
+    for (name, code) in [("trivial", TRIVIAL_V3), ("vested_pay 9.9 KB", VESTED_PAY)] {
+        let extra = script_extra(code);
+        let program = hex::decode(code.trim()).expect("hex");
+        let ps = params_of(&extra);
+        c.bench_function(&format!("script: apply 3 params + hash ({name})"), |b| {
+            b.iter(|| {
+                let applied = plutus::apply_params(black_box(&program), &ps).expect("applies");
+                plutus::script_hash(PlutusVersion::V3, &applied)
+            })
+        });
+        let k = case_for(Method::Script {
+            extra,
+            datum: datum().encode(),
+        });
+        let state = UtxoState::Unspent(UtxoInfo {
+            address: k.owner.clone(),
+            value: k.input_value.clone(),
+        });
+        c.bench_function(
+            &format!("full pure pipeline, script method ({name})"),
+            |b| {
+                b.iter(|| {
+                    let req = parse_request(black_box(&k.body)).expect("parses");
+                    verify_offline(
+                        Network::Preprod,
+                        &VerifyLimits::default(),
+                        &req,
+                        NOW_SLOT,
+                        |t| NOW_SLOT + t,
+                        |refs| refs.iter().map(|_| state.clone()).collect(),
+                        &params,
+                    )
+                    .expect("valid")
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(verify, benches, script_benches, masumi_benches);
 criterion_main!(verify);

@@ -897,11 +897,18 @@ impl<'a> BitReader<'a> {
 
     /// `n ≤ 8` bits, most significant first.
     fn bits(&mut self, n: u8) -> Result<u8, PlutusError> {
-        let mut v = 0u8;
-        for _ in 0..n {
-            v = (v << 1) | u8::from(self.bit()?);
+        let n = usize::from(n.min(8));
+        if self.bit + n > self.buf.len() * 8 {
+            return Err(self.err("program truncated"));
         }
-        Ok(v)
+        let at = self.bit / 8;
+        let off = self.bit % 8;
+        let hi = u16::from(self.buf.get(at).copied().unwrap_or(0));
+        let lo = u16::from(self.buf.get(at + 1).copied().unwrap_or(0));
+        let window = (hi << 8) | lo;
+        let v = (window >> (16 - off - n)) & ((1u16 << n) - 1);
+        self.bit += n;
+        Ok(v as u8)
     }
 
     /// A filler: zero bits, then a one bit that ends a byte.
@@ -955,9 +962,20 @@ impl BitWriter {
         }
     }
 
+    /// The `n ≤ 8` low bits of `v`, most significant first.
     fn bits(&mut self, n: u8, v: u8) {
-        for i in (0..n).rev() {
-            self.bit(v & (1 << i) != 0);
+        let n = n.min(8);
+        let used = self.used;
+        let v = u16::from(v) & ((1u16 << n) - 1);
+        let window = (u16::from(self.cur) << 8) | (v << (16 - used - n));
+        let total = used + n;
+        if total >= 8 {
+            self.out.push((window >> 8) as u8);
+            self.cur = window as u8;
+            self.used = total - 8;
+        } else {
+            self.cur = (window >> 8) as u8;
+            self.used = total;
         }
     }
 

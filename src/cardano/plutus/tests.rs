@@ -496,3 +496,62 @@ fn language_tags() {
     }
     assert_eq!(PlutusVersion::from_x402("PlutusV3"), None);
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn data() -> impl Strategy<Value = PlutusData> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(PlutusData::int),
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| PlutusData::Int(BigInt::from_bytes_be(Sign::Minus, &b))),
+            proptest::collection::vec(any::<u8>(), 0..150).prop_map(PlutusData::Bytes),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(PlutusData::List),
+                proptest::collection::vec((inner.clone(), inner.clone()), 0..4)
+                    .prop_map(PlutusData::Map),
+                (any::<u64>(), proptest::collection::vec(inner, 0..4))
+                    .prop_map(|(tag, fields)| PlutusData::Constr { tag, fields }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn encode_then_decode_is_identity(d in data()) {
+            prop_assert_eq!(decode(&d.encode()).unwrap(), d);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(d) = decode(&b) {
+                // what decodes, re-encodes into something that decodes to the same value
+                prop_assert_eq!(decode(&d.encode()).unwrap(), d);
+            }
+        }
+
+        #[test]
+        fn applying_to_arbitrary_programs_never_panics(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            n in 0usize..3,
+        ) {
+            let mut code = vec![0x01, 0x00, 0x00];
+            code.extend(body);
+            let params: Vec<PlutusData> = (0..n as i64).map(PlutusData::int).collect();
+            if let Ok(applied) = apply_params(&code, &params) {
+                // the applied program is itself a program, and re-wrapping is stable
+                prop_assert_eq!(apply_params(&applied, &[]).unwrap(), applied.clone());
+                let more = apply_params(&applied, &[PlutusData::int(9)]).unwrap();
+                let mut all = params.clone();
+                all.push(PlutusData::int(9));
+                prop_assert_eq!(more, apply_params(&code, &all).unwrap());
+            }
+        }
+    }
+}

@@ -163,9 +163,7 @@ pub fn derive_script_hash(
         Some(script) => {
             let (version, code) = parse_script(script)?;
             let params = parse_parameters(field(extra, "parameters"), parameter_order)?;
-            let applied = plutus::apply_params(&code, &params)
-                .map_err(|e| mismatch(format!("extra.script.code cannot be applied: {e}")))?;
-            Ok((plutus::script_hash(version, &applied), Some(version)))
+            Ok((applied_script_hash(version, &code, &params)?, Some(version)))
         }
         None => match field(extra, "scriptHash") {
             Some(h) => Ok((parse_script_hash(h)?, None)),
@@ -174,6 +172,46 @@ pub fn derive_script_hash(
             )),
         },
     }
+}
+
+/// How many derived script hashes [`applied_script_hash`] remembers.
+const HASH_CACHE_ENTRIES: usize = 1024;
+
+/// Derived hashes by blake2b-256 of (version, code, parameters). A resource server sends the
+/// same requirements with every payment, so after the first one the derivation (a walk over the
+/// whole program) is a lookup. Bounded: emptied when full. Failures are not remembered.
+static HASH_CACHE: std::sync::LazyLock<
+    parking_lot::Mutex<std::collections::HashMap<[u8; 32], [u8; 28]>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// `script_hash(version, apply_params(code, params))`, memoised.
+pub fn applied_script_hash(
+    version: PlutusVersion,
+    code: &[u8],
+    params: &[PlutusData],
+) -> Result<[u8; 28], MethodError> {
+    let mut h = pallas_crypto::hash::Hasher::<256>::new();
+    h.input(&[version.language_tag()]);
+    h.input(&(code.len() as u64).to_be_bytes());
+    h.input(code);
+    for p in params {
+        let cbor = p.encode();
+        h.input(&(cbor.len() as u64).to_be_bytes());
+        h.input(&cbor);
+    }
+    let key = *h.finalize();
+    if let Some(hash) = HASH_CACHE.lock().get(&key) {
+        return Ok(*hash);
+    }
+    let applied = plutus::apply_params(code, params)
+        .map_err(|e| mismatch(format!("extra.script.code cannot be applied: {e}")))?;
+    let hash = plutus::script_hash(version, &applied);
+    let mut cache = HASH_CACHE.lock();
+    if cache.len() >= HASH_CACHE_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(key, hash);
+    Ok(hash)
 }
 
 fn parse_datum(v: Option<&Json>) -> Result<Option<Vec<u8>>, MethodError> {
