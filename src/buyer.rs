@@ -71,6 +71,35 @@ impl Buyer {
         req: &PaymentRequirementsV2,
         view: &ChainView,
     ) -> Result<(Built, UtxoRef), BuyerError> {
+        self.pay_with_datum(req, view, None)
+    }
+
+    /// Pay a `script`-method requirement: as [`Buyer::pay`], with `extra.datum` (if any) attached
+    /// verbatim as the inline datum of the output to `payTo` (spec "Datum pass-through").
+    pub fn pay_script(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
+        let datum = match req.extra.get("datum").filter(|d| !d.is_null()) {
+            None => None,
+            Some(d) => Some(
+                d.as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| BuyerError::Requirements("extra.datum is not hex".into()))?,
+            ),
+        };
+        self.pay_with_datum(req, view, datum.as_deref())
+    }
+
+    /// [`Buyer::pay`] with an optional inline datum on the output to `payTo`.
+    pub fn pay_with_datum(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+        inline_datum: Option<&[u8]>,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
         let asset: Asset = req
             .asset
             .parse()
@@ -98,7 +127,7 @@ impl Buyer {
         // The minimum depends on the output's own size, which grows with the
         // coin it holds: raise the coin until the minimum stops moving.
         for _ in 0..4 {
-            let min_ada = builder::min_utxo_of(&output, &view.params);
+            let min_ada = builder::min_utxo_with_datum(&output, inline_datum, &view.params);
             if output.value.coin >= min_ada {
                 break;
             }
@@ -140,8 +169,91 @@ impl Buyer {
             ttl: Some(view.tip_slot + window),
             network_id: None,
         };
-        let built = builder::build_payment(&spec, &view.params, std::slice::from_ref(&self.key))
-            .map_err(|e| BuyerError::Build(e.to_string()))?;
+        let mut datums = builder::OutputDatums::new();
+        if let Some(d) = inline_datum {
+            datums.insert(0, d.to_vec());
+        }
+        let built = builder::build_payment_with_datums(
+            &spec,
+            &datums,
+            &view.params,
+            std::slice::from_ref(&self.key),
+        )
+        .map_err(|e| BuyerError::Build(e.to_string()))?;
+        Ok((built, nonce))
+    }
+
+    /// Pay a `masumi`-method requirement: lock `amount` of `asset` (plus the
+    /// collateral Masumi computes) at the escrow `payTo`, under the
+    /// `FundsLocked` inline datum naming this buyer (spec "Escrow datum").
+    /// The transaction's ttl never passes the terms' `payByTime`.
+    pub fn pay_masumi(
+        &self,
+        req: &PaymentRequirementsV2,
+        view: &ChainView,
+        slot_at_unix: impl Fn(i64) -> u64,
+    ) -> Result<(Built, UtxoRef), BuyerError> {
+        let req_json =
+            serde_json::to_value(req).map_err(|e| BuyerError::Requirements(e.to_string()))?;
+        let me = address::parse_shelley_bytes(&self.address_bytes())
+            .map_err(|e| BuyerError::Requirements(e.to_string()))?;
+        let lock = crate::scheme::masumi::lock::lock_for(
+            &req_json,
+            &me,
+            None,
+            view.params.coins_per_utxo_size,
+        )
+        .map_err(BuyerError::Requirements)?;
+        let output = OutputSpec {
+            address: lock.address.clone(),
+            value: lock.value.clone(),
+        };
+        let mut need = output.value.clone();
+        need.coin = need.coin.saturating_add(2_000_000);
+        let mut chosen = Vec::new();
+        let mut have = Value::default();
+        for (r, v) in &view.utxos {
+            if covers(&have, &need) {
+                break;
+            }
+            chosen.push(InputSpec {
+                utxo: *r,
+                value: v.clone(),
+            });
+            have = have
+                .checked_add(v)
+                .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
+        }
+        if !covers(&have, &need) {
+            return Err(BuyerError::Funds(format!(
+                "have {} lovelace, need about {}",
+                have.coin, need.coin
+            )));
+        }
+        let nonce = chosen
+            .first()
+            .map(|i| i.utxo)
+            .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+        let window = req.max_timeout_seconds.clamp(30, 600) / 2;
+        let pay_by_slot =
+            slot_at_unix(i64::try_from(lock.datum.pay_by_time / 1000).unwrap_or(i64::MAX));
+        let spec = PaymentSpec {
+            inputs: chosen,
+            outputs: vec![output],
+            change_address: self.address_bytes(),
+            validity_start: None,
+            ttl: Some((view.tip_slot + window).min(pay_by_slot)),
+            network_id: None,
+        };
+        let mut datums = builder::OutputDatums::new();
+        datums.insert(0, lock.datum_cbor);
+        let built = builder::build_payment_with_datums(
+            &spec,
+            &datums,
+            &view.params,
+            std::slice::from_ref(&self.key),
+        )
+        .map_err(|e| BuyerError::Build(e.to_string()))?;
         Ok((built, nonce))
     }
 
@@ -162,6 +274,51 @@ impl Buyer {
             extensions: None,
         }
     }
+}
+
+/// The trivial Plutus V3 validator of the x402 script test vectors (single-wrapped flat). Demo and
+/// tests pay it; the devnet never runs scripts, and nothing here ever spends from it.
+pub const DEMO_SCRIPT_CODE: &str = "4d01000033222220051200120011";
+
+/// `script`-method requirements: `extra` carries `script` ({`type`, `code`}), `parameters` and
+/// `datum` as given, and `payTo` is the enterprise address of the script hash they derive.
+pub fn script_requirements(
+    network: Network,
+    amount: u64,
+    asset: &str,
+    version: crate::cardano::plutus::PlutusVersion,
+    code_hex: &str,
+    parameters: Option<Json>,
+    datum_hex: Option<&str>,
+) -> Result<PaymentRequirementsV2, BuyerError> {
+    let mut extra = json!({
+        "assetTransferMethod": "script",
+        "script": {"type": version.as_x402(), "code": code_hex},
+        "confirmationPolicy": {"l1Confirmations": 1},
+    });
+    if let Some(p) = parameters {
+        extra["parameters"] = p;
+    }
+    if let Some(d) = datum_hex {
+        extra["datum"] = json!(d);
+    }
+    let (hash, _) = crate::scheme::method::script::derive_script_hash(&extra, None)
+        .map_err(|(_, m)| BuyerError::Requirements(m))?;
+    let pay_to = address::to_bech32(&address::enterprise_script_address_bytes(
+        network.network_id(),
+        &hash,
+    ))
+    .map_err(|e| BuyerError::Requirements(e.to_string()))?;
+    Ok(PaymentRequirementsV2 {
+        scheme: "exact".into(),
+        network: network.caip2().into(),
+        amount: amount.to_string(),
+        asset: asset.into(),
+        pay_to,
+        max_timeout_seconds: 600,
+        extra,
+        parameter_order: None,
+    })
 }
 
 /// A facilitator request body for a payload and the requirements it answers.
@@ -295,4 +452,43 @@ pub async fn faucet(
             .map_err(|_| BuyerError::Api("faucet tx hash".into()))?,
         ix as u32,
     ))
+}
+
+/// `masumi`-method requirements signed by `seller_key` (whose enterprise address
+/// is the seller), on `network`'s default escrow, with deadlines starting one
+/// hour after `now_ms` (demo and tests).
+pub fn masumi_requirements(
+    network: Network,
+    amount: u64,
+    seller_key: &SigningKey,
+    now_ms: u128,
+    seller_nonce: [u8; 32],
+) -> Result<PaymentRequirementsV2, BuyerError> {
+    use crate::scheme::masumi::quote::{QuoteSpec, issue};
+    let pay_by = now_ms + 3_600_000;
+    let spec = QuoteSpec {
+        network,
+        asset: "lovelace".into(),
+        amount: amount.to_string(),
+        max_timeout_seconds: 600,
+        seller_address: seller_key.enterprise_address(network),
+        seller_return_address: None,
+        parts: vec![json!({
+            "name": "body",
+            "canonicalization": "jcs",
+            "mediaType": "application/json",
+            "content": {"city": "Zurich", "days": 3},
+        })],
+        pay_by_time: pay_by,
+        submit_result_time: pay_by + 300_000,
+        unlock_time: pay_by + 1_200_000,
+        external_dispute_unlock_time: pay_by + 2_100_000,
+        seller_nonce: hex::encode(seller_nonce),
+        buyer_nonce: String::new(),
+        agent_identifier: None,
+        deployment: None,
+    };
+    let mut req = issue(&spec, seller_key).map_err(BuyerError::Requirements)?;
+    req["extra"]["confirmationPolicy"] = json!({"l1Confirmations": 1});
+    serde_json::from_value(req).map_err(|e| BuyerError::Requirements(e.to_string()))
 }

@@ -77,6 +77,7 @@ pub struct Settings {
     pub settlement: SettlementSettings,
     pub admin: AdminSettings,
     pub metrics: MetricsSettings,
+    pub masumi: MasumiSettings,
 }
 
 impl Default for Settings {
@@ -93,6 +94,7 @@ impl Default for Settings {
             settlement: SettlementSettings::default(),
             admin: AdminSettings::default(),
             metrics: MetricsSettings::default(),
+            masumi: MasumiSettings::default(),
         }
     }
 }
@@ -509,6 +511,69 @@ pub struct MetricsSettings {
     pub port: Option<u16>,
 }
 
+/// The `masumi` asset transfer method (see `scheme::masumi`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MasumiSettings {
+    /// Custom `extra.deployment`s this operator approves, by escrow script hash (56 hex).
+    /// The default deployment needs no approval; any other is refused unless listed.
+    pub approved_deployments: Vec<String>,
+    /// The registry validator: agents (by `agentIdentifier`) this operator vouches for.
+    /// Empty means no validator, and a non-empty `agentIdentifier` is refused.
+    pub registered_agents: Vec<RegisteredAgentSettings>,
+}
+
+/// One registered agent the static registry validator accepts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RegisteredAgentSettings {
+    /// Lowercase hex, starting with the Masumi V2 registry policy id.
+    pub agent_identifier: String,
+    /// The seller address the agent's terms must name (bech32).
+    pub seller_address: String,
+    /// Only this asset (`lovelace` or `policy.name`), when set.
+    pub asset: Option<String>,
+    /// Only this exact price (atomic units), when set.
+    pub amount: Option<String>,
+}
+
+impl MasumiSettings {
+    /// The verify-time policy these settings describe (call after [`Settings::validate`]).
+    pub fn policy(&self) -> crate::scheme::masumi::verify::MasumiPolicy {
+        use crate::scheme::masumi::verify::{MasumiPolicy, RegisteredAgent, StaticRegistry};
+        let approved_deployments = self
+            .approved_deployments
+            .iter()
+            .filter_map(|h| hex::decode(h).ok()?.try_into().ok())
+            .collect();
+        let registry = if self.registered_agents.is_empty() {
+            None
+        } else {
+            let agents = self
+                .registered_agents
+                .iter()
+                .map(|a| {
+                    (
+                        a.agent_identifier.clone(),
+                        RegisteredAgent {
+                            seller_address: a.seller_address.clone(),
+                            asset: a.asset.clone(),
+                            amount: a.amount.clone(),
+                        },
+                    )
+                })
+                .collect();
+            let r: std::sync::Arc<dyn crate::scheme::masumi::verify::RegistryValidator> =
+                std::sync::Arc::new(StaticRegistry { agents });
+            Some(r)
+        };
+        MasumiPolicy {
+            approved_deployments,
+            registry,
+        }
+    }
+}
+
 /// Everything that can stop configuration from loading.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -764,6 +829,40 @@ impl Settings {
                 bad(
                     &format!("auth.apiKeys.{i}"),
                     "must be the SHA-256 hex digest of the key (64 hex characters)",
+                );
+            }
+        }
+
+        // Masumi.
+        for (i, h) in self.masumi.approved_deployments.iter().enumerate() {
+            if h.len() != 56
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                bad(
+                    &format!("masumi.approvedDeployments.{i}"),
+                    "must be an escrow script hash (56 lowercase hex characters)",
+                );
+            }
+        }
+        for (i, a) in self.masumi.registered_agents.iter().enumerate() {
+            let id = &a.agent_identifier;
+            let hexy = id.len().is_multiple_of(2)
+                && id.len() <= 120
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hexy || !id.starts_with(crate::scheme::masumi::verify::REGISTRY_POLICY) {
+                bad(
+                    &format!("masumi.registeredAgents.{i}.agentIdentifier"),
+                    "must be lowercase hex starting with the Masumi V2 registry policy id",
+                );
+            }
+            if crate::cardano::address::parse_shelley_bech32(&a.seller_address).is_err() {
+                bad(
+                    &format!("masumi.registeredAgents.{i}.sellerAddress"),
+                    "must be a bech32 Shelley address",
                 );
             }
         }

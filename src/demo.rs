@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::buyer::{self, Buyer};
 use crate::cardano::Network;
 use crate::cardano::keys::SigningKey;
+use crate::cardano::plutus::{PlutusData, PlutusVersion};
 use crate::config::{Settings, StoreBackend};
 use crate::protocol::headers::{
     PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, decode_header, encode_header,
@@ -28,6 +29,20 @@ use crate::protocol::types::{
     PaymentPayloadV2, PaymentRequiredV2, PaymentRequirementsV2, ResourceInfo, SettleResponse,
     VerifyResponse,
 };
+
+/// Which asset transfer method the demo's resource server asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoMethod {
+    /// Pay the seller's key address.
+    #[default]
+    Default,
+    /// Pay a Plutus V3 script address (parameterised with the seller's key hash), with an inline
+    /// datum naming the seller.
+    Script,
+    /// Lock into the Masumi V2 escrow under terms the seller signed (CIP-8), with a
+    /// `FundsLocked` inline datum naming the buyer.
+    Masumi,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -125,8 +140,57 @@ impl Clock {
     }
 }
 
+/// Run the demo with the `default` method.
+pub async fn run(settings: Settings) -> Result<(), DemoError> {
+    run_with(settings, DemoMethod::Default).await
+}
+
+/// Requirements for `method`, paying `seller_key`'s key address or a script tied to it.
+fn demo_requirements(
+    method: DemoMethod,
+    seller_key: &SigningKey,
+) -> Result<PaymentRequirementsV2, DemoError> {
+    let network = Network::Devnet;
+    match method {
+        DemoMethod::Default => Ok(PaymentRequirementsV2 {
+            scheme: "exact".into(),
+            network: network.caip2().into(),
+            amount: "1000000".into(),
+            asset: "lovelace".into(),
+            pay_to: seller_key.enterprise_address(network),
+            max_timeout_seconds: 600,
+            extra: json!({ "confirmationPolicy": { "l1Confirmations": 1 } }),
+            parameter_order: None,
+        }),
+        DemoMethod::Script => {
+            let seller_hash = hex::encode(seller_key.key_hash());
+            let datum = PlutusData::constr(0, vec![PlutusData::bytes(seller_key.key_hash())]);
+            buyer::script_requirements(
+                network,
+                1_000_000,
+                "lovelace",
+                PlutusVersion::V3,
+                buyer::DEMO_SCRIPT_CODE,
+                Some(json!({ "seller": { "type": "bytes", "value": seller_hash } })),
+                Some(&hex::encode(datum.encode())),
+            )
+            .map_err(|e| step(e.to_string()))
+        }
+        DemoMethod::Masumi => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let mut nonce = [0u8; 32];
+            nonce[..16].copy_from_slice(&now_ms.to_be_bytes());
+            buyer::masumi_requirements(network, 1_000_000, seller_key, now_ms, nonce)
+                .map_err(|e| step(e.to_string()))
+        }
+    }
+}
+
 /// Run the demo. Uses the embedded devnet and memory store whatever the configuration says.
-pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
+pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), DemoError> {
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.chain.network = Network::Devnet;
@@ -155,7 +219,13 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         "facilitator up at {facilitator} (devnet, memory store)"
     ));
 
-    let seller = SigningKey::from_seed([0x5e; 32]).enterprise_address(Network::Devnet);
+    let seller_key = SigningKey::from_seed([0x5e; 32]);
+    let requirements = demo_requirements(method, &seller_key)?;
+    let seller = requirements.pay_to.clone();
+    let datum = requirements.extra["datum"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| step(e.to_string()))?;
@@ -163,15 +233,6 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         .local_addr()
         .map_err(|e| step(e.to_string()))?;
     let resource = format!("http://{shop_addr}/weather");
-    let requirements = PaymentRequirementsV2 {
-        scheme: "exact".into(),
-        network: Network::Devnet.caip2().into(),
-        amount: "1000000".into(),
-        asset: "lovelace".into(),
-        pay_to: seller.clone(),
-        max_timeout_seconds: 600,
-        extra: json!({ "confirmationPolicy": { "l1Confirmations": 1 } }),
-    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -191,6 +252,19 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
     clock.say(&format!(
         "resource server up: GET {resource} costs 1 ada, paid to {seller}"
     ));
+    if method == DemoMethod::Masumi {
+        clock.say(&format!(
+            "assetTransferMethod masumi: escrow {seller} (vested_pay, default deployment), terms signed by the seller's key (CIP-8)"
+        ));
+    }
+    if method == DemoMethod::Script {
+        clock.say(&format!(
+            "assetTransferMethod script: plutusV3 code {} applied to seller={}, inline datum {}",
+            buyer::DEMO_SCRIPT_CODE,
+            hex::encode(seller_key.key_hash()),
+            datum
+        ));
+    }
 
     let result = buyer_flow(&clock, &client, &facilitator, &resource).await;
 
@@ -248,7 +322,22 @@ async fn buyer_flow(
     let view = buyer::chain_view(client, &api, &buyer.address())
         .await
         .map_err(|e| step(e.to_string()))?;
-    let (built, nonce) = buyer.pay(&req, &view).map_err(|e| step(e.to_string()))?;
+    let (built, nonce) = match req.extra.get("assetTransferMethod").and_then(Json::as_str) {
+        Some("script") => buyer.pay_script(&req, &view),
+        Some("masumi") => {
+            // The wallet's slot clock: one slot per second from the tip it just read.
+            let tip = view.tip_slot;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            buyer.pay_masumi(&req, &view, move |t| {
+                tip.saturating_add(u64::try_from(t - now).unwrap_or(0))
+            })
+        }
+        _ => buyer.pay(&req, &view),
+    }
+    .map_err(|e| step(e.to_string()))?;
     let payload = Buyer::payload(&req, &built, &nonce);
     let sig = encode_header(&payload).map_err(|e| step(e.to_string()))?;
     clock.say(&format!(

@@ -36,7 +36,11 @@ enum Command {
         url: Option<String>,
     },
     /// Run a complete paid request on the embedded devnet and print each step.
-    Demo,
+    Demo {
+        /// The asset transfer method the demo's resource server asks for.
+        #[arg(long, value_enum, default_value_t = x402_facilitator::demo::DemoMethod::Default)]
+        method: x402_facilitator::demo::DemoMethod,
+    },
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
@@ -66,7 +70,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         Command::Serve => "serve",
         Command::CheckConfig => "check-config",
         Command::Healthcheck { .. } => "healthcheck",
-        Command::Demo => "demo",
+        Command::Demo { .. } => "demo",
     });
 
     // Step 1: configuration.
@@ -87,12 +91,12 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Healthcheck { url }) => healthcheck(&settings, url).await,
-        Some(Command::Demo) => {
+        Some(Command::Demo { method }) => {
             let mut settings = settings;
             // The demo prints its own story; service logs only for problems.
             settings.logging.level = "warn".into();
             telemetry::init(&settings);
-            match x402_facilitator::demo::run(settings).await {
+            match x402_facilitator::demo::run_with(settings, method).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo failed: {e}");

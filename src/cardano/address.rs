@@ -419,6 +419,14 @@ pub fn enterprise_address_bytes(network_id: u8, payment_key_hash: &[u8; 28]) -> 
     v
 }
 
+/// Raw bytes of an enterprise address locked by a script hash (header `0x70`/`0x71`).
+pub fn enterprise_script_address_bytes(network_id: u8, script_hash: &[u8; 28]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(29);
+    v.push(0x70 | (network_id & 0x0f));
+    v.extend_from_slice(script_hash);
+    v
+}
+
 /// Raw bytes of a base address (key payment, key stake).
 pub fn base_address_bytes(
     network_id: u8,

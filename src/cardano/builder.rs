@@ -115,13 +115,29 @@ fn enc_value(e: &mut Encoder<&mut Vec<u8>>, v: &Value) {
 
 /// Encode one output in the post-Alonzo map form `{0: address, 1: value}`.
 pub fn encode_output(o: &OutputSpec) -> Vec<u8> {
+    encode_output_with_datum(o, None)
+}
+
+/// Inline datums to attach, by output index (the CBOR of each datum, written verbatim).
+pub type OutputDatums = BTreeMap<usize, Vec<u8>>;
+
+/// Encode one output, with an inline datum when given:
+/// `{0: address, 1: value, 2: [1, #6.24(bytes .cbor datum)]}`.
+pub fn encode_output_with_datum(o: &OutputSpec, inline_datum: Option<&[u8]>) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut e = Encoder::new(&mut buf);
-    let _ = e.map(2);
+    let _ = e.map(if inline_datum.is_some() { 3 } else { 2 });
     let _ = e.u8(0);
     let _ = e.bytes(&o.address);
     let _ = e.u8(1);
     enc_value(&mut e, &o.value);
+    if let Some(d) = inline_datum {
+        let _ = e.u8(2);
+        let _ = e.array(2);
+        let _ = e.u8(1);
+        let _ = e.tag(pallas_codec::minicbor::data::Tag::new(24));
+        let _ = e.bytes(d);
+    }
     buf
 }
 
@@ -139,6 +155,11 @@ fn enc_input_set(e: &mut Encoder<&mut Vec<u8>>, inputs: &[UtxoRef]) {
 
 /// Encode a body as a CBOR map with ascending keys.
 pub fn encode_body(b: &TxBody) -> Vec<u8> {
+    encode_body_with_datums(b, &OutputDatums::new())
+}
+
+/// [`encode_body`], attaching `datums` as inline datums to the outputs they index.
+pub fn encode_body_with_datums(b: &TxBody, datums: &OutputDatums) -> Vec<u8> {
     let mut fields: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut field = |k: u64, f: &dyn Fn(&mut Encoder<&mut Vec<u8>>)| {
         let mut buf = Vec::new();
@@ -148,8 +169,10 @@ pub fn encode_body(b: &TxBody) -> Vec<u8> {
     field(0, &|e| enc_input_set(e, &b.inputs));
     field(1, &|e| {
         let _ = e.array(b.outputs.len() as u64);
-        for o in &b.outputs {
-            e.writer_mut().extend_from_slice(&encode_output(o));
+        for (i, o) in b.outputs.iter().enumerate() {
+            let datum = datums.get(&i).map(Vec::as_slice);
+            e.writer_mut()
+                .extend_from_slice(&encode_output_with_datum(o, datum));
         }
     });
     field(2, &|e| {
@@ -274,7 +297,12 @@ pub fn assemble(
 
 /// Encode, sign with every key and assemble a body as it is (no fee adjustment).
 pub fn sign_body(body: &TxBody, keys: &[SigningKey]) -> Built {
-    let body_bytes = encode_body(body);
+    sign_body_with_datums(body, &OutputDatums::new(), keys)
+}
+
+/// [`sign_body`] with inline datums on the outputs `datums` indexes.
+pub fn sign_body_with_datums(body: &TxBody, datums: &OutputDatums, keys: &[SigningKey]) -> Built {
+    let body_bytes = encode_body_with_datums(body, datums);
     let witnesses = sign(&body_bytes, keys);
     let tx = assemble(&body_bytes, &encode_witness_set(&witnesses), true, None);
     Built {
@@ -312,6 +340,17 @@ fn checked_sub(a: &Value, b: &Value) -> Option<Value> {
 /// output (and no tokens) is added to the fee instead.
 pub fn build_payment(
     spec: &PaymentSpec,
+    params: &ProtocolParams,
+    keys: &[SigningKey],
+) -> Result<Built, BuildError> {
+    build_payment_with_datums(spec, &OutputDatums::new(), params, keys)
+}
+
+/// [`build_payment`] with inline datums on the `spec.outputs` that `datums` indexes (a script
+/// payment). The change output, appended after them, never carries one.
+pub fn build_payment_with_datums(
+    spec: &PaymentSpec,
+    datums: &OutputDatums,
     params: &ProtocolParams,
     keys: &[SigningKey],
 ) -> Result<Built, BuildError> {
@@ -356,7 +395,7 @@ pub fn build_payment(
                 body.outputs.push(out);
             }
         }
-        let built = sign_body(&body, keys);
+        let built = sign_body_with_datums(&body, datums, keys);
         let needed = params.min_fee(built.tx.len() as u64);
         if built.fee >= needed {
             ParsedTx::decode(&built.tx).map_err(|e| BuildError::SelfCheck(e.to_string()))?;
@@ -369,11 +408,20 @@ pub fn build_payment(
 
 /// Minimum ada of an output spec, measured on its encoding.
 pub fn min_utxo_of(o: &OutputSpec, params: &ProtocolParams) -> u64 {
+    min_utxo_with_datum(o, None, params)
+}
+
+/// Minimum ada of an output spec carrying `inline_datum`, measured on its encoding.
+pub fn min_utxo_with_datum(
+    o: &OutputSpec,
+    inline_datum: Option<&[u8]>,
+    params: &ProtocolParams,
+) -> u64 {
     let out = TxOut {
         address: o.address.clone(),
         value: o.value.clone(),
-        raw_cbor: encode_output(o),
-        has_datum: false,
+        raw_cbor: encode_output_with_datum(o, inline_datum),
+        has_datum: inline_datum.is_some(),
         has_script_ref: false,
         script_ref_size: None,
     };

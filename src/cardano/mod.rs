@@ -10,6 +10,7 @@
 //! | [`address`] | strict Shelley address parsing and bech32 |
 //! | [`shape`] | the node's strict record shapes (exact element counts, set rules) |
 //! | [`phase1`] | the ledger's phase-1 rules, shared by verify and the devnet |
+//! | [`plutus`] | Plutus data (Aiken-exact CBOR, strict decode), UPLC parameter application, script hashes |
 //! | [`keys`] | CIP-1852 HD keys from a BIP39 mnemonic (tests, demo, devnet faucet) |
 //! | [`builder`] | building and signing simple payments |
 
@@ -19,6 +20,7 @@ pub mod cbor;
 pub mod keys;
 pub mod network;
 pub mod phase1;
+pub mod plutus;
 pub mod shape;
 pub mod tx;
 pub mod types;

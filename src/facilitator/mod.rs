@@ -111,7 +111,8 @@ fn count_verify(result: &'static str, reason: &str) {
 
 impl Facilitator {
     pub fn new(settings: Arc<Settings>, chain: DynChain, store: DynStore) -> Facilitator {
-        let verify_ctx = VerifyContext::new(chain.clone(), chain.network());
+        let mut verify_ctx = VerifyContext::new(chain.clone(), chain.network());
+        verify_ctx.masumi = Arc::new(settings.masumi.policy());
         let rules = ConfirmationRules {
             default: settings.settlement.default_confirmations,
             accept_mempool: settings.settlement.accept_mempool,
@@ -603,7 +604,9 @@ impl Facilitator {
             tx_cbor_b64: base64::engine::general_purpose::STANDARD.encode(tx.raw()),
             delivered_at: None,
             delivery_key: None,
-            logical_key: None,
+            // The Masumi terms digest: bound to this transaction in the same
+            // atomic claim (a second transaction for the same terms is a duplicate).
+            logical_key: env.method.terms_digest().map(hex::encode),
             last_submit_at: None,
         }
     }

@@ -111,7 +111,10 @@ async fn switch(
     paused: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     app.facilitator.set_paused(paused).await.map_err(|e| {
-        ApiError::unavailable(crate::protocol::reason::Reason::StoreUnavailable.as_str(), e.to_string())
+        ApiError::unavailable(
+            crate::protocol::reason::Reason::StoreUnavailable.as_str(),
+            e.to_string(),
+        )
     })?;
     if paused {
         tracing::warn!(admin_action = "pause_settlement", caller = %caller_of(caller), "admin: settlement paused on every replica");
@@ -171,7 +174,10 @@ async fn list(
         .list_settlements(state, cursor, limit)
         .await
         .map_err(|e| {
-            ApiError::unavailable(crate::protocol::reason::Reason::StoreUnavailable.as_str(), e.to_string())
+            ApiError::unavailable(
+                crate::protocol::reason::Reason::StoreUnavailable.as_str(),
+                e.to_string(),
+            )
         })?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
     let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
@@ -193,7 +199,10 @@ async fn show(
         .settlement_record(&tx_id)
         .await
         .map_err(|e| {
-            ApiError::unavailable(crate::protocol::reason::Reason::StoreUnavailable.as_str(), e.to_string())
+            ApiError::unavailable(
+                crate::protocol::reason::Reason::StoreUnavailable.as_str(),
+                e.to_string(),
+            )
         })?
         .ok_or_else(|| ApiError::not_found("No settlement for this transaction"))?;
     tracing::info!(admin_action = "show_settlement", caller = %caller_of(&caller), tx = %tx_id, "admin: show settlement");
@@ -219,7 +228,10 @@ async fn reconcile(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     tracing::warn!(admin_action = "reconcile", caller = %caller_of(&caller), "admin: reconciliation pass requested");
     let n = app.facilitator.reconcile_now().await.map_err(|e| {
-        ApiError::unavailable(crate::protocol::reason::Reason::StoreUnavailable.as_str(), e.to_string())
+        ApiError::unavailable(
+            crate::protocol::reason::Reason::StoreUnavailable.as_str(),
+            e.to_string(),
+        )
     })?;
     Ok(Json(json!({ "examined": n })))
 }

@@ -10,8 +10,10 @@
 //! | [`parse`] | [`parse_request`]: envelope errors (400) vs business rejections (200) |
 //! | [`headers`] | base64 codecs for `PAYMENT-*` and `X-PAYMENT*` headers |
 //! | [`reason`] | every reason code, spelled as the reference implementations do |
+//! | [`key_order`] | the document order of `extra.parameters` keys (JSON maps here are sorted) |
 
 pub mod headers;
+pub mod key_order;
 pub mod parse;
 pub mod reason;
 pub mod types;

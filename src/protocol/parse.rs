@@ -33,6 +33,8 @@ pub struct RequirementsView<'a> {
     pub pay_to: &'a str,
     pub max_timeout_seconds: u64,
     pub extra: &'a Json,
+    /// Keys of `extra.parameters` in document order, when known (see [`super::key_order`]).
+    pub parameter_order: Option<&'a [String]>,
 }
 
 impl ParsedRequest {
@@ -57,6 +59,7 @@ impl ParsedRequest {
                     pay_to: &q.pay_to,
                     max_timeout_seconds: q.max_timeout_seconds,
                     extra: &q.extra,
+                    parameter_order: q.parameter_order.as_deref(),
                 }
             }
         }
@@ -100,6 +103,7 @@ fn view_v2(q: &PaymentRequirementsV2) -> RequirementsView<'_> {
         pay_to: &q.pay_to,
         max_timeout_seconds: q.max_timeout_seconds,
         extra: &q.extra,
+        parameter_order: q.parameter_order.as_deref(),
     }
 }
 
@@ -224,7 +228,10 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
     };
     match version.as_u64() {
         Some(2) => {
-            let payment_requirements = typed_requirements(requirements, &network)?;
+            let mut payment_requirements: super::types::PaymentRequirementsV2 =
+                typed_requirements(requirements, &network)?;
+            payment_requirements.parameter_order =
+                super::key_order::parameter_order(&payment_requirements.extra, body);
             let payment_payload = typed_payload(payload, 2, &network)?;
             Ok(ParsedRequest::V2(RequestV2 {
                 x402_version: 2,
@@ -233,7 +240,10 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
             }))
         }
         Some(1) => {
-            let payment_requirements = typed_requirements(requirements, &network)?;
+            let mut payment_requirements: super::types::PaymentRequirementsV1 =
+                typed_requirements(requirements, &network)?;
+            payment_requirements.parameter_order =
+                super::key_order::parameter_order(&payment_requirements.extra, body);
             let payment_payload = typed_payload(payload, 1, &network)?;
             Ok(ParsedRequest::V1(RequestV1 {
                 x402_version: 1,

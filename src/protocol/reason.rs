@@ -78,6 +78,15 @@ reasons! {
     Phase2Invalid => "invalid_exact_cardano_payload_phase2_invalid",
     ValueNotConserved => "invalid_exact_cardano_payload_value_not_conserved",
     FeeBelowMinimum => "invalid_exact_cardano_payload_fee_below_minimum",
+    /// `script` method: `payTo`'s payment credential is not the script hash declared
+    /// (`scriptHash`) or derived (`script` + `parameters`), or neither is given, or the
+    /// script/parameters cannot be applied (as the TS reference answers).
+    ScriptAddressMismatch => "invalid_exact_cardano_payload_script_address_mismatch",
+    /// `script` method: the `payTo` output does not carry the datum the script can use: the
+    /// requirements' `datum` is not there as an inline datum (absent, a hash, or different bytes),
+    /// or a `plutusV1` script's output carries an inline datum (V1 cannot read one, so the funds
+    /// would be locked for good). Java-reference code, reused for both.
+    ScriptDatumMissing => "invalid_exact_cardano_payload_script_datum_missing",
     /// Retryable: a chain lookup failed or was ambiguous (HTTP 503).
     ChainLookupFailed => "exact_cardano_facilitator_chain_lookup_failed",
     /// Retryable: the value of an input could not be established (HTTP 503).
@@ -100,6 +109,36 @@ reasons! {
     SettlementStateConflict => "settlement_state_conflict",
     /// Project code, retryable (503): the settlement task died.
     SettlementInternalError => "settlement_internal_error",
+    /// Masumi: `extra` breaks the closed-object schema (unknown key, wrong type or syntax).
+    MasumiSchema => "invalid_exact_cardano_requirements_masumi_schema",
+    /// Masumi: a part digest or `inputHash` does not match the request commitment.
+    MasumiCommitment => "invalid_exact_cardano_requirements_masumi_commitment",
+    /// Masumi: the seller's CIP-8 signature over `termsDigest` is missing, malformed or wrong.
+    MasumiSellerSignature => "invalid_exact_cardano_requirements_masumi_seller_signature",
+    /// Masumi: `blockchainIdentifier` does not decode to the terms, keys and `payTo`.
+    MasumiIdentifier => "invalid_exact_cardano_requirements_masumi_identifier",
+    /// Masumi: a non-empty `agentIdentifier` outside the registry policy, or no registry validator configured.
+    MasumiAgentIdentifier => "invalid_exact_cardano_requirements_masumi_agent_identifier",
+    /// Masumi: `payTo` is not the escrow of the (default or approved) deployment.
+    MasumiDeployment => "invalid_exact_cardano_requirements_masumi_deployment",
+    /// Masumi: not exactly one output at the escrow address.
+    MasumiEscrowOutputCount => "invalid_exact_cardano_payload_masumi_escrow_output_count",
+    /// Masumi: the escrow output has no inline datum.
+    MasumiDatumMissing => "invalid_exact_cardano_payload_masumi_datum_missing",
+    /// Masumi: the escrow output carries a reference script.
+    MasumiReferenceScript => "invalid_exact_cardano_payload_masumi_reference_script",
+    /// Masumi: the inline datum is not a well-formed `FundsLocked` datum.
+    MasumiDatumInvalid => "invalid_exact_cardano_payload_masumi_datum_invalid",
+    /// Masumi: the datum disagrees with the terms, the buyer or the seller.
+    MasumiDatumMismatch => "invalid_exact_cardano_payload_masumi_datum_mismatch",
+    /// Masumi: deadline spacing broken, or the transaction's ttl is missing or after `payByTime`.
+    MasumiDeadline => "invalid_exact_cardano_payload_masumi_deadline",
+    /// Masumi: the escrow coin is not exactly amount + collateral, or the collateral is below the floor.
+    MasumiCollateral => "invalid_exact_cardano_payload_masumi_collateral",
+    /// Masumi: the escrow output carries another asset, or a token quantity other than `amount`.
+    MasumiAsset => "invalid_exact_cardano_payload_masumi_asset",
+    /// Masumi: the escrow coin is below the post-SubmitResult minimum UTxO.
+    MasumiMinUtxo => "invalid_exact_cardano_payload_masumi_min_utxo",
 }
 
 impl Reason {
@@ -140,7 +179,7 @@ mod tests {
             assert!(seen.insert(r.as_str()), "duplicate {r}");
             assert_eq!(Reason::from_wire(r.as_str()), Some(*r));
         }
-        assert_eq!(Reason::ALL.len(), 40);
+        assert_eq!(Reason::ALL.len(), 57);
         assert_eq!(
             Reason::NonceNotOnChain.as_str(),
             "invalid_exact_cardano_payload_nonce_not_on_chain"

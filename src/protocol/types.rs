@@ -27,6 +27,11 @@ pub struct PaymentRequirementsV2 {
     /// Scheme-specific options (`confirmationPolicy`, `assetTransferMethod`, ...).
     #[serde(default)]
     pub extra: Json,
+    /// Keys of `extra.parameters` in the order the JSON text wrote them, which `Json` maps
+    /// forget; filled by [`parse_request`](super::parse_request) when that order can matter.
+    /// Never on the wire.
+    #[serde(skip)]
+    pub parameter_order: Option<Vec<String>>,
 }
 
 /// What a resource server asks for (v1).
@@ -47,6 +52,9 @@ pub struct PaymentRequirementsV1 {
     pub asset: String,
     #[serde(default)]
     pub extra: Json,
+    /// As [`PaymentRequirementsV2::parameter_order`].
+    #[serde(skip)]
+    pub parameter_order: Option<Vec<String>>,
 }
 
 /// The paid resource, as described in a v2 payload or 402 answer.

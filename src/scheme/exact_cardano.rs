@@ -48,12 +48,14 @@ use crate::protocol::{
     CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
     VerifyResponse,
 };
+use crate::scheme::masumi::MasumiPolicy;
+use crate::scheme::method::{PaymentCheck, SlotClock, TransferMethod};
 
 /// The only scheme name this module serves.
 pub const SCHEME: &str = "exact";
 
-/// Transfer methods of the Cardano `exact` scheme; only `default` is implemented.
-pub const TRANSFER_METHODS_SUPPORTED: &[&str] = &["default"];
+/// Transfer methods of the Cardano `exact` scheme this facilitator implements (see [`super::method`]).
+pub const TRANSFER_METHODS_SUPPORTED: &[&str] = TransferMethod::SUPPORTED;
 
 /// Confirmation policy bounds (`extra.confirmationPolicy.l1Confirmations`).
 pub const MIN_L1_CONFIRMATIONS: i64 = -1;
@@ -109,6 +111,8 @@ pub struct VerifyContext {
     pub network: Network,
     pub limits: VerifyLimits,
     pub clock: Clock,
+    /// Operator policy for the `masumi` method (approved deployments, registry validator).
+    pub masumi: Arc<MasumiPolicy>,
 }
 
 impl VerifyContext {
@@ -118,6 +122,7 @@ impl VerifyContext {
             network,
             limits: VerifyLimits::default(),
             clock: system_clock(),
+            masumi: Arc::new(MasumiPolicy::default()),
         }
     }
 }
@@ -146,6 +151,9 @@ pub struct VerifiedPayment {
     pub ttl_slot: u64,
     /// Requested confirmation depth (`-1` mempool, `0` in a block, `n` blocks on top).
     pub l1_confirmations: i64,
+    /// `masumi` only: the 32-byte `termsDigest` the seller signed, the logical
+    /// replay key (one settlement per digest); `None` for the other methods.
+    pub terms_digest: Option<[u8; 32]>,
 }
 
 /// The result of [`verify`].
@@ -234,6 +242,8 @@ pub struct Envelope {
     pub tx_bytes: Vec<u8>,
     /// The limits the envelope was checked under; the later stages apply them too.
     pub limits: VerifyLimits,
+    /// `extra.assetTransferMethod`, parsed and checked against `payTo`.
+    pub method: TransferMethod,
 }
 
 /// What the operator allows for confirmation policies (sheet 2.4).
@@ -315,37 +325,6 @@ pub fn confirmation_policy(extra: &Json) -> Result<i64, String> {
                 "extra.confirmationPolicy.l1Confirmations must be an integer from {MIN_L1_CONFIRMATIONS} to {MAX_L1_CONFIRMATIONS}"
             )),
         },
-    }
-}
-
-/// Read `extra.assetTransferMethod` (default `default`); only `default` is supported.
-fn transfer_method(extra: &Json) -> Result<(), Reject> {
-    let method = match extra.get("assetTransferMethod") {
-        None | Some(Json::Null) => return Ok(()),
-        Some(Json::String(s)) => s.as_str(),
-        Some(_) => {
-            return Err(reject(
-                Reason::InvalidRequirements,
-                "extra.assetTransferMethod must be a string",
-            ));
-        }
-    };
-    match method {
-        "default" => Ok(()),
-        "masumi" | "script" => Err(reject(
-            Reason::InvalidRequirements,
-            format!(
-                "assetTransferMethod \"{method}\" is not supported yet by this facilitator (only \"default\")"
-            ),
-        )),
-        other => {
-            let mut other = other.to_owned();
-            crate::cardano::types::truncate_chars(&mut other, 40);
-            Err(reject(
-                Reason::InvalidRequirements,
-                format!("unknown assetTransferMethod \"{other}\""),
-            ))
-        }
     }
 }
 
@@ -432,6 +411,12 @@ fn check_accepted(req: &RequirementsView<'_>, acc: &RequirementsView<'_>) -> Res
     if confirmation_policy(acc.extra).ok() != confirmation_policy(req.extra).ok() {
         return Err(mismatch("extra.confirmationPolicy"));
     }
+    let method_name = req.extra.get("assetTransferMethod").and_then(Json::as_str);
+    for field in TransferMethod::committed_fields(method_name) {
+        if acc.extra.get(*field) != req.extra.get(*field) {
+            return Err(mismatch(&format!("extra.{field}")));
+        }
+    }
     Ok(())
 }
 
@@ -441,12 +426,23 @@ pub fn check_envelope(
     limits: &VerifyLimits,
     req: &ParsedRequest,
 ) -> Result<Envelope, (Reason, String)> {
-    stage_a(network, limits, req).map_err(|r| (r.reason, r.message))
+    check_envelope_with(network, limits, &MasumiPolicy::default(), req)
+}
+
+/// [`check_envelope`] under the operator's Masumi policy.
+pub fn check_envelope_with(
+    network: Network,
+    limits: &VerifyLimits,
+    masumi: &MasumiPolicy,
+    req: &ParsedRequest,
+) -> Result<Envelope, (Reason, String)> {
+    stage_a(network, limits, masumi, req).map_err(|r| (r.reason, r.message))
 }
 
 fn stage_a(
     network: Network,
     limits: &VerifyLimits,
+    masumi: &MasumiPolicy,
     req: &ParsedRequest,
 ) -> Result<Envelope, Reject> {
     let q = req.requirements();
@@ -490,7 +486,6 @@ fn stage_a(
     }
 
     // Requirement sanity.
-    transfer_method(q.extra)?;
     let amount = parse_amount(q.amount)?;
     let asset = Asset::from_str(q.asset)
         .map_err(|e| reject(Reason::InvalidRequirements, format!("asset: {e}")))?;
@@ -521,6 +516,15 @@ fn stage_a(
             "maxTimeoutSeconds must be positive",
         ));
     }
+    let method = TransferMethod::parse_with(
+        &crate::scheme::method::MethodRequest {
+            network,
+            requirements: &q,
+            pay_to: &pay_to,
+        },
+        masumi,
+    )
+    .map_err(|(reason, message)| reject(reason, message))?;
 
     // Payload shape, and the size cap on the base64 text before decoding it.
     let payload: CardanoExactPayload =
@@ -572,6 +576,7 @@ fn stage_a(
         nonce,
         tx_bytes,
         limits: *limits,
+        method,
     })
 }
 
@@ -758,6 +763,7 @@ fn stage_e(
     resolved: &[UtxoInfo],
     signers: &Signers,
     params: &ProtocolParams,
+    slot_clock: SlotClock<'_>,
 ) -> Result<Paid, Reject> {
     // Every UTxO on Cardano holds lovelace (at least its min-UTxO): an input
     // resolved without any is one whose value the backend did not establish,
@@ -848,6 +854,18 @@ fn stage_e(
             ),
         ));
     }
+    env.method
+        .check_payment(&PaymentCheck {
+            tx,
+            output_index: paid.output_index,
+            output: out,
+            resolved_inputs: resolved,
+            signers,
+            params,
+            nonce: &env.nonce,
+            slot_clock,
+        })
+        .map_err(|(reason, message)| reject(reason, message))?;
     phase1::check_min_utxo(tx, params).map_err(phase1_reject)?;
     phase1::check_outputs(tx, params).map_err(phase1_reject)?;
     phase1::check_max_size(tx, params).map_err(phase1_reject)?;
@@ -909,7 +927,7 @@ pub async fn verify(ctx: &VerifyContext, req: &ParsedRequest) -> VerifyOutcome {
     let mut payer = None;
     let result = async {
         // A and B: pure.
-        let env = stage_a(ctx.network, &ctx.limits, req)?;
+        let env = stage_a(ctx.network, &ctx.limits, &ctx.masumi, req)?;
         let (tx, signers) = stage_b(&env)?;
         run_checked(ctx, env, tx, signers, &mut payer).await
     }
@@ -988,7 +1006,8 @@ async fn run_checked(
             format!("protocol parameters: {e}"),
         )
     })?;
-    let paid = stage_e(&tx, &env, &resolved, &signers, &params)?;
+    let slot_at = |t: i64| ctx.chain.slot_at(t);
+    let paid = stage_e(&tx, &env, &resolved, &signers, &params, SlotClock(&slot_at))?;
 
     let Some(payer_addr) = payer.clone() else {
         return Err(reject(
@@ -1010,6 +1029,7 @@ async fn run_checked(
         output_index: paid.output_index,
         ttl_slot,
         l1_confirmations: env.l1_confirmations,
+        terms_digest: env.method.terms_digest(),
     })
 }
 
@@ -1073,6 +1093,7 @@ pub fn verify_accepted(
             output_index: paid.output_index,
             ttl_slot,
             l1_confirmations: env.l1_confirmations,
+            terms_digest: env.method.terms_digest(),
         })
     })();
     outcome(result, payer_hint)
@@ -1090,12 +1111,17 @@ pub fn verify_offline(
     params: &ProtocolParams,
 ) -> Result<TxId, (Reason, String)> {
     let go = || -> Result<TxId, Reject> {
-        let env = stage_a(network, limits, req)?;
+        let env = stage_a(network, limits, &MasumiPolicy::default(), req)?;
         let (tx, signers) = stage_b(&env)?;
         stage_b_payload(&tx, &env)?;
         stage_c(&tx, now_slot, horizon_slot_for(env.max_timeout_seconds))?;
         let resolved = stage_d(&tx, &env.nonce, &lookup(tx.inputs()))?;
-        stage_e(&tx, &env, &resolved, &signers, params)?;
+        // The public networks' one-second slot clock (the devnet has no fixed anchor).
+        let slot_at = move |t: i64| match network.shelley_anchor() {
+            Some((slot, unix)) => slot.saturating_add(u64::try_from(t - unix).unwrap_or(0)),
+            None => u64::MAX,
+        };
+        stage_e(&tx, &env, &resolved, &signers, params, SlotClock(&slot_at))?;
         Ok(tx.id())
     };
     go().map_err(|r| (r.reason, r.message))
@@ -1180,13 +1206,13 @@ mod tests {
     }
 
     #[test]
-    fn supported_advertises_default_only() {
+    fn supported_advertises_implemented_methods() {
         let s = supported_response(Network::Preprod);
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["kinds"][0]["network"], "cardano:preprod");
         assert_eq!(
             v["kinds"][0]["extra"]["assetTransferMethods"],
-            json!(["default"])
+            json!(["default", "masumi", "script"])
         );
         assert_eq!(
             v["kinds"][0]["extra"]["l1Confirmations"],

@@ -492,13 +492,13 @@ async fn rule_envelope() {
             Reason::InvalidRequirements,
         ),
         (
-            "masumi method",
+            "masumi method without its extra",
             |b, _| {
                 let e = json!({"assetTransferMethod": "masumi", "confirmationPolicy": {"l1Confirmations": 1}});
                 b["paymentRequirements"]["extra"] = e.clone();
                 b["paymentPayload"]["accepted"]["extra"] = e;
             },
-            Reason::InvalidRequirements,
+            Reason::MasumiSchema,
         ),
         (
             "script method",

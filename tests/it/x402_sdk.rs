@@ -308,7 +308,7 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     assert_eq!(out["supportedKind"]["network"], NETWORK);
     assert_eq!(
         out["supportedKind"]["extra"]["assetTransferMethods"],
-        json!(["default"])
+        json!(["default", "masumi", "script"])
     );
     assert_eq!(out["facilitatorExtensions"], json!(["payment-identifier"]));
 

@@ -26,6 +26,7 @@ pub fn requirements(pay_to: &str, amount: u64, confirmations: i64) -> PaymentReq
         pay_to: pay_to.to_owned(),
         max_timeout_seconds: 600,
         extra: json!({ "confirmationPolicy": { "l1Confirmations": confirmations } }),
+        parameter_order: None,
     }
 }
 
