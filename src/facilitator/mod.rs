@@ -157,8 +157,12 @@ impl Facilitator {
         &self,
         req: &ParsedRequest,
     ) -> Result<(Envelope, ParsedTx, Signers), (Reason, String)> {
-        let mut env =
-            exact_cardano::check_envelope(self.verify_ctx.network, &self.verify_ctx.limits, req)?;
+        let mut env = exact_cardano::check_envelope_with(
+            self.verify_ctx.network,
+            &self.verify_ctx.limits,
+            &self.verify_ctx.masumi,
+            req,
+        )?;
         exact_cardano::apply_confirmation_policy(&mut env, &self.rules)?;
         let (tx, signers) = exact_cardano::decode_and_check_signatures(&env)?;
         Ok((env, tx, signers))

@@ -403,6 +403,13 @@ impl Settlement {
             }
         };
         let outcome = self.chain.submit(&tx_cbor).await;
+        if outcome == SubmitOutcome::Accepted
+            && let Some(answer) = self
+                .accept_and_deliver(&submitting, delivery_key.as_deref())
+                .await
+        {
+            return answer;
+        }
         let after = match self.record_submit(&submitting, outcome).await {
             Ok(r) => r,
             Err(e) => {
@@ -417,6 +424,40 @@ impl Settlement {
         }
         self.observe_until(after, deadline, delivery_key.as_deref())
             .await
+    }
+
+    /// The node accepted the bytes and that alone meets the policy (`-1`,
+    /// with the operator's mempool opt-in): journal the acceptance and the
+    /// delivery of the success in one compare-and-set (one store round trip).
+    /// `None` when the policy needs more evidence, or the record moved
+    /// meanwhile (the general path then takes over).
+    async fn accept_and_deliver(
+        &self,
+        rec: &SettlementRecord,
+        key: Option<&str>,
+    ) -> Option<SettleAnswer> {
+        let now = now_ms();
+        let Decision::Write { next: accepted, .. } =
+            journal::step(rec, Event::SubmitAccepted, now, &self.policy)
+        else {
+            return None;
+        };
+        let Decision::Write { next, schedule, .. } =
+            journal::step(&accepted, Event::Deliver { key }, now, &self.policy)
+        else {
+            return None;
+        };
+        self.chain.invalidate(&rec.inputs);
+        match self.cas(rec, *next, schedule).await {
+            Ok(CasOutcome::Applied(r)) => {
+                metrics::counter!("x402_settle_total", "result" => "success").increment(1);
+                Some(SettleAnswer::Settled {
+                    confirmations: settled_confirmations(&r),
+                    record: r,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Journal what the node said about a hand-over of `rec`'s bytes. A

@@ -89,10 +89,11 @@ async fn a_verify_costs_one_upstream_request_and_a_settle_adds_submit_and_eviden
     assert_eq!(calls.get("POST /tx/submit"), Some(&1), "{calls:?}");
     // The input lookup was answered by the cache the verify filled.
     assert_eq!(calls.get("GET /txs/{hash}/utxos"), None, "{calls:?}");
-    // Mempool policy: one evidence poll (/txs/{id} 404, then /mempool/{id}).
-    assert_eq!(calls.get("GET /txs/{hash}"), Some(&1), "{calls:?}");
-    assert_eq!(calls.get("GET /mempool/{hash}"), Some(&1), "{calls:?}");
-    assert_eq!(d.api_call_count(), 3, "{calls:?}");
+    // Mempool policy with the operator's opt-in: the submit acceptance is the
+    // evidence (sheet 2.5 step 5), so no evidence poll at all.
+    assert_eq!(calls.get("GET /txs/{hash}"), None, "{calls:?}");
+    assert_eq!(calls.get("GET /mempool/{hash}"), None, "{calls:?}");
+    assert_eq!(d.api_call_count(), 1, "{calls:?}");
     app.stop().await;
 }
 

@@ -93,7 +93,7 @@ async fn settles_through(app: &TestApp, seed: u8) {
     assert_eq!(settled["success"], true, "{settled}");
     assert_eq!(settled["transaction"], txid);
     assert_eq!(settled["payer"], b.address());
-    assert_eq!(settled["extensions"]["status"], "confirmed");
+    assert_eq!(settled["extra"]["status"], "confirmed");
 
     let out = output_at(app, &txid, 0).await;
     assert_eq!(out["address"], req.pay_to, "{out}");

@@ -980,8 +980,10 @@ async fn redis_outage_fails_closed_and_recovers_by_itself() {
     };
     let store: DynStore = store;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    server.kill();
+    // Taken before the kill: an operation that ended before this instant
+    // certainly ran against a live server.
     let killed = Instant::now();
+    server.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let r = record(70, SettlementState::Claimed, 1);

@@ -501,13 +501,14 @@ async fn rule_envelope() {
             Reason::MasumiSchema,
         ),
         (
-            "script method",
+            // Sheet 4.1: `script` without `script` or `scriptHash` is a mismatch.
+            "script method without a script",
             |b, _| {
                 let e = json!({"assetTransferMethod": "script"});
                 b["paymentRequirements"]["extra"] = e.clone();
                 b["paymentPayload"]["accepted"]["extra"] = e;
             },
-            Reason::InvalidRequirements,
+            Reason::ScriptAddressMismatch,
         ),
         (
             "confirmations out of range",
