@@ -93,7 +93,7 @@ impl std::fmt::Debug for BlockfrostProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockfrostProvider")
             .field("network", &self.network)
-            .field("base", &self.base)
+            .field("base", &crate::redact::url(&self.base))
             .field("project_id", &self.project_id)
             .field("clock", &self.clock)
             .finish_non_exhaustive()
@@ -476,7 +476,7 @@ impl BlockfrostProvider {
                         Err(e) => (HttpFailure::Transport(format!("reading body: {e}")), None),
                     }
                 }
-                Err(e) => (HttpFailure::Transport(e.to_string()), None),
+                Err(e) => (HttpFailure::Transport(e.without_url().to_string()), None),
             };
             if attempt >= self.max_retries {
                 return Err(failure);
@@ -650,9 +650,14 @@ impl BlockfrostProvider {
                 .send()
                 .await;
             let (why, retry_after) = match sent {
-                Err(e) if e.is_connect() => (format!("connect: {e}"), None),
+                Err(e) if e.is_connect() => (format!("connect: {}", e.without_url()), None),
                 // The request may have reached the node: never send it again.
-                Err(e) => return SubmitOutcome::Unknown(format!("no answer after sending: {e}")),
+                Err(e) => {
+                    return SubmitOutcome::Unknown(format!(
+                        "no answer after sending: {}",
+                        e.without_url()
+                    ));
+                }
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
@@ -756,7 +761,11 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<bytes::Bytes, String
         return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
         }
