@@ -809,17 +809,21 @@ fn typed_settings(
             Err(e) => {
                 let path = error_path(e.path());
                 let reason = e.inner().to_string();
-                if !coerced_paths.contains_key(&path) {
-                    let from_env = env_origin.contains_key(&path.join("."));
-                    if let Some(v) = value_at(&mut tree, &path)
-                        && let Some(alt) = coerced(v, from_env)
-                    {
-                        *v = alt;
-                        coerced_paths.insert(path, reason);
-                        continue;
+                let reason = match coerced_paths.entry(path.clone()) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let from_env = env_origin.contains_key(&path.join("."));
+                        if let Some(v) = value_at(&mut tree, &path)
+                            && let Some(alt) = coerced(v, from_env)
+                        {
+                            *v = alt;
+                            slot.insert(reason);
+                            continue;
+                        }
+                        reason
                     }
-                }
-                let reason = coerced_paths.get(&path).cloned().unwrap_or(reason);
+                    // The lenient reading did not help: report the original problem.
+                    std::collections::btree_map::Entry::Occupied(first) => first.get().clone(),
+                };
                 problems.push(if path.is_empty() {
                     reason
                 } else {
