@@ -3,9 +3,17 @@
 //!
 //! Stack, outermost first (every request passes all of them):
 //! `observe` (request id, span, access line, metrics, Sentry) → `shape_errors`
-//! (every error as JSON) → catch panic (500, the process lives on) → timeout
-//! → load shedding (503 beyond `server.maxConcurrentRequests`, no unbounded
-//! queue) → body limit (413) → CORS → router.
+//! (every error as JSON; in production no internal detail in a 5xx) → catch
+//! panic (500, the process lives on) → `read_body` (the whole body within
+//! `server.bodyReadTimeoutMs`, else 408; at most `server.bodyLimitBytes`,
+//! else 413) → timeout → load shedding (503 beyond
+//! `server.maxConcurrentRequests`, no unbounded queue) → body limit (413) →
+//! CORS → router.
+//!
+//! The body is read before the concurrency limit, so a client trickling its
+//! body holds a connection (bounded by `server.maxConnections` and its own
+//! deadline) but never one of the slots that requests being processed need.
+//! Connections themselves are served by [`serve`].
 
 pub mod admin;
 pub mod error;
@@ -13,6 +21,7 @@ pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod serve;
 pub mod x402;
 
 use std::any::Any;
@@ -119,6 +128,71 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
+/// Limits of [`read_body`].
+#[derive(Clone, Copy, Debug)]
+struct BodyLimits {
+    max_bytes: usize,
+    deadline: Duration,
+}
+
+/// Read the whole request body before the request may take a concurrency
+/// slot: within `deadline` (else 408 and the connection is closed) and at
+/// most `max_bytes` (else 413, without reading it when Content-Length says so).
+async fn read_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    use hyper::body::Body as _;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body exceeds the configured limit",
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_bytes);
+    match tokio::time::timeout(limits.deadline, http_body_util::BodyExt::collect(limited)).await {
+        Ok(Ok(collected)) => {
+            let req = axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(collected.to_bytes()),
+            );
+            next.run(req).await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_large(),
+        Ok(Err(_)) => ApiError::bad_request("bad_request", "The request body could not be read")
+            .into_response(),
+        Err(_) => {
+            ::metrics::counter!("http_body_read_timeouts_total").increment(1);
+            let mut resp = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body did not arrive in time",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            resp
+        }
+    }
+}
+
 /// The whole service: the routes wrapped in the global stack.
 pub fn service(state: AppState) -> Router {
     let settings = state.settings.clone();
@@ -135,10 +209,18 @@ pub fn stack(routes: Router, settings: &Settings) -> Router {
     let inner = routes
         .layer(tower::util::option_layer(cors(settings)))
         .layer(RequestBodyLimitLayer::new(settings.server.body_limit_bytes));
+    let limits = BodyLimits {
+        max_bytes: settings.server.body_limit_bytes,
+        deadline: Duration::from_millis(settings.server.body_read_timeout_ms),
+    };
+    let policy = error::ErrorPolicy {
+        hide_internal: settings.env == crate::config::Environment::Production,
+    };
     let stacked = ServiceBuilder::new()
         .layer(middleware::from_fn(observe::observe))
-        .layer(middleware::from_fn(error::shape_errors))
+        .layer(middleware::from_fn_with_state(policy, error::shape_errors))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(limits, read_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
