@@ -143,6 +143,9 @@ impl App {
             backend = store.backend(),
             "startup: store ready"
         );
+        if let Some(warning) = settings.production_warning() {
+            tracing::warn!(step = "store", "WARNING: {warning}");
+        }
 
         let chain = crate::chain::build(&settings)
             .await

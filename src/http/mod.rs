@@ -56,14 +56,18 @@ pub fn routes(state: AppState) -> Router {
     if state.settings.metrics.port.is_none() {
         router = router.route("/metrics", get(metrics::render));
     }
+    let probes = health::Probes::new(Duration::from_millis(state.settings.server.health_cache_ms));
     router
         .route("/verify", post(x402::verify))
         .route("/settle", post(x402::settle))
         .route("/status", post(x402::status_post))
         .route("/status/{txid}", get(x402::status_get))
         .route("/supported", get(x402::supported))
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+        .route(
+            "/health",
+            get(health::health).layer(axum::Extension(probes.clone())),
+        )
+        .route("/ready", get(health::ready).layer(axum::Extension(probes)))
         .nest(
             "/admin",
             admin::routes().route_layer(middleware::from_fn_with_state(
