@@ -280,3 +280,37 @@ pub fn install_panic_hook() {
         }));
     });
 }
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    /// Sentry events carry no URL beyond scheme, host and port, wherever the
+    /// URL appears (message, exception, breadcrumb).
+    #[test]
+    fn sentry_events_carry_no_url_secrets() {
+        let leaky = "GET https://me:pw@bf.example/api/v0/KEY?token=t failed";
+        let mut event = sentry::protocol::Event {
+            message: Some(leaky.to_owned()),
+            ..Default::default()
+        };
+        event.exception.values.push(sentry::protocol::Exception {
+            ty: "ChainError".into(),
+            value: Some(leaky.to_owned()),
+            ..Default::default()
+        });
+        event.breadcrumbs.values.push(sentry::protocol::Breadcrumb {
+            message: Some(leaky.to_owned()),
+            ..Default::default()
+        });
+        let out = scrub_event(event);
+        let text = serde_json::to_string(&out).unwrap();
+        for leak in ["me:pw", "KEY", "token", "api/v0"] {
+            assert!(!text.contains(leak), "{leak} leaked: {text}");
+        }
+        assert_eq!(
+            out.message.as_deref(),
+            Some("GET https://bf.example failed")
+        );
+    }
+}

@@ -393,6 +393,109 @@ mod tests {
         assert_eq!(body["error"]["statusCode"], 504);
     }
 
+    fn leaky_router() -> Router {
+        Router::new()
+            .route(
+                "/store",
+                get(|| async {
+                    ApiError::unavailable(
+                        "exact_cardano_facilitator_store_unavailable",
+                        "redis://:pw@10.1.1.1:6379 connection refused",
+                    )
+                }),
+            )
+            .route(
+                "/verify",
+                get(|| async {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({
+                            "isValid": false,
+                            "invalidReason": "exact_cardano_facilitator_chain_lookup_failed",
+                            "invalidMessage": "transport: https://bf.example/api/v0/KEY timed out",
+                        })),
+                    )
+                }),
+            )
+            .route(
+                "/bad",
+                get(|| async { ApiError::bad_request("invalid_payload", "body is not JSON") }),
+            )
+    }
+
+    /// `env: "production"`: a 5xx answer keeps its code and reason but no
+    /// internal message; 4xx messages (about the caller's input) stay.
+    #[tokio::test]
+    async fn production_error_answers_carry_no_internal_message() {
+        let mut prod = settings(16, 10_000);
+        prod.env = crate::config::Environment::Production;
+        let svc = stack(leaky_router(), &prod);
+        let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
+
+        let resp = svc.clone().oneshot(get("/store")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json_of(resp).await;
+        assert_eq!(
+            body["error"]["code"],
+            "exact_cardano_facilitator_store_unavailable"
+        );
+        assert_eq!(body["error"]["message"], error::WITHHELD_MESSAGE);
+
+        let resp = svc.clone().oneshot(get("/verify")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json_of(resp).await;
+        assert_eq!(
+            body["invalidReason"],
+            "exact_cardano_facilitator_chain_lookup_failed"
+        );
+        assert_eq!(body["invalidMessage"], error::WITHHELD_MESSAGE);
+
+        let body = json_of(svc.clone().oneshot(get("/bad")).await.unwrap()).await;
+        assert_eq!(body["error"]["message"], "body is not JSON");
+
+        // Development keeps the detail.
+        let svc = stack(leaky_router(), &settings(16, 10_000));
+        let body = json_of(svc.clone().oneshot(get("/store")).await.unwrap()).await;
+        assert_eq!(
+            body["error"]["message"],
+            "redis://:pw@10.1.1.1:6379 connection refused"
+        );
+        let body = json_of(svc.oneshot(get("/verify")).await.unwrap()).await;
+        assert!(
+            body["invalidMessage"]
+                .as_str()
+                .unwrap_or("")
+                .contains("timed out")
+        );
+    }
+
+    /// A body that stops arriving is answered 408 (and the connection closed)
+    /// by its own deadline, before it could take a concurrency slot.
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_answered_408_by_its_deadline() {
+        let mut s = settings(1, 10_000);
+        s.server.body_read_timeout_ms = 200;
+        let router =
+            Router::new().route("/echo", axum::routing::post(|b: String| async move { b }));
+        let svc = stack(router, &s);
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let stalled = Body::from_stream(rx);
+        let resp = svc
+            .clone()
+            .oneshot(Request::post("/echo").body(stalled).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(resp.headers()["connection"], "close");
+        assert_eq!(json_of(resp).await["error"]["code"], "request_timeout");
+        drop(tx);
+        let resp = svc
+            .oneshot(Request::post("/echo").body(Body::from("hello")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
     #[tokio::test]
     async fn cors_is_off_by_default_and_on_when_configured() {
         let svc = stack(test_router(), &settings(16, 10_000));

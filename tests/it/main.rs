@@ -11,6 +11,7 @@ mod devnet_api;
 mod devnet_ledger;
 mod edge;
 mod foundation;
+mod hardening;
 mod openapi;
 mod replicas;
 mod settle;
