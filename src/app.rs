@@ -101,6 +101,9 @@ impl App {
             backend = store.backend(),
             "startup: store ready"
         );
+        if let Some(warning) = settings.production_warning() {
+            tracing::warn!(step = "store", "WARNING: {warning}");
+        }
 
         let chain = crate::chain::build(&settings)
             .await
@@ -204,6 +207,7 @@ impl App {
             metrics_listener,
         } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+        let conn_opts = crate::http::serve::ServeOptions::from_settings(&state.settings.server);
         let service = crate::http::service(state.clone());
 
         let reconciler = state
@@ -227,13 +231,14 @@ impl App {
             let router: axum::Router = axum::Router::new()
                 .route("/metrics", axum::routing::get(crate::http::metrics::render))
                 .with_state(state.clone());
-            tokio::spawn(async move {
-                let _ = axum::serve(l, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|v| *v).await;
-                    })
-                    .await;
-            });
+            tokio::spawn(crate::http::serve::serve(
+                l,
+                router,
+                conn_opts,
+                async move {
+                    let _ = stop.wait_for(|v| *v).await;
+                },
+            ));
         }
 
         let signal_state = state.clone();
@@ -246,26 +251,21 @@ impl App {
         });
 
         let mut for_server = begun.clone();
-        let serve = axum::serve(
-            listener,
-            service.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let serve = crate::http::serve::serve(listener, service, conn_opts, async move {
             let _ = for_server.wait_for(|v| *v).await;
-        })
-        .into_future();
+        });
         tokio::pin!(serve);
         let deadline = async move {
             let _ = begun.wait_for(|v| *v).await;
             tokio::time::sleep(grace).await;
         };
-        let result = tokio::select! {
-            r = &mut serve => r,
+        tokio::select! {
+            _ = &mut serve => {}
             _ = deadline => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace elapsed; abandoning requests still in flight");
-                Ok(())
             }
         };
+        let result = Ok(());
 
         let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
         if let Some(d) = &state.devnet {

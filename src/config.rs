@@ -25,6 +25,18 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/config.json";
 pub const MAINNET_GUARD_MESSAGE: &str =
     "Mainnet connection requires explicit MAINNET=true environment variable";
 
+/// `env: "production"` refuses the devnet (`chain.network: <this>`).
+pub const PRODUCTION_DEVNET_MESSAGE: &str =
+    "the devnet is not allowed when env is production (use preprod, preview or mainnet)";
+/// `env: "production"` refuses the devnet faucet.
+pub const PRODUCTION_FAUCET_MESSAGE: &str =
+    "the devnet faucet is not allowed when env is production";
+/// `env: "production"` refuses human-readable logs.
+pub const PRODUCTION_PRETTY_MESSAGE: &str =
+    "must be false when env is production (logs must be JSON lines)";
+/// Logged at startup and shown by /health when production runs on the memory store.
+pub const PRODUCTION_MEMORY_STORE_WARNING: &str = "store.backend is memory in production: this must be the only replica (reservations and settlements are neither shared nor kept across restarts); use redis to run more than one";
+
 /// A secret value (API key, password, DSN). Never printed.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -113,6 +125,22 @@ pub struct ServerSettings {
     /// Trust `X-Forwarded-For` for the client address (behind a proxy you run).
     pub trust_proxy: bool,
     pub cors: CorsSettings,
+    /// A request head must arrive whole within this time of the connection
+    /// becoming ready for it (accept, or the previous response); else closed.
+    pub header_read_timeout_ms: u64,
+    /// An idle kept-alive connection is closed after this long without a new
+    /// request (at most `headerReadTimeoutMs`, which also runs while idle).
+    pub keep_alive_timeout_ms: u64,
+    /// A request body must arrive whole within this time of its head; else 408
+    /// and the connection is closed. Runs before the request holds a
+    /// concurrency slot, so a trickling body never holds one.
+    pub body_read_timeout_ms: u64,
+    /// Open client connections at most; beyond it new ones wait in the
+    /// kernel's accept queue until one closes.
+    pub max_connections: usize,
+    /// How long one /health or /ready probe of the store and chain is reused
+    /// (one refresh at a time, however many callers); 0 probes every call.
+    pub health_cache_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -126,6 +154,11 @@ impl Default for ServerSettings {
             max_concurrent_requests: 1024,
             trust_proxy: false,
             cors: CorsSettings::default(),
+            header_read_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 4_096,
+            health_cache_ms: 1_000,
         }
     }
 }
@@ -648,8 +681,15 @@ fn env_key_to_path(key: &str) -> String {
 
 /// Load settings from defaults, the file and `env` (an iterator of variables, so
 /// tests need not touch the process environment).
+///
+/// Every problem lands in one [`ConfigError::Invalid`]: type errors (each
+/// bad value is reported and its key falls back to the default, so one does
+/// not hide the next), unknown keys (with the closest known key as a hint),
+/// then the semantic checks of [`Settings::validate`].
 pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings, ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    // Defaults are not merged into the tree: every struct is `#[serde(default)]`,
+    // so the tree holds exactly what the operator wrote, and only that is checked.
+    let mut figment = Figment::new();
 
     match std::fs::read_to_string(&source.path) {
         Ok(text) => {
@@ -677,8 +717,12 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
         }
     }
 
-    // Environment overrides, from the given list only.
+    // Environment overrides, from the given list only. A single-segment name
+    // that is no top-level key (`X402_INTEROP_REQUIRED`) belongs to other
+    // tooling and is left alone; anything nested is checked like the file.
+    let known = known_tree();
     let mut env_dict = figment::value::Dict::new();
+    let mut env_origin = std::collections::BTreeMap::new();
     for (k, v) in env {
         let Some(rest) = k.strip_prefix("X402_") else {
             continue;
@@ -687,29 +731,36 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
             continue;
         }
         let path = env_key_to_path(rest);
+        if !rest.contains("__") && known.get(&path).is_none() {
+            continue;
+        }
         let value: figment::value::Value = v
             .parse()
             .unwrap_or_else(|_| figment::value::Value::from(v.clone()));
         let nested = nest(&path, value);
         env_dict = merge_dicts(env_dict, nested);
+        env_origin.insert(path, k.clone());
     }
     figment = figment.merge(Serialized::defaults(env_dict));
 
-    let settings: Settings = figment.extract().map_err(|e| {
-        let mut problems = Vec::new();
-        for err in e {
-            let path = err.path.join(".");
-            let reason = err.kind.to_string();
-            problems.push(if path.is_empty() {
-                reason
-            } else {
-                format!("{path}: {reason}")
-            });
-        }
-        ConfigError::Invalid(problems)
-    })?;
+    let tree: serde_json::Value = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(vec![e.to_string()]))?;
+    let (settings, mut problems) = typed_settings(tree, &env_origin, &known);
 
-    let problems = settings.validate();
+    let reported: Vec<String> = problems
+        .iter()
+        .filter_map(|p| p.split(':').next())
+        .map(|p| p.split(' ').next().unwrap_or(p).to_owned())
+        .collect();
+    for p in settings.validate() {
+        let path = p.split(':').next().unwrap_or_default();
+        // A key whose value was rejected already holds the default; do not
+        // report it twice.
+        if !reported.iter().any(|r| r == path) {
+            problems.push(p);
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -720,6 +771,202 @@ pub fn load(source: &ConfigSource, env: &[(String, String)]) -> Result<Settings,
         return Err(ConfigError::MainnetGuard);
     }
     Ok(settings)
+}
+
+/// The built-in defaults as JSON: the map of known keys. It is derived from
+/// the typed [`Settings`], so a key added there is known here with no edit.
+fn known_tree() -> serde_json::Value {
+    serde_json::to_value(Settings::default()).unwrap_or_default()
+}
+
+/// Dotted path of a `serde_path_to_error` path.
+fn error_path(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Dotted path of a `serde_ignored` path (Option and newtype layers are invisible in JSON).
+fn ignored_path(path: &serde_ignored::Path) -> Vec<String> {
+    use serde_ignored::Path;
+    let mut out = Vec::new();
+    let mut cur = path;
+    loop {
+        match cur {
+            Path::Root => break,
+            Path::Seq { parent, index } => {
+                out.push(index.to_string());
+                cur = parent;
+            }
+            Path::Map { parent, key } => {
+                out.push(key.clone());
+                cur = parent;
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => cur = parent,
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn value_at<'a>(
+    tree: &'a mut serde_json::Value,
+    path: &[String],
+) -> Option<&'a mut serde_json::Value> {
+    let mut cur = tree;
+    for seg in path {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get_mut(seg)?,
+            serde_json::Value::Array(a) => a.get_mut(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Remove the value at `path` so that its default applies. An array element
+/// takes its whole array with it (removing one would renumber the others).
+fn remove_at(tree: &mut serde_json::Value, path: &[String]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    match value_at(tree, parent) {
+        Some(serde_json::Value::Object(m)) => m.remove(last).is_some(),
+        Some(serde_json::Value::Array(_)) => remove_at(tree, parent),
+        _ => false,
+    }
+}
+
+/// The lenient reading the loader always had: `"8080"` for a number, and (for
+/// environment values, which arrive untyped) `12345` for a string.
+fn coerced(v: &serde_json::Value, from_env: bool) -> Option<serde_json::Value> {
+    match v {
+        serde_json::Value::String(s) => match serde_json::from_str::<serde_json::Value>(s.trim()) {
+            Ok(n @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Some(n),
+            _ => None,
+        },
+        serde_json::Value::Number(n) if from_env => Some(serde_json::Value::String(n.to_string())),
+        serde_json::Value::Bool(b) if from_env => Some(serde_json::Value::String(b.to_string())),
+        _ => None,
+    }
+}
+
+/// Levenshtein distance, case-insensitive (a wrong case is a typo too).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known sibling closest to an unknown key, when one is close enough.
+fn closest_key(known: &serde_json::Value, path: &[String]) -> Option<String> {
+    let (last, parent) = path.split_last()?;
+    let mut node = known;
+    for seg in parent {
+        node = match node {
+            serde_json::Value::Object(m) => m.get(seg)?,
+            _ => return None,
+        };
+    }
+    let serde_json::Value::Object(siblings) = node else {
+        return None;
+    };
+    let limit = (last.chars().count() / 3).max(2);
+    siblings
+        .keys()
+        .map(|k| (edit_distance(last, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| {
+            let mut p = parent.to_vec();
+            p.push(k.clone());
+            p.join(".")
+        })
+}
+
+/// Deserialize the merged tree into [`Settings`], collecting every type error
+/// and unknown key as `dotted.path: reason`. A rejected value is removed (its
+/// default applies) and deserialization runs again, until it succeeds.
+fn typed_settings(
+    mut tree: serde_json::Value,
+    env_origin: &std::collections::BTreeMap<String, String>,
+    known: &serde_json::Value,
+) -> (Settings, Vec<String>) {
+    let label = |path: &[String]| {
+        let dotted = path.join(".");
+        match env_origin.get(&dotted) {
+            Some(var) => format!("{dotted} ({var})"),
+            None => dotted,
+        }
+    };
+    let mut problems = Vec::new();
+    let mut coerced_paths: std::collections::BTreeMap<Vec<String>, String> = Default::default();
+    // Each round removes or rewrites one value, so this bound is never reached
+    // by a real file; it only guards against a loop.
+    for _ in 0..10_000 {
+        let mut unknown = Vec::new();
+        let result: Result<Settings, _> = serde_path_to_error::deserialize(
+            serde_ignored::Deserializer::new(&tree, &mut |p: serde_ignored::Path| {
+                unknown.push(ignored_path(&p))
+            }),
+        );
+        match result {
+            Ok(settings) => {
+                for path in unknown {
+                    let hint = closest_key(known, &path)
+                        .map(|k| format!(" (did you mean {k}?)"))
+                        .unwrap_or_default();
+                    problems.push(format!("{}: unknown key{hint}", label(&path)));
+                }
+                return (settings, problems);
+            }
+            Err(e) => {
+                let path = error_path(e.path());
+                let reason = e.inner().to_string();
+                let reason = match coerced_paths.entry(path.clone()) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let from_env = env_origin.contains_key(&path.join("."));
+                        if let Some(v) = value_at(&mut tree, &path)
+                            && let Some(alt) = coerced(v, from_env)
+                        {
+                            *v = alt;
+                            slot.insert(reason);
+                            continue;
+                        }
+                        reason
+                    }
+                    // The lenient reading did not help: report the original problem.
+                    std::collections::btree_map::Entry::Occupied(first) => first.get().clone(),
+                };
+                problems.push(if path.is_empty() {
+                    reason
+                } else {
+                    format!("{}: {reason}", label(&path))
+                });
+                if !remove_at(&mut tree, &path) {
+                    // Nothing left to remove: the defaults are the answer.
+                    return (Settings::default(), problems);
+                }
+            }
+        }
+    }
+    (Settings::default(), problems)
 }
 
 fn nest(path: &str, value: figment::value::Value) -> figment::value::Dict {
@@ -782,7 +1029,41 @@ impl Settings {
         if self.server.shutdown_grace_seconds > 600 {
             bad("server.shutdownGraceSeconds", "must be at most 600");
         }
-        if crate::telemetry::parse_level(&self.logging.level).is_none() {
+        let sv = &self.server;
+        if !(100..=300_000).contains(&sv.header_read_timeout_ms) {
+            bad(
+                "server.headerReadTimeoutMs",
+                "must be between 100 and 300000",
+            );
+        }
+        if sv.keep_alive_timeout_ms < 100 || sv.keep_alive_timeout_ms > sv.header_read_timeout_ms {
+            bad(
+                "server.keepAliveTimeoutMs",
+                "must be between 100 and server.headerReadTimeoutMs",
+            );
+        }
+        if sv.body_read_timeout_ms < 100 || sv.body_read_timeout_ms > sv.request_timeout_ms {
+            bad(
+                "server.bodyReadTimeoutMs",
+                "must be between 100 and server.requestTimeoutMs",
+            );
+        }
+        if !(16..=1_000_000).contains(&sv.max_connections) {
+            bad("server.maxConnections", "must be between 16 and 1000000");
+        }
+        if sv.health_cache_ms > 60_000 {
+            bad("server.healthCacheMs", "must be at most 60000");
+        }
+        // A bare word is a level name; tracing would read `shout` as a target.
+        let level = self.logging.level.trim().to_ascii_lowercase();
+        let bare_word = !level.contains(['=', ',', ':']);
+        let level_name = matches!(
+            level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" | "off"
+        );
+        if crate::telemetry::parse_level(&self.logging.level).is_none()
+            || (bare_word && !level_name)
+        {
             bad(
                 "logging.level",
                 "must be one of trace, debug, info, warn, error, fatal, silent (or a tracing filter)",
@@ -1073,12 +1354,37 @@ impl Settings {
         if self.metrics.port == Some(0) {
             bad("metrics.port", "must be a port number (1-65535)");
         }
+
+        // Production: what only makes sense on a developer's machine is refused.
+        if self.env == Environment::Production {
+            if self.chain.network == Network::Devnet {
+                bad("chain.network", PRODUCTION_DEVNET_MESSAGE);
+                if self.chain.devnet.faucet_enabled && self.chain.devnet.api_enabled {
+                    bad("chain.devnet.faucetEnabled", PRODUCTION_FAUCET_MESSAGE);
+                }
+            }
+            if self.logging.pretty {
+                bad("logging.pretty", PRODUCTION_PRETTY_MESSAGE);
+            }
+        }
         p
     }
 
-    /// The effective configuration as JSON with every secret replaced by `[REDACTED]`.
+    /// The startup warning for this configuration, if any (also shown by /health).
+    pub fn production_warning(&self) -> Option<&'static str> {
+        (self.env == Environment::Production && self.store.backend == StoreBackend::Memory)
+            .then_some(PRODUCTION_MEMORY_STORE_WARNING)
+    }
+
+    /// The effective configuration as JSON with every secret replaced by
+    /// `[REDACTED]` and every URL cut to scheme, host and port.
     pub fn redacted_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        let mut v = match serde_json::to_value(self) {
+            Ok(v) => v,
+            Err(e) => return format!("{{\"error\":\"{e}\"}}"),
+        };
+        crate::redact::urls_in_json(&mut v);
+        serde_json::to_string_pretty(&v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }
 
@@ -1098,6 +1404,150 @@ mod tests {
             "chain.blockfrost.projectId"
         );
         assert_eq!(env_key_to_path("RATE_LIMIT__ENABLED"), "rateLimit.enabled");
+    }
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = std::env::temp_dir().join(format!(
+            "x402-config-test-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.json");
+        std::fs::write(&path, text).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let r = load(
+            &ConfigSource {
+                path: path.clone(),
+                explicit: true,
+            },
+            &env,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    fn problems(r: Result<Settings, ConfigError>) -> Vec<String> {
+        match r {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected ConfigInvalidError, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_type_error_does_not_hide_the_next_one_or_a_semantic_one() {
+        let p = problems(load_text(
+            r#"{"server":{"port":"not-a-port","bodyLimitBytes":true},"logging":{"level":"shout"},"rateLimit":{"global":0}}"#,
+            &[],
+        ));
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(
+            p[0].starts_with("server.bodyLimitBytes: invalid type: boolean"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("server.port: invalid type: string \"not-a-port\""),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("logging.level: must be one of")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("rateLimit.global: must be at least 1")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_the_closest_known_key() {
+        let p = problems(load_text(
+            r#"{"rateLimit":{"globl":5},"servr":{},"chain":{"blockfrost":{"zzzzzzzz":1}}}"#,
+            &[],
+        ));
+        assert_eq!(
+            p,
+            vec![
+                "chain.blockfrost.zzzzzzzz: unknown key".to_owned(),
+                "rateLimit.globl: unknown key (did you mean rateLimit.global?)".to_owned(),
+                "servr: unknown key (did you mean server?)".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_keys_are_checked_too_and_keep_their_lenient_typing() {
+        let p = problems(load_text(
+            "{}",
+            &[
+                ("X402_RATE_LIMIT__GLOBL", "5"),
+                ("X402_INTEROP_REQUIRED", "1"),
+            ],
+        ));
+        assert_eq!(
+            p,
+            vec![
+                "rateLimit.globl (X402_RATE_LIMIT__GLOBL): unknown key (did you mean rateLimit.global?)"
+                    .to_owned()
+            ]
+        );
+        // A numeric-looking secret from the environment stays a string; a
+        // quoted number in the file still reads as a number.
+        let s = load_text(
+            r#"{"server":{"port":"8080"}}"#,
+            &[
+                ("X402_ADMIN__API_KEY", "12345678901234567890"),
+                ("X402_ENV", "test"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(
+            s.admin.api_key.as_ref().map(Secret::expose),
+            Some("12345678901234567890")
+        );
+        assert_eq!(s.env, Environment::Test);
+    }
+
+    #[test]
+    fn production_refuses_the_devnet_its_faucet_and_pretty_logs() {
+        let p = problems(load_text(
+            r#"{"env":"production","logging":{"pretty":true}}"#,
+            &[],
+        ));
+        assert_eq!(
+            p,
+            vec![
+                format!("chain.network: {PRODUCTION_DEVNET_MESSAGE}"),
+                format!("chain.devnet.faucetEnabled: {PRODUCTION_FAUCET_MESSAGE}"),
+                format!("logging.pretty: {PRODUCTION_PRETTY_MESSAGE}"),
+            ]
+        );
+        let s = load_text(
+            r#"{"env":"production","chain":{"network":"preprod","blockfrost":{"projectId":"preprodXXXXXXXXXXXXXXXX"}}}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.production_warning(),
+            Some(PRODUCTION_MEMORY_STORE_WARNING)
+        );
+    }
+
+    #[test]
+    fn check_config_shows_urls_as_scheme_host_and_port() {
+        let mut s = Settings::default();
+        s.chain.blockfrost.url = Some("https://me:pw@bf.example:8443/api/v0/KEY?token=t".into());
+        let out = s.redacted_json();
+        assert!(out.contains("\"https://bf.example:8443\""), "{out}");
+        for leak in ["me:pw", "api/v0", "KEY", "token"] {
+            assert!(!out.contains(leak), "{leak} leaked: {out}");
+        }
     }
 
     #[test]

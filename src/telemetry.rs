@@ -153,29 +153,64 @@ pub fn init_sentry(settings: &Settings) -> SentryGuard {
         .send_default_pii(false)
         .attach_stacktrace(true);
     options.dsn = Some(dsn);
-    options.before_send = Some(std::sync::Arc::new(|mut event| {
-        if let Some(req) = event.request.as_mut() {
-            req.data = None;
-            req.cookies = None;
-            req.headers.retain(|k, _| {
-                let k = k.to_ascii_lowercase();
-                !(k == "authorization"
-                    || k == "x-api-key"
-                    || k == "x-admin-key"
-                    || k == "cookie"
-                    || k.starts_with("payment"))
-            });
-        }
-        Some(event)
-    }));
+    options.before_send = Some(std::sync::Arc::new(|event| Some(scrub_event(event))));
     let guard = sentry::init(options);
     install_panic_hook();
     SentryGuard(Some(guard))
 }
 
+/// What leaves for Sentry: no request body, cookies or key-bearing headers,
+/// and every URL in the message, exceptions and breadcrumbs cut to scheme,
+/// host and port ([`crate::redact`]).
+pub fn scrub_event(
+    mut event: sentry::protocol::Event<'static>,
+) -> sentry::protocol::Event<'static> {
+    use crate::redact::urls_in;
+    if let Some(req) = event.request.as_mut() {
+        req.data = None;
+        req.cookies = None;
+        req.query_string = None;
+        req.headers.retain(|k, _| {
+            let k = k.to_ascii_lowercase();
+            !(k == "authorization"
+                || k == "x-api-key"
+                || k == "x-admin-key"
+                || k == "cookie"
+                || k.starts_with("payment"))
+        });
+    }
+    if let Some(m) = event.message.as_mut() {
+        *m = urls_in(m);
+    }
+    if let Some(l) = event.logentry.as_mut() {
+        l.message = urls_in(&l.message);
+    }
+    for e in event.exception.values.iter_mut() {
+        if let Some(v) = e.value.as_mut() {
+            *v = urls_in(v);
+        }
+    }
+    for b in event.breadcrumbs.values.iter_mut() {
+        if let Some(m) = b.message.as_mut() {
+            *m = urls_in(m);
+        }
+        for v in b.data.values_mut() {
+            crate::redact::urls_in_json(v);
+        }
+    }
+    for v in event.extra.values_mut() {
+        crate::redact::urls_in_json(v);
+    }
+    for v in event.tags.values_mut() {
+        *v = urls_in(v);
+    }
+    event
+}
+
 /// Print a startup failure: one JSON log line naming the step, and the plain
-/// message on stderr for a human at a terminal.
+/// message on stderr for a human at a terminal. URLs in it are redacted.
 pub fn startup_failure(step: &str, message: &str) {
+    let message = &crate::redact::urls_in(message);
     tracing::error!(step, "startup failed at step {step}: {message}");
     let _ = writeln!(std::io::stderr(), "{message}");
 }
@@ -244,4 +279,38 @@ pub fn install_panic_hook() {
             previous(info);
         }));
     });
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    /// Sentry events carry no URL beyond scheme, host and port, wherever the
+    /// URL appears (message, exception, breadcrumb).
+    #[test]
+    fn sentry_events_carry_no_url_secrets() {
+        let leaky = "GET https://me:pw@bf.example/api/v0/KEY?token=t failed";
+        let mut event = sentry::protocol::Event {
+            message: Some(leaky.to_owned()),
+            ..Default::default()
+        };
+        event.exception.values.push(sentry::protocol::Exception {
+            ty: "ChainError".into(),
+            value: Some(leaky.to_owned()),
+            ..Default::default()
+        });
+        event.breadcrumbs.values.push(sentry::protocol::Breadcrumb {
+            message: Some(leaky.to_owned()),
+            ..Default::default()
+        });
+        let out = scrub_event(event);
+        let text = serde_json::to_string(&out).unwrap();
+        for leak in ["me:pw", "KEY", "token", "api/v0"] {
+            assert!(!text.contains(leak), "{leak} leaked: {text}");
+        }
+        assert_eq!(
+            out.message.as_deref(),
+            Some("GET https://bf.example failed")
+        );
+    }
 }

@@ -163,7 +163,7 @@ impl std::fmt::Debug for BlockfrostProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockfrostProvider")
             .field("network", &self.core.network)
-            .field("base", &self.core.base)
+            .field("base", &crate::redact::url(&self.core.base))
             .field("project_id", &self.core.project_id)
             .field("clock", &self.core.clock)
             .finish_non_exhaustive()
@@ -826,7 +826,7 @@ impl Core {
                         Err(e) => (HttpFailure::Transport(format!("reading body: {e}")), None),
                     }
                 }
-                Err(e) => (HttpFailure::Transport(e.to_string()), None),
+                Err(e) => (HttpFailure::Transport(e.without_url().to_string()), None),
             };
             if attempt >= self.max_retries {
                 return Err(failure);
@@ -1006,9 +1006,14 @@ impl Core {
                 .send()
                 .await;
             let (why, retry_after) = match sent {
-                Err(e) if e.is_connect() => (format!("connect: {e}"), None),
+                Err(e) if e.is_connect() => (format!("connect: {}", e.without_url()), None),
                 // The request may have reached the node: never send it again.
-                Err(e) => return SubmitOutcome::Unknown(format!("no answer after sending: {e}")),
+                Err(e) => {
+                    return SubmitOutcome::Unknown(format!(
+                        "no answer after sending: {}",
+                        e.without_url()
+                    ));
+                }
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let retry_after = retry_after(&resp);
@@ -1114,7 +1119,11 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<bytes::Bytes, String
         return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
         if buf.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
         }

@@ -92,6 +92,42 @@ pub async fn authorize(State(app): State<AppState>, mut req: Request, next: Next
     next.run(req).await
 }
 
+/// Whether `req` carries the admin key from an allowed address: such a caller
+/// may see error detail elsewhere (/health, /ready). False when the admin API
+/// is off.
+pub fn presents_admin_key(app: &AppState, req: &Request) -> bool {
+    let Some(expected) = app
+        .settings
+        .admin
+        .api_key
+        .as_ref()
+        .filter(|k| !k.is_empty())
+    else {
+        return false;
+    };
+    if !app.settings.admin.allowed_ips.is_empty() {
+        let ip = super::guard::client_ip(req, app.settings.server.trust_proxy);
+        let allowed = ip.is_some_and(|ip| {
+            app.settings
+                .admin
+                .allowed_ips
+                .iter()
+                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
+        });
+        if !allowed {
+            return false;
+        }
+    }
+    let presented = req
+        .headers()
+        .get("x-admin-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let a: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let b: [u8; 32] = Sha256::digest(expected.expose().as_bytes()).into();
+    !presented.is_empty() && bool::from(a.ct_eq(&b))
+}
+
 fn caller_of(req_caller: &Option<axum::Extension<AdminCaller>>) -> String {
     req_caller
         .as_ref()

@@ -127,18 +127,88 @@ fn default_code(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
+/// What error answers may say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ErrorPolicy {
+    /// `env: "production"`: a 5xx answer carries its code but no internal
+    /// message (store or chain error texts); the log line keeps the detail.
+    pub hide_internal: bool,
+}
+
+/// The message a 5xx answer carries in production instead of internal detail.
+pub const WITHHELD_MESSAGE: &str =
+    "Internal error details are not shown; the server log has them under this request id";
+
+/// Fields of a JSON answer that may carry internal error text.
+const MESSAGE_FIELDS: [&str; 3] = ["message", "invalidMessage", "errorMessage"];
+
+/// Replace every message field of a 5xx JSON answer, logging what it said.
+async fn withhold_json_messages(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    // 5xx answers are small; a body that cannot be read is replaced whole.
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
+    let mut withheld = Vec::new();
+    let mut scrub = |obj: &mut serde_json::Map<String, serde_json::Value>| {
+        for f in MESSAGE_FIELDS {
+            if let Some(serde_json::Value::String(m)) = obj.get_mut(f)
+                && !m.is_empty()
+                && m != WITHHELD_MESSAGE
+            {
+                withheld.push(std::mem::replace(m, WITHHELD_MESSAGE.to_owned()));
+            }
+        }
+    };
+    if let Some(obj) = v.as_object_mut() {
+        scrub(obj);
+        if let Some(serde_json::Value::Object(inner)) = obj.get_mut("error") {
+            scrub(inner);
+        }
+    }
+    if !withheld.is_empty() {
+        tracing::warn!(
+            status = parts.status.as_u16(),
+            detail = %crate::redact::urls_in(&withheld.join("; ")),
+            "error detail withheld from the answer (env: production)"
+        );
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(v.to_string()))
+}
+
 /// Rewrite every error response (4xx/5xx) into the JSON error shape, unless a
-/// handler already produced a protocol or JSON answer of its own.
-pub async fn shape_errors(req: Request, next: Next) -> Response {
+/// handler already produced a protocol or JSON answer of its own. Under
+/// [`ErrorPolicy::hide_internal`], no 5xx answer carries an internal message.
+pub async fn shape_errors(
+    axum::extract::State(policy): axum::extract::State<ErrorPolicy>,
+    req: Request,
+    next: Next,
+) -> Response {
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
+    let hide = policy.hide_internal && status.is_server_error();
     if let Some(shaped) = resp.extensions().get::<Shaped>().cloned() {
         let (mut parts, _) = resp.into_parts();
-        let body = error_body(status, shaped.code, &shaped.message, request_id.as_deref());
+        // Codes whose messages are fixed texts of ours keep them.
+        let fixed = matches!(shaped.code, "overloaded" | "timeout")
+            || shaped.message == default_code(status).1;
+        let message = if hide && !fixed {
+            tracing::warn!(
+                status = status.as_u16(),
+                detail = %crate::redact::urls_in(&shaped.message),
+                "error detail withheld from the answer (env: production)"
+            );
+            WITHHELD_MESSAGE
+        } else {
+            shaped.message.as_str()
+        };
+        let body = error_body(status, shaped.code, message, request_id.as_deref());
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::from(body.to_string()));
     }
@@ -148,7 +218,11 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
-        return resp;
+        return if hide {
+            withhold_json_messages(resp).await
+        } else {
+            resp
+        };
     }
     let (mut parts, _) = resp.into_parts();
     let (code, message) = default_code(status);

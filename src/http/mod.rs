@@ -3,9 +3,17 @@
 //!
 //! Stack, outermost first (every request passes all of them):
 //! `observe` (request id, span, access line, metrics, Sentry) → `shape_errors`
-//! (every error as JSON) → catch panic (500, the process lives on) → timeout
-//! → load shedding (503 beyond `server.maxConcurrentRequests`, no unbounded
-//! queue) → body limit (413) → CORS → router.
+//! (every error as JSON; in production no internal detail in a 5xx) → catch
+//! panic (500, the process lives on) → `read_body` (the whole body within
+//! `server.bodyReadTimeoutMs`, else 408; at most `server.bodyLimitBytes`,
+//! else 413) → timeout → load shedding (503 beyond
+//! `server.maxConcurrentRequests`, no unbounded queue) → body limit (413) →
+//! CORS → router.
+//!
+//! The body is read before the concurrency limit, so a client trickling its
+//! body holds a connection (bounded by `server.maxConnections` and its own
+//! deadline) but never one of the slots that requests being processed need.
+//! Connections themselves are served by [`serve`].
 
 pub mod admin;
 pub mod error;
@@ -13,6 +21,7 @@ pub mod guard;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod serve;
 pub mod state;
 pub mod x402;
 
@@ -48,14 +57,18 @@ pub fn routes(state: AppState) -> Router {
     if state.settings.metrics.port.is_none() {
         router = router.route("/metrics", get(metrics::render));
     }
+    let probes = health::Probes::new(Duration::from_millis(state.settings.server.health_cache_ms));
     router
         .route("/verify", post(x402::verify))
         .route("/settle", post(x402::settle))
         .route("/status", post(x402::status_post))
         .route("/status/{txid}", get(x402::status_get))
         .route("/supported", get(x402::supported))
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+        .route(
+            "/health",
+            get(health::health).layer(axum::Extension(probes.clone())),
+        )
+        .route("/ready", get(health::ready).layer(axum::Extension(probes)))
         .nest(
             "/admin",
             admin::routes().route_layer(middleware::from_fn_with_state(
@@ -120,6 +133,71 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
+/// Limits of [`read_body`].
+#[derive(Clone, Copy, Debug)]
+struct BodyLimits {
+    max_bytes: usize,
+    deadline: Duration,
+}
+
+/// Read the whole request body before the request may take a concurrency
+/// slot: within `deadline` (else 408 and the connection is closed) and at
+/// most `max_bytes` (else 413, without reading it when Content-Length says so).
+async fn read_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    use hyper::body::Body as _;
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body exceeds the configured limit",
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_bytes);
+    match tokio::time::timeout(limits.deadline, http_body_util::BodyExt::collect(limited)).await {
+        Ok(Ok(collected)) => {
+            let req = axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(collected.to_bytes()),
+            );
+            next.run(req).await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_large(),
+        Ok(Err(_)) => ApiError::bad_request("bad_request", "The request body could not be read")
+            .into_response(),
+        Err(_) => {
+            ::metrics::counter!("http_body_read_timeouts_total").increment(1);
+            let mut resp = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request body did not arrive in time",
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+            resp
+        }
+    }
+}
+
 /// The whole service: the routes wrapped in the global stack.
 pub fn service(state: AppState) -> Router {
     let settings = state.settings.clone();
@@ -136,10 +214,18 @@ pub fn stack(routes: Router, settings: &Settings) -> Router {
     let inner = routes
         .layer(tower::util::option_layer(cors(settings)))
         .layer(RequestBodyLimitLayer::new(settings.server.body_limit_bytes));
+    let limits = BodyLimits {
+        max_bytes: settings.server.body_limit_bytes,
+        deadline: Duration::from_millis(settings.server.body_read_timeout_ms),
+    };
+    let policy = error::ErrorPolicy {
+        hide_internal: settings.env == crate::config::Environment::Production,
+    };
     let stacked = ServiceBuilder::new()
         .layer(middleware::from_fn(observe::observe))
-        .layer(middleware::from_fn(error::shape_errors))
+        .layer(middleware::from_fn_with_state(policy, error::shape_errors))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(limits, read_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
@@ -306,6 +392,109 @@ mod tests {
         let body = json_of(resp).await;
         assert_eq!(body["error"]["code"], "timeout");
         assert_eq!(body["error"]["statusCode"], 504);
+    }
+
+    fn leaky_router() -> Router {
+        Router::new()
+            .route(
+                "/store",
+                get(|| async {
+                    ApiError::unavailable(
+                        "exact_cardano_facilitator_store_unavailable",
+                        "redis://:pw@10.1.1.1:6379 connection refused",
+                    )
+                }),
+            )
+            .route(
+                "/verify",
+                get(|| async {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({
+                            "isValid": false,
+                            "invalidReason": "exact_cardano_facilitator_chain_lookup_failed",
+                            "invalidMessage": "transport: https://bf.example/api/v0/KEY timed out",
+                        })),
+                    )
+                }),
+            )
+            .route(
+                "/bad",
+                get(|| async { ApiError::bad_request("invalid_payload", "body is not JSON") }),
+            )
+    }
+
+    /// `env: "production"`: a 5xx answer keeps its code and reason but no
+    /// internal message; 4xx messages (about the caller's input) stay.
+    #[tokio::test]
+    async fn production_error_answers_carry_no_internal_message() {
+        let mut prod = settings(16, 10_000);
+        prod.env = crate::config::Environment::Production;
+        let svc = stack(leaky_router(), &prod);
+        let get = |p: &str| Request::get(p).body(Body::empty()).unwrap();
+
+        let resp = svc.clone().oneshot(get("/store")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json_of(resp).await;
+        assert_eq!(
+            body["error"]["code"],
+            "exact_cardano_facilitator_store_unavailable"
+        );
+        assert_eq!(body["error"]["message"], error::WITHHELD_MESSAGE);
+
+        let resp = svc.clone().oneshot(get("/verify")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json_of(resp).await;
+        assert_eq!(
+            body["invalidReason"],
+            "exact_cardano_facilitator_chain_lookup_failed"
+        );
+        assert_eq!(body["invalidMessage"], error::WITHHELD_MESSAGE);
+
+        let body = json_of(svc.clone().oneshot(get("/bad")).await.unwrap()).await;
+        assert_eq!(body["error"]["message"], "body is not JSON");
+
+        // Development keeps the detail.
+        let svc = stack(leaky_router(), &settings(16, 10_000));
+        let body = json_of(svc.clone().oneshot(get("/store")).await.unwrap()).await;
+        assert_eq!(
+            body["error"]["message"],
+            "redis://:pw@10.1.1.1:6379 connection refused"
+        );
+        let body = json_of(svc.oneshot(get("/verify")).await.unwrap()).await;
+        assert!(
+            body["invalidMessage"]
+                .as_str()
+                .unwrap_or("")
+                .contains("timed out")
+        );
+    }
+
+    /// A body that stops arriving is answered 408 (and the connection closed)
+    /// by its own deadline, before it could take a concurrency slot.
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_answered_408_by_its_deadline() {
+        let mut s = settings(1, 10_000);
+        s.server.body_read_timeout_ms = 200;
+        let router =
+            Router::new().route("/echo", axum::routing::post(|b: String| async move { b }));
+        let svc = stack(router, &s);
+        let (tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let stalled = Body::from_stream(rx);
+        let resp = svc
+            .clone()
+            .oneshot(Request::post("/echo").body(stalled).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(resp.headers()["connection"], "close");
+        assert_eq!(json_of(resp).await["error"]["code"], "request_timeout");
+        drop(tx);
+        let resp = svc
+            .oneshot(Request::post("/echo").body(Body::from("hello")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod devnet_api;
 mod devnet_ledger;
 mod edge;
 mod foundation;
+mod hardening;
 mod masumi_method;
 mod one_payment;
 mod openapi;
