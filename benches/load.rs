@@ -784,10 +784,10 @@ fn run(o: &Options) -> Result<bool, String> {
     println!(
         "prepared {} signed payments (one funded UTxO each, {}) in {:.2} s",
         bodies.len(),
-        if target.devnet.is_some() {
-            "one Devnet::fund_many block"
-        } else {
-            "faucet"
+        match (&target.devnet, target.upstream) {
+            (Some(_), true) => "one faucet transaction each",
+            (Some(_), false) => "one Devnet::fund_many block",
+            (None, _) => "faucet",
         },
         prep.elapsed().as_secs_f64()
     );

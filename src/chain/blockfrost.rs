@@ -492,7 +492,9 @@ impl BlockfrostProvider {
                 anchor_time: 0,
                 slot_length: 1,
             },
-            params: RefreshingCell::new(params_ttl, Duration::from_secs(3_600)),
+            // A failed refresh may serve the previous value, but never one
+            // older than 10 minutes in all.
+            params: RefreshingCell::new(params_ttl, MAX_PARAMS_TTL.saturating_sub(params_ttl)),
             params_ttl,
             utxo_cache: UtxoCache::new(
                 Duration::from_secs(cache.utxo_ttl_seconds),

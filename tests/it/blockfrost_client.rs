@@ -732,8 +732,9 @@ async fn protocol_parameters_are_fetched_once_for_a_burst_and_the_project_id_is_
 
 #[tokio::test]
 async fn latency_is_recorded_per_operation() {
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
+    // The application's own recorder (the one global recorder of this test
+    // binary, shared with the HTTP tests that scrape /metrics).
+    let handle = x402_facilitator::http::metrics::handle().expect("recorder installed");
     let d = Devnet::manual(&settings(1_000, vec![])).unwrap();
     let base = serve(d.clone()).await;
     let bf = BlockfrostProvider::new(
@@ -743,8 +744,6 @@ async fn latency_is_recorded_per_operation() {
     )
     .await
     .unwrap();
-    // The only test in this binary that installs a recorder.
-    metrics::set_global_recorder(recorder).unwrap();
     bf.tip().await.unwrap();
     bf.utxos(&[tx_ref(0)]).await;
     let text = handle.render();

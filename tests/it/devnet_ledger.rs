@@ -783,3 +783,69 @@ fn node_gaps_are_refused_like_the_node() {
     // The indefinite-length four-element transaction is accepted, with its definite id.
     assert_eq!(l.submit(&indefinite, 1).unwrap(), ok.tx_id);
 }
+
+#[tokio::test]
+async fn a_full_block_leaves_the_backlog_waiting_in_order_with_its_claims() {
+    // More waiting transactions than one block holds (90,112 bytes).
+    let d = manual();
+    let buyer = key(1);
+    let n = 400usize;
+    let fund = d
+        .fund_many(
+            (0..n)
+                .map(|_| (addr_bytes(&buyer), Value::lovelace(10 * ADA)))
+                .collect(),
+        )
+        .unwrap();
+    let payments: Vec<_> = (0..n)
+        .map(|i| {
+            pay(
+                &buyer,
+                UtxoRef::new(fund, i as u32),
+                Value::lovelace(10 * ADA),
+                addr_bytes(&key(2)),
+                2 * ADA,
+            )
+        })
+        .collect();
+    for p in &payments {
+        assert_eq!(d.submit(&p.tx).await, SubmitOutcome::Accepted);
+    }
+    let total: usize = payments.iter().map(|p| p.tx.len()).sum();
+    assert!(total as u64 > x402_facilitator::chain::devnet::ledger::MAX_BLOCK_BODY_SIZE);
+    let waiting = d.mempool();
+    assert_eq!(waiting.len(), n);
+
+    d.produce_block();
+    let included = d.with_ledger(|l| l.blocks().last().unwrap().txs.clone());
+    assert!(!included.is_empty() && included.len() < n);
+    // The block took a prefix; the rest waits in its arrival order.
+    assert_eq!(&waiting[..included.len()], &included[..]);
+    assert_eq!(d.mempool(), waiting[included.len()..].to_vec());
+    // A waiting transaction still holds its input: a conflicting spend is refused.
+    let last = n - 1;
+    let conflict = pay(
+        &buyer,
+        UtxoRef::new(fund, last as u32),
+        Value::lovelace(10 * ADA),
+        addr_bytes(&key(3)),
+        3 * ADA,
+    );
+    assert_eq!(rejected(d.submit(&conflict.tx).await), "BadInputsUTxO");
+    // An included one's input is now spent on chain.
+    assert_eq!(d.utxos(&[UtxoRef::new(fund, 0)]).await[0], UtxoState::Spent);
+    // Further blocks drain the backlog, everything lands exactly once.
+    while !d.mempool().is_empty() {
+        d.produce_block();
+    }
+    for p in &payments {
+        assert!(matches!(
+            d.evidence(&p.tx_id).await.unwrap(),
+            Evidence::Included { .. }
+        ));
+    }
+    assert!(matches!(
+        d.evidence(&conflict.tx_id).await.unwrap(),
+        Evidence::NotSeen
+    ));
+}

@@ -1009,3 +1009,40 @@ fn synthetic(id: TxId, origin: TxOrigin, outputs: Vec<OutputRecord>) -> TxRecord
         status: TxStatus::Mempool,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_round_trip_and_stay_small() {
+        let plain = OutputRecord::plain(vec![0x60; 29], Value::lovelace(5));
+        let mut rich = OutputRecord::plain(vec![0x70; 29], Value::lovelace(7));
+        rich.value.assets.insert(
+            AssetId {
+                policy: [1; 28],
+                name: b"t".to_vec(),
+            },
+            3,
+        );
+        rich.datum_hash = Some([2; 32]);
+        rich.inline_datum = Some(vec![0xd8, 0x79, 0x80]);
+        rich.script_ref_hash = Some([3; 28]);
+        let outs: Outputs = vec![plain.clone(), rich.clone()].into();
+        assert_eq!(outs.len(), 2);
+        assert_eq!(outs.get(0), Some(plain.clone()));
+        assert_eq!(outs.get(1), Some(rich.clone()));
+        assert_eq!(outs.iter().collect::<Vec<_>>(), vec![plain, rich]);
+        assert_eq!(outs.coins().collect::<Vec<_>>(), vec![5, 7]);
+        assert!(outs.holds(
+            1,
+            &AssetId {
+                policy: [1; 28],
+                name: b"t".to_vec()
+            }
+        ));
+        assert_eq!(outs.get(2), None);
+        // A plain output is an address pointer, the lovelace and an empty box pointer.
+        assert_eq!(std::mem::size_of::<CompactOutput>(), 32);
+    }
+}
