@@ -1042,11 +1042,8 @@ impl Settings {
                 "must be between 100 and server.headerReadTimeoutMs",
             );
         }
-        if sv.body_read_timeout_ms < 100 || sv.body_read_timeout_ms > sv.request_timeout_ms {
-            bad(
-                "server.bodyReadTimeoutMs",
-                "must be between 100 and server.requestTimeoutMs",
-            );
+        if !(100..=600_000).contains(&sv.body_read_timeout_ms) {
+            bad("server.bodyReadTimeoutMs", "must be between 100 and 600000");
         }
         if !(16..=1_000_000).contains(&sv.max_connections) {
             bad("server.maxConnections", "must be between 16 and 1000000");

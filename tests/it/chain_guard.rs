@@ -258,7 +258,9 @@ async fn a_backend_of_another_network_stops_startup() {
     assert_eq!(
         stderr.trim_end().lines().last().unwrap_or_default(),
         format!(
-            "chain provider initialization failed: genesis: the chain backend at {url} serves network magic 42, but chain.network is cardano:preprod (magic 1)"
+            "chain provider initialization failed: genesis: the chain backend at {} serves network magic 42, but chain.network is cardano:preprod (magic 1)",
+            // URLs are printed as scheme, host and port only (no path, key or userinfo).
+            url.split("/devnet").next().unwrap_or_default()
         ),
         "{stderr}"
     );
@@ -282,12 +284,8 @@ async fn a_backend_that_changes_network_is_refused_for_reads_and_submits() {
     assert_eq!(status, 200, "{h}");
     assert_eq!(h["status"], "degraded", "{h}");
     assert_eq!(h["dependencies"]["chain"]["status"], "down", "{h}");
-    assert!(
-        h["dependencies"]["chain"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("serves network magic 42")),
-        "{h}"
-    );
+    // Without the admin key /health shows status and latency, not error text.
+    assert!(h["dependencies"]["chain"].get("error").is_none(), "{h}");
     let (status, v) = app.post_json("/verify", &body).await;
     assert_eq!(status, 503, "{v}");
     assert_eq!(

@@ -252,9 +252,9 @@ async fn upstream() -> Upstream {
         req: Request,
         next: Next,
     ) -> Response {
-        if req.uri().path().ends_with("/blocks/latest") {
-            hits.fetch_add(1, Ordering::SeqCst);
-        }
+        // Every upstream request counts (the probe reads /genesis to prove
+        // the network; the tip comes from the provider's background copy).
+        hits.fetch_add(1, Ordering::SeqCst);
         if fail.load(Ordering::SeqCst) {
             return (
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -308,8 +308,8 @@ async fn two_hundred_health_calls_in_a_second_cost_a_handful_of_upstream_request
     burst(&app).await;
     let cached = up.tip_hits.load(Ordering::SeqCst);
     assert!(
-        (1..=4).contains(&cached),
-        "200 /health calls cost {cached} upstream tip requests"
+        (1..=6).contains(&cached),
+        "200 /health calls cost {cached} upstream requests"
     );
     app.stop().await;
 
@@ -323,10 +323,7 @@ async fn two_hundred_health_calls_in_a_second_cost_a_handful_of_upstream_request
     up.tip_hits.store(0, Ordering::SeqCst);
     burst(&app).await;
     let uncached = up.tip_hits.load(Ordering::SeqCst);
-    assert!(
-        uncached >= 200,
-        "uncached: {uncached} upstream tip requests"
-    );
+    assert!(uncached >= 200, "uncached: {uncached} upstream requests");
     app.stop().await;
 }
 

@@ -1335,6 +1335,7 @@ async fn mempool_pending_outages_overload_and_timeouts_answer_as_documented() {
         s.chain.devnet.block_time_ms = 600_000;
         s.settlement.confirmation_timeout_seconds = 1;
         s.server.request_timeout_ms = 2_000;
+        s.server.body_read_timeout_ms = 1_000;
         s.server.max_concurrent_requests = 1;
     })
     .await;

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use x402_facilitator::app::{App, AppState};
 use x402_facilitator::config::Settings;
 
-/// Settings for tests: port 0, fast devnet blocks, limits off.
+/// Settings for tests: port 0, fast devnet blocks, limits off, health uncached.
 pub fn test_settings() -> Settings {
     let mut s = Settings::default();
     s.server.port = 0;
@@ -25,6 +25,8 @@ pub fn test_settings() -> Settings {
     s.settlement.reconcile_interval_ms = 200;
     // Most tests settle at l1Confirmations -1 (fast); the opt-in is tested on its own.
     s.settlement.accept_mempool = true;
+    // Tests switch dependencies off and on and look at /health at once.
+    s.server.health_cache_ms = 0;
     s
 }
 
