@@ -238,11 +238,7 @@ fn error_message(body: &[u8]) -> String {
 
 fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+        crate::cardano::types::truncate_chars(&mut s, max);
         s.push('…');
     }
     s
@@ -556,10 +552,6 @@ impl BlockfrostProvider {
     /// The base URL requests go to (ends in `/api/v0` for Blockfrost).
     pub fn base_url(&self) -> &str {
         &self.core.base
-    }
-
-    pub fn slot_clock(&self) -> SlotClock {
-        self.core.clock
     }
 
     /// Read the tip now (instead of waiting for the background refresh) and

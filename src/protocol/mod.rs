@@ -21,10 +21,3 @@ pub mod types;
 pub use parse::{EnvelopeError, ParsedRequest, RequirementsView, parse_request};
 pub use reason::Reason;
 pub use types::*;
-
-use crate::cardano::Network;
-
-/// Normalise any accepted network spelling (CAIP-2, CIP-34 alias, v1 name) to a [`Network`].
-pub fn normalize_network(s: &str) -> Option<Network> {
-    Network::parse_any(s)
-}

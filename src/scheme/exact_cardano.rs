@@ -639,14 +639,6 @@ fn stage_b_payload(tx: &ParsedTx, env: &Envelope) -> Result<(), Reject> {
 
 /// Stage C: the validity window, in slots. `now_slot` is the current slot,
 /// `horizon_slot` the slot at now + maxTimeoutSeconds.
-pub fn check_validity_window(
-    tx: &ParsedTx,
-    now_slot: u64,
-    horizon_slot: u64,
-) -> Result<u64, (Reason, String)> {
-    stage_c(tx, now_slot, horizon_slot).map_err(|r| (r.reason, r.message))
-}
-
 fn stage_c(tx: &ParsedTx, now_slot: u64, horizon_slot: u64) -> Result<u64, Reject> {
     let Some(ttl) = tx.ttl() else {
         return Err(reject(

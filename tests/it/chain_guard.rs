@@ -324,3 +324,41 @@ fn base64_tx(body: &Json) -> Vec<u8> {
         .decode(b64)
         .unwrap()
 }
+
+/// /status answers from the journal and consults the chain at most once per
+/// transaction per poll interval: 200 status calls in about a second cost a
+/// handful of upstream requests.
+#[tokio::test]
+async fn two_hundred_status_calls_cost_a_handful_of_upstream_requests() {
+    let (d, url) = backend(42).await;
+    let app = facilitator(Network::Devnet, &url, |s| {
+        s.settlement.poll_interval_ms = 1_000;
+    })
+    .await;
+    let req = requirements(Network::Devnet, -1);
+    let (body, _) = payment(&d, Network::Devnet, 7, &req);
+    let (status, v) = app.post_json("/settle", &body).await;
+    assert_eq!((status, &v["success"]), (200, &json!(true)), "{v}");
+    let tx = v["transaction"].as_str().unwrap().to_owned();
+    d.reset_api_calls();
+    let started = std::time::Instant::now();
+    let path = format!("/status/{tx}");
+    for _ in 0..20 {
+        let calls = (0..10).map(|_| app.get_json(&path));
+        for (code, st) in futures::future::join_all(calls).await {
+            assert_eq!(code, 200, "{st}");
+            assert_eq!(st["transaction"], tx);
+        }
+    }
+    let elapsed = started.elapsed();
+    let upstream = d.api_call_count();
+    // At most one evidence lookup (`/txs/{id}` and `/mempool/{id}`) per
+    // started second of the burst.
+    let seconds = elapsed.as_secs() + 1;
+    assert!(
+        upstream <= 2 * seconds + 2,
+        "200 /status calls in {elapsed:?} cost {upstream} upstream requests: {:?}",
+        d.api_calls()
+    );
+    app.stop().await;
+}

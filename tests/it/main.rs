@@ -14,6 +14,7 @@ mod devnet_ledger;
 mod edge;
 mod foundation;
 mod hardening;
+mod liveness;
 mod masumi_method;
 mod one_payment;
 mod openapi;
