@@ -207,7 +207,8 @@ async fn health_is_unhealthy_when_every_dependency_is_down() {
     assert_eq!(h["status"], "unhealthy");
     assert_eq!(h["dependencies"]["store"]["status"], "down");
     assert_eq!(h["dependencies"]["chain"]["status"], "down");
-    assert!(h["dependencies"]["store"]["error"].is_string());
+    // Without the admin key /health shows status and latency, not error text.
+    assert!(h["dependencies"]["store"].get("error").is_none(), "{h}");
     app.stop().await;
 }
 
