@@ -479,13 +479,13 @@ async fn rule_envelope() {
             Reason::InvalidRequirements,
         ),
         (
-            "script method",
+            "script method without script or scriptHash",
             |b, _| {
                 let e = json!({"assetTransferMethod": "script"});
                 b["paymentRequirements"]["extra"] = e.clone();
                 b["paymentPayload"]["accepted"]["extra"] = e;
             },
-            Reason::InvalidRequirements,
+            Reason::ScriptAddressMismatch,
         ),
         (
             "confirmations out of range",
