@@ -100,14 +100,14 @@ async fn pure_rejections_cost_no_chain_and_no_store_call() {
         let Answer::Done(v) = verified else {
             panic!("{name}: {verified:?}")
         };
-        assert_eq!(v.is_valid, false, "{name}");
+        assert!(!v.is_valid, "{name}");
         let reason = v.invalid_reason.clone().unwrap_or_default();
         assert!(reason.starts_with(want), "{name}: {reason}");
         let SettleResult::Answer(Answer::Done(s)) = f.settle(&parsed, Caller::default()).await
         else {
             panic!("{name}: settle did not answer 200");
         };
-        assert_eq!(s.success, false, "{name}");
+        assert!(!s.success, "{name}");
         assert_eq!(s.error_reason.as_deref(), Some(reason.as_str()), "{name}");
         assert_eq!(s.transaction, "", "{name}: nothing broadcast");
         assert_eq!(chain.count(), 0, "{name}: chain calls");
