@@ -77,6 +77,7 @@ pub struct Settings {
     pub settlement: SettlementSettings,
     pub admin: AdminSettings,
     pub metrics: MetricsSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -93,6 +94,7 @@ impl Default for Settings {
             settlement: SettlementSettings::default(),
             admin: AdminSettings::default(),
             metrics: MetricsSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -442,6 +444,34 @@ pub struct AdminSettings {
 pub struct MetricsSettings {
     /// Serve /metrics on its own port instead of the main listener.
     pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TelemetrySettings {
+    pub otlp: OtlpSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OtlpSettings {
+    /// OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is appended).
+    /// Traces are exported only when this or `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub endpoint: Option<String>,
+    /// `service.name` of the exported traces.
+    pub service_name: String,
+    /// Fraction of requests traced (parent-based: a traced request traces all its spans).
+    pub sample_ratio: f64,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        OtlpSettings {
+            endpoint: None,
+            service_name: "x402-facilitator".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// Everything that can stop configuration from loading.
@@ -864,6 +894,18 @@ impl Settings {
             if ip.parse::<std::net::IpAddr>().is_err() {
                 bad(&format!("admin.allowedIps.{i}"), "must be an IP address");
             }
+        }
+        if let Some(url) = &self.telemetry.otlp.endpoint
+            && !url.is_empty()
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bad("telemetry.otlp.endpoint", "must be an http(s) URL");
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.otlp.sample_ratio) {
+            bad("telemetry.otlp.sampleRatio", "must be between 0 and 1");
+        }
+        if self.telemetry.otlp.service_name.trim().is_empty() {
+            bad("telemetry.otlp.serviceName", "must not be empty");
         }
         if self.metrics.port == Some(0) {
             bad("metrics.port", "must be a port number (1-65535)");

@@ -155,6 +155,26 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         "facilitator up at {facilitator} (devnet, memory store)"
     ));
 
+    let (resource, client, shop_task) = start_shop(&clock, &facilitator).await?;
+
+    let result = buyer_flow(&clock, &client, &facilitator, &resource, [0xb7; 32]).await;
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+    shop_task.abort();
+    match &result {
+        Ok(()) => clock.say("done: paid request served, payment settled on chain"),
+        Err(e) => clock.say(&format!("FAILED: {e}")),
+    }
+    result
+}
+
+/// The resource server: one route for 1 ada, paid through `facilitator`.
+async fn start_shop(
+    clock: &Clock,
+    facilitator: &str,
+) -> Result<(String, reqwest::Client, tokio::task::JoinHandle<()>), DemoError> {
+    let facilitator = facilitator.trim_end_matches('/').to_owned();
     let seller = SigningKey::from_seed([0x5e; 32]).enterprise_address(Network::Devnet);
     let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -177,7 +197,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         .build()
         .map_err(|e| step(e.to_string()))?;
     let shop = Shop {
-        facilitator: facilitator.clone(),
+        facilitator,
         requirements,
         resource: resource.clone(),
         client: client.clone(),
@@ -192,10 +212,22 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         "resource server up: GET {resource} costs 1 ada, paid to {seller}"
     ));
 
-    let result = buyer_flow(&clock, &client, &facilitator, &resource).await;
+    Ok((resource, client, shop_task))
+}
 
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+/// The buyer and the resource server of the demo, against a facilitator
+/// running elsewhere (`facilitator`) whose chain is a devnet served at
+/// `devnet` (its faucet and Blockfrost-compatible API). Used by the Docker
+/// smoke test: a paid request through the production container.
+pub async fn run_against(facilitator: &str, devnet: &str) -> Result<(), DemoError> {
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    println!("x402 on Cardano: a paid request through the facilitator at {facilitator}\n");
+    let (resource, client, shop_task) = start_shop(&clock, facilitator).await?;
+    // A fresh buyer per run, so repeated runs never race for the same coins.
+    let seed: [u8; 32] = rand::random();
+    let result = buyer_flow(&clock, &client, devnet, &resource, seed).await;
     shop_task.abort();
     match &result {
         Ok(()) => clock.say("done: paid request served, payment settled on chain"),
@@ -207,11 +239,12 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
 async fn buyer_flow(
     clock: &Clock,
     client: &reqwest::Client,
-    facilitator: &str,
+    chain_base: &str,
     resource: &str,
+    seed: [u8; 32],
 ) -> Result<(), DemoError> {
-    let buyer = Buyer::from_seed([0xb7; 32], Network::Devnet);
-    let funded = buyer::faucet(client, facilitator, &buyer.address(), 10_000_000, &[])
+    let buyer = Buyer::from_seed(seed, Network::Devnet);
+    let funded = buyer::faucet(client, chain_base, &buyer.address(), 10_000_000, &[])
         .await
         .map_err(|e| step(e.to_string()))?;
     clock.say(&format!(
@@ -244,7 +277,7 @@ async fn buyer_flow(
         req.amount, req.asset, req.pay_to, req.network
     ));
 
-    let api = format!("{facilitator}/devnet/api/v0");
+    let api = format!("{}/devnet/api/v0", chain_base.trim_end_matches('/'));
     let view = buyer::chain_view(client, &api, &buyer.address())
         .await
         .map_err(|e| step(e.to_string()))?;

@@ -36,7 +36,15 @@ enum Command {
         url: Option<String>,
     },
     /// Run a complete paid request on the embedded devnet and print each step.
-    Demo,
+    Demo {
+        /// Pay through this running facilitator instead of an in-process one
+        /// (its chain must be the devnet given by --devnet).
+        #[arg(long, requires = "devnet")]
+        facilitator: Option<String>,
+        /// Base URL of the devnet (faucet and /devnet/api/v0) the facilitator uses.
+        #[arg(long, requires = "facilitator")]
+        devnet: Option<String>,
+    },
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
@@ -66,7 +74,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         Command::Serve => "serve",
         Command::CheckConfig => "check-config",
         Command::Healthcheck { .. } => "healthcheck",
-        Command::Demo => "demo",
+        Command::Demo { .. } => "demo",
     });
 
     // Step 1: configuration.
@@ -87,7 +95,17 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Healthcheck { url }) => healthcheck(&settings, url).await,
-        Some(Command::Demo) => {
+        Some(Command::Demo {
+            facilitator: Some(facilitator),
+            devnet: Some(devnet),
+        }) => match x402_facilitator::demo::run_against(&facilitator, &devnet).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Demo { .. }) => {
             let mut settings = settings;
             // The demo prints its own story; service logs only for problems.
             settings.logging.level = "warn".into();

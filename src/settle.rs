@@ -217,6 +217,7 @@ impl Settlement {
 
     /// Atomically claim the settlement of `draft.tx_id`, or find the existing record.
     /// A stale or retryable CLAIMED record is taken over by compare-and-set.
+    #[tracing::instrument(level = "debug", name = "settle.claim", skip_all)]
     pub async fn begin(&self, draft: SettlementRecord) -> Result<Begin, StoreError> {
         let retention = self.retention(&draft);
         match self
@@ -278,6 +279,7 @@ impl Settlement {
 
     /// CLAIMED -> SUBMITTING -> submit -> SUBMITTED (or FAILED, or stays SUBMITTING).
     /// Runs in its own task so a dropped request cannot cut a transition in half.
+    #[tracing::instrument(level = "debug", name = "settle.submit_and_wait", skip_all)]
     pub async fn submit_and_wait(
         self: &Arc<Self>,
         claimed: SettlementRecord,
@@ -299,6 +301,7 @@ impl Settlement {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "settle.submit", skip_all)]
     async fn submit_inner(
         self: Arc<Self>,
         claimed: SettlementRecord,
@@ -387,6 +390,7 @@ impl Settlement {
     }
 
     /// Answer a settle for a transaction the journal already knows.
+    #[tracing::instrument(level = "debug", name = "settle.resume", skip_all)]
     pub async fn resume(&self, rec: SettlementRecord, requirements_digest: &str) -> SettleAnswer {
         if rec.requirements_digest != requirements_digest {
             metrics::counter!("x402_settle_total", "result" => "duplicate").increment(1);
@@ -433,6 +437,7 @@ impl Settlement {
     }
 
     /// Follow the chain until the policy is met or the deadline passes.
+    #[tracing::instrument(level = "debug", name = "settle.confirmations", skip_all)]
     async fn observe_until(
         &self,
         mut rec: SettlementRecord,
@@ -634,6 +639,7 @@ impl Settlement {
         Ok(n)
     }
 
+    #[tracing::instrument(level = "debug", name = "settle.reconcile_record", skip_all)]
     async fn reconcile_record(&self, rec: SettlementRecord) {
         let now = now_ms();
         match rec.state {

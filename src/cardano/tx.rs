@@ -592,15 +592,15 @@ mod tests {
 
     const FIXTURES: &[(&str, &str)] = &[
         (
-            include_str!("../../tests/fixtures/mainnet_90bd64b1.tx.hex"),
+            include_str!("../../tests/it/fixtures/mainnet_90bd64b1.tx.hex"),
             "90bd64b133e327daecfa0cc60c26f3b96fc6f0285a6d96cc122819908b3aaf93",
         ),
         (
-            include_str!("../../tests/fixtures/mainnet_3e1ae85c.tx.hex"),
+            include_str!("../../tests/it/fixtures/mainnet_3e1ae85c.tx.hex"),
             "3e1ae85c08b610d5d03e67cf90e78980d1d2f54ffc50c21672e24180b450d354",
         ),
         (
-            include_str!("../../tests/fixtures/preview_b41ebebf.tx.hex"),
+            include_str!("../../tests/it/fixtures/preview_b41ebebf.tx.hex"),
             "b41ebebf5234b645f9b0767ac541e1d9ea680b763d9b105554ef3b41acdbd36f",
         ),
     ];

@@ -3,18 +3,17 @@
 //! (parity), and (2) misbehaving local HTTP servers, where it must never turn
 //! garbage or a failure into a verdict.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use crate::devnet_support::*;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use crate::devnet_support::*;
 use serde_json::json;
 use x402_facilitator::cardano::builder;
 use x402_facilitator::cardano::{Network, TxId, UtxoRef, Value};

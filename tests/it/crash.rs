@@ -3,13 +3,12 @@
 //! (in this test process) reached through the Blockfrost client, so the
 //! ledger outlives the crash and counts submissions per transaction.
 
-
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use crate::support::app::{BinApp, spawn_app_with};
 use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use crate::support::redis_server::{Options, PASSWORD, RedisServer};
+use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "crash-test-admin-key-0001";
 

@@ -1,6 +1,5 @@
 //! Issue 6 point 6: `x402-facilitator demo` runs the whole flow and exits 0.
 
-
 use std::time::{Duration, Instant};
 
 #[test]

@@ -11,7 +11,6 @@
 //! `interop/node_modules` they are skipped with a loud message, unless
 //! `X402_INTEROP_REQUIRED=1` is set (CI sets it), which turns the skip into a failure.
 
-
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -7,7 +7,6 @@
 //! the wall clock except the producer tests, which wait on the tip channel
 //! with short bounded timeouts.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

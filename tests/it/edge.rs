@@ -1,15 +1,14 @@
 //! Issue 7, black-box: rate limits, API keys, Prometheus metrics, Sentry.
 
-
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use crate::support::app::{BinApp, spawn_app_with};
 use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use crate::support::redis_server::{PASSWORD, RedisServer};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use x402_facilitator::config::Secret;
 
 fn client_from(ip: &str) -> reqwest::Client {

@@ -1,13 +1,12 @@
 //! Issue 2: configuration, startup errors, logs, the tower stack, health,
 //! graceful shutdown — black-box, against the real binary or the real App.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::app::{BinApp, run_bin, spawn_app, spawn_app_with};
+use serde_json::{Value, json};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")

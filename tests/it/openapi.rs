@@ -15,17 +15,16 @@
 //! Chain and store outages are injected by wrapping the real devnet provider
 //! and the real in-memory store with a switch.
 
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use crate::support::app::{TestApp, spawn_app_with, test_settings};
+use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use crate::support::app::{TestApp, spawn_app_with, test_settings};
-use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use x402_facilitator::app::App;
 use x402_facilitator::cardano::{Network, TxId, UtxoRef};
 use x402_facilitator::chain::{

@@ -3,14 +3,13 @@
 //! the devnet; B and C read it through the Blockfrost client), and Redis
 //! outages while traffic flows.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::app::{TestApp, spawn_app_with};
 use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use crate::support::redis_server::RedisServer;
+use serde_json::{Value, json};
 use x402_facilitator::config::{Settings, StoreBackend};
 
 fn with_redis(s: &mut Settings, redis: &RedisServer) {

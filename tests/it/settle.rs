@@ -1,12 +1,11 @@
 //! Issues 3 and 6, black-box: /verify, /settle and /status against the real
 //! app on port 0 with the real embedded devnet.
 
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::pay::{body_for, funded_buyer, pay, requirements, seller, view};
+use serde_json::{Value, json};
 use x402_facilitator::cardano::TxId;
 use x402_facilitator::cardano::builder;
 use x402_facilitator::cardano::keys::SigningKey;

@@ -3,7 +3,6 @@
 //! harness; then the Redis-only properties: atomicity across instances,
 //! outage and recovery, AOF durability, Sentinel failover, connection setup.
 
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,12 +2,11 @@
 //! embedded devnet, and against a facilitator whose Blockfrost client reads
 //! another facilitator's devnet API (issue 4 point 6). Same answers expected.
 
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::pay::{body_for, funded_buyer, pay, requirements, seller, view};
+use serde_json::{Value, json};
 use x402_facilitator::buyer;
 
 /// The app under test and the app whose faucet and devnet it uses (may be the same).

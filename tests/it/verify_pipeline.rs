@@ -1367,7 +1367,10 @@ fn stable_fuzz_decode_tx() {
         .tx,
     );
     for f in ["mainnet_90bd64b1", "mainnet_3e1ae85c", "preview_b41ebebf"] {
-        let path = format!("{}/tests/it/fixtures/{f}.tx.hex", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/it/fixtures/{f}.tx.hex",
+            env!("CARGO_MANIFEST_DIR")
+        );
         corpus.push(hex::decode(std::fs::read_to_string(path).unwrap().trim()).unwrap());
     }
     const INTERESTING: &[u8] = &[

@@ -26,7 +26,6 @@
 //! Without Node or `interop/x402/node_modules` the test prints a loud SKIPPED
 //! and passes, unless `X402_INTEROP_REQUIRED=1` (CI sets it): then it fails.
 
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +33,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::app::{TestApp, spawn_app_with};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,7 +41,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use serde_json::{Value, json};
-use crate::support::app::{TestApp, spawn_app_with};
 use x402_facilitator::buyer::{self, Buyer};
 use x402_facilitator::cardano::keys::SigningKey;
 use x402_facilitator::cardano::{Network, TxId};
