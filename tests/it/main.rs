@@ -12,6 +12,7 @@ mod devnet_ledger;
 mod edge;
 mod foundation;
 mod openapi;
+mod ops_metrics;
 mod otel;
 mod replicas;
 mod settle;
