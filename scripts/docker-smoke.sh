@@ -14,8 +14,8 @@
 #     server in a one-off container on the compose network);
 #  7. x402-redis-prod restarted: the settlement journal survives (AOF), the
 #     facilitator reconnects without a restart and serves a second payment;
-#  8. compose stop: the facilitator drains and exits 0 within its grace
-#     period;
+#  8. compose stop with a settle in flight: it completes, the facilitator
+#     exits 0 within its grace period;
 #  9. everything torn down (containers, network, volumes).
 #
 # Only loopback and the compose network are contacted (plus Debian's mirror
@@ -68,6 +68,10 @@ export X402_CHAIN__NETWORK=devnet
 export X402_CHAIN__BLOCKFROST__URL=http://x402-devnet:3000/devnet/api/v0
 export X402_ADMIN__API_KEY="$ADMIN_KEY"
 export COMPOSE_PROJECT_NAME=x402-smoke
+# The development Redis (no profile: it starts too) on a free port, since
+# this machine may run its own Redis on 6379.
+X402_DEV_REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export X402_DEV_REDIS_PORT
 # docker compose (v2 plugin) when installed, else docker-compose (1.29).
 if docker compose version >/dev/null 2>&1; then C=(docker compose); else C=(docker-compose); fi
 ALL=("${C[@]}" --profile production --profile devnet)
@@ -148,18 +152,40 @@ tx2=$(echo "$out" | settled_tx)
 say "after the Redis restart: $tx1 still confirmed (AOF), facilitator not restarted ($started), second payment $tx2 confirmed"
 
 # --- 8. stop: drain and exit 0 ------------------------------------------------------------
+# A settle is in flight (6 confirmations at 500 ms blocks, about 3 s) when
+# `compose stop` sends SIGTERM: it must complete, then the process exit 0.
 grace=30
+verifies() { docker logs x402-facilitator 2>&1 | grep -c '"route":"/verify"' || true; }
+before=$(verifies)
+inflight_out=$(mktemp)
+"${C[@]}" --profile devnet run --rm --no-deps -T x402-devnet \
+  demo --facilitator http://x402-facilitator:3000 --devnet http://x402-devnet:3000 --confirmations 6 \
+  >"$inflight_out" 2>&1 &
+inflight=$!
+t=0
+until [ "$(verifies)" -gt "$before" ]; do
+  t=$((t + 1)); [ $t -le 600 ] || fail "the in-flight payment never reached /verify"
+  sleep 0.1
+done
+sleep 0.5   # the resource server calls /settle right after /verify
 ts=$(date +%s%N)
-"${C[@]}" --profile production stop 2>&1 | sed 's/^/    /'
+"${C[@]}" --profile production stop x402-facilitator 2>&1 | sed 's/^/    /'
 elapsed_ms=$((($(date +%s%N) - ts) / 1000000))
+wait "$inflight" || { sed 's/^/    /' "$inflight_out"; fail "the request in flight during stop failed"; }
+grep -q 'settled: transaction' "$inflight_out" || { cat "$inflight_out"; fail "in-flight payment not settled"; }
+rm -f "$inflight_out"
 code=$(docker inspect -f '{{.State.ExitCode}}' x402-facilitator)
 logs=$(docker logs x402-facilitator 2>&1)
 [ "$code" = 0 ] || fail "the facilitator exited $code"
 [ "$elapsed_ms" -lt $((grace * 1000)) ] || fail "stop took ${elapsed_ms} ms (grace ${grace}s)"
 echo "$logs" | grep -q '"signal":"SIGTERM"' || fail "no SIGTERM line in the logs"
-echo "$logs" | grep -q 'draining in-flight requests' || fail "no drain line in the logs"
 echo "$logs" | grep -q 'shutdown complete' || fail "no shutdown-complete line in the logs"
-say "compose stop: SIGTERM, drained, exit code 0 after ${elapsed_ms} ms (grace ${grace}s)"
+# The settle's access line comes after the drain began: it was served while draining.
+drain_line=$(echo "$logs" | grep -n 'draining in-flight requests' | head -1 | cut -d: -f1)
+settle_line=$(echo "$logs" | grep -n '"route":"/settle"' | grep '"statusCode":200' | tail -1 | cut -d: -f1)
+[ -n "$drain_line" ] && [ -n "$settle_line" ] && [ "$settle_line" -gt "$drain_line" ] \
+  || fail "no /settle completed after the drain began (drain line ${drain_line:-none}, settle line ${settle_line:-none})"
+say "compose stop: SIGTERM, the in-flight settle completed (200) while draining, exit code 0 after ${elapsed_ms} ms (grace ${grace}s)"
 
 # --- 9. teardown --------------------------------------------------------------------------
 trap - EXIT

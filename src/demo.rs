@@ -155,7 +155,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
         "facilitator up at {facilitator} (devnet, memory store)"
     ));
 
-    let (resource, client, shop_task) = start_shop(&clock, &facilitator).await?;
+    let (resource, client, shop_task) = start_shop(&clock, &facilitator, 1).await?;
 
     let result = buyer_flow(&clock, &client, &facilitator, &resource, [0xb7; 32]).await;
 
@@ -173,6 +173,7 @@ pub async fn run(mut settings: Settings) -> Result<(), DemoError> {
 async fn start_shop(
     clock: &Clock,
     facilitator: &str,
+    confirmations: u32,
 ) -> Result<(String, reqwest::Client, tokio::task::JoinHandle<()>), DemoError> {
     let facilitator = facilitator.trim_end_matches('/').to_owned();
     let seller = SigningKey::from_seed([0x5e; 32]).enterprise_address(Network::Devnet);
@@ -190,7 +191,7 @@ async fn start_shop(
         asset: "lovelace".into(),
         pay_to: seller.clone(),
         max_timeout_seconds: 600,
-        extra: json!({ "confirmationPolicy": { "l1Confirmations": 1 } }),
+        extra: json!({ "confirmationPolicy": { "l1Confirmations": confirmations } }),
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -217,14 +218,19 @@ async fn start_shop(
 
 /// The buyer and the resource server of the demo, against a facilitator
 /// running elsewhere (`facilitator`) whose chain is a devnet served at
-/// `devnet` (its faucet and Blockfrost-compatible API). Used by the Docker
-/// smoke test: a paid request through the production container.
-pub async fn run_against(facilitator: &str, devnet: &str) -> Result<(), DemoError> {
+/// `devnet` (its faucet and Blockfrost-compatible API); the resource server
+/// asks for `confirmations` blocks on top. Used by the Docker smoke test: a
+/// paid request through the production container.
+pub async fn run_against(
+    facilitator: &str,
+    devnet: &str,
+    confirmations: u32,
+) -> Result<(), DemoError> {
     let clock = Clock {
         start: Instant::now(),
     };
     println!("x402 on Cardano: a paid request through the facilitator at {facilitator}\n");
-    let (resource, client, shop_task) = start_shop(&clock, facilitator).await?;
+    let (resource, client, shop_task) = start_shop(&clock, facilitator, confirmations).await?;
     // A fresh buyer per run, so repeated runs never race for the same coins.
     let seed: [u8; 32] = rand::random();
     let result = buyer_flow(&clock, &client, devnet, &resource, seed).await;

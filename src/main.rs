@@ -44,6 +44,9 @@ enum Command {
         /// Base URL of the devnet (faucet and /devnet/api/v0) the facilitator uses.
         #[arg(long, requires = "facilitator")]
         devnet: Option<String>,
+        /// Confirmations the resource server asks for (with --facilitator).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=20))]
+        confirmations: u32,
     },
 }
 
@@ -98,7 +101,9 @@ async fn async_main(cli: Cli) -> ExitCode {
         Some(Command::Demo {
             facilitator: Some(facilitator),
             devnet: Some(devnet),
-        }) => match x402_facilitator::demo::run_against(&facilitator, &devnet).await {
+            confirmations,
+        }) => match x402_facilitator::demo::run_against(&facilitator, &devnet, confirmations).await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("demo failed: {e}");
