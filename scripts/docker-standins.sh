@@ -25,7 +25,11 @@ label_of() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>
 
 # The legacy builder (no BuildKit here) never pulls a FROM image that exists
 # locally; --pull=false says so explicitly.
-build() { DOCKER_BUILDKIT=0 docker build --pull=false -q "$@" >/dev/null; }
+# (Its deprecation notice is filtered out.)
+build() {
+  DOCKER_BUILDKIT=0 docker build --pull=false -q "$@" >/dev/null \
+    2> >(grep -v -e DEPRECATED -e 'legacy builder' -e BuildKit -e '^ *environment-variable' -e '^$' >&2)
+}
 
 debian_slim() {
   have_image debian:bookworm-slim && return 0
