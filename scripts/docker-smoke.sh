@@ -70,8 +70,20 @@ export X402_ADMIN__API_KEY="$ADMIN_KEY"
 export COMPOSE_PROJECT_NAME=x402-smoke
 # The development Redis (no profile: it starts too) on a free port, since
 # this machine may run its own Redis on 6379.
-X402_DEV_REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+X402_DEV_REDIS_PORT=$(free_port)
 export X402_DEV_REDIS_PORT
+# The facilitator on the host's port 3000, as operators run it, unless
+# something else holds it here.
+if python3 -c 'import socket; socket.socket().bind(("0.0.0.0", 3000))' 2>/dev/null \
+  && python3 -c 'import socket; socket.socket().bind(("127.0.0.1", 3000))' 2>/dev/null; then
+  X402_HOST_PORT=3000
+else
+  X402_HOST_PORT=$(free_port)
+  say "port 3000 is taken on this host: publishing the facilitator on $X402_HOST_PORT"
+fi
+export X402_HOST_PORT
+BASE="http://127.0.0.1:$X402_HOST_PORT"
 # docker compose (v2 plugin) when installed, else docker-compose (1.29).
 if docker compose version >/dev/null 2>&1; then C=(docker compose); else C=(docker-compose); fi
 ALL=("${C[@]}" --profile production --profile devnet)
@@ -107,9 +119,9 @@ say "operator command: ${C[*]} --profile production up -d"
 wait_healthy x402-redis-prod
 wait_healthy x402-facilitator
 say "health checks: x402-redis-prod healthy, x402-facilitator healthy"
-health=$(curl -fsS http://127.0.0.1:3000/health) || fail "/health unreachable on the published port"
+health=$(curl -fsS $BASE/health) || fail "/health unreachable on the published port"
 echo "$health" | grep -q '"status":"healthy"' || fail "/health: $health"
-curl -fsS -o /dev/null http://127.0.0.1:3000/ready || fail "/ready not 200"
+curl -fsS -o /dev/null $BASE/ready || fail "/ready not 200"
 uid=$(docker exec x402-facilitator id -u)
 [ "$uid" != 0 ] || fail "the facilitator runs as root"
 pid1=$(docker exec x402-facilitator cat /proc/1/cmdline | tr '\0' ' ')
@@ -129,7 +141,7 @@ echo "$out" | sed 's/^/    /'
 tx1=$(echo "$out" | settled_tx)
 [ -n "$tx1" ] || fail "no settled transaction in the demo output"
 [ "$(journal_state "$tx1")" = confirmed ] || fail "journal state of $tx1: $(journal_state "$tx1")"
-admin=$(curl -fsS -H "x-admin-key: $ADMIN_KEY" "http://127.0.0.1:3000/admin/settlements/$tx1") || fail "admin lookup"
+admin=$(curl -fsS -H "x-admin-key: $ADMIN_KEY" "$BASE/admin/settlements/$tx1") || fail "admin lookup"
 echo "$admin" | grep -q '"state":"confirmed"' || fail "admin record: $admin"
 say "paid request settled: $tx1 confirmed in the Redis journal"
 
@@ -139,7 +151,7 @@ say "restarting x402-redis-prod"
 docker restart x402-redis-prod >/dev/null
 wait_healthy x402-redis-prod
 t=0
-until curl -fsS -o /dev/null http://127.0.0.1:3000/ready; do
+until curl -fsS -o /dev/null $BASE/ready; do
   t=$((t + 1)); [ $t -le 60 ] || fail "/ready did not come back after the Redis restart"
   sleep 1
 done
