@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::chain::ChainHandle;
+use crate::chain::{ChainHandle, DynChain};
 use crate::config::{Settings, StoreBackend};
 use crate::store::DynStore;
 use crate::telemetry::SentryGuard;
@@ -128,6 +128,15 @@ impl App {
             provider: chain,
             devnet,
         } = chain;
+        // With OpenTelemetry on, every chain and store call gets its own span.
+        let (chain, store): (DynChain, DynStore) = if crate::otel::enabled() {
+            (
+                Arc::new(crate::chain::traced::TracedChain(chain)),
+                Arc::new(crate::store::traced::TracedStore(store)),
+            )
+        } else {
+            (chain, store)
+        };
         let addr_text = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr_text)
             .await
@@ -274,6 +283,7 @@ impl App {
         state.store.close().await;
         tracing::info!("store closed; shutdown complete");
         sentry.flush(Duration::from_secs(2));
+        crate::otel::flush();
         result
     }
 }

@@ -90,6 +90,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub metrics: MetricsSettings,
     pub masumi: MasumiSettings,
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -107,6 +108,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             metrics: MetricsSettings::default(),
             masumi: MasumiSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -603,6 +605,34 @@ impl MasumiSettings {
         MasumiPolicy {
             approved_deployments,
             registry,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TelemetrySettings {
+    pub otlp: OtlpSettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OtlpSettings {
+    /// OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is appended).
+    /// Traces are exported only when this or `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub endpoint: Option<String>,
+    /// `service.name` of the exported traces.
+    pub service_name: String,
+    /// Fraction of requests traced (parent-based: a traced request traces all its spans).
+    pub sample_ratio: f64,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        OtlpSettings {
+            endpoint: None,
+            service_name: "x402-facilitator".into(),
+            sample_ratio: 1.0,
         }
     }
 }
@@ -1347,6 +1377,18 @@ impl Settings {
             if ip.parse::<std::net::IpAddr>().is_err() {
                 bad(&format!("admin.allowedIps.{i}"), "must be an IP address");
             }
+        }
+        if let Some(url) = &self.telemetry.otlp.endpoint
+            && !url.is_empty()
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bad("telemetry.otlp.endpoint", "must be an http(s) URL");
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.otlp.sample_ratio) {
+            bad("telemetry.otlp.sampleRatio", "must be between 0 and 1");
+        }
+        if self.telemetry.otlp.service_name.trim().is_empty() {
+            bad("telemetry.otlp.serviceName", "must not be empty");
         }
         if self.metrics.port == Some(0) {
             bad("metrics.port", "must be a port number (1-65535)");

@@ -226,32 +226,7 @@ pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), 
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| step(e.to_string()))?;
-    let shop_addr: SocketAddr = shop_listener
-        .local_addr()
-        .map_err(|e| step(e.to_string()))?;
-    let resource = format!("http://{shop_addr}/weather");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| step(e.to_string()))?;
-    let shop = Shop {
-        facilitator: facilitator.clone(),
-        requirements,
-        resource: resource.clone(),
-        client: client.clone(),
-    };
-    let shop_task = tokio::spawn(async move {
-        let router = Router::new()
-            .route("/weather", get(premium))
-            .with_state(shop);
-        let _ = axum::serve(shop_listener, router).await;
-    });
-    clock.say(&format!(
-        "resource server up: GET {resource} costs 1 ada, paid to {seller}"
-    ));
+    let (resource, client, shop_task) = start_shop(&clock, &facilitator, requirements).await?;
     if method == DemoMethod::Masumi {
         clock.say(&format!(
             "assetTransferMethod masumi: escrow {seller} (vested_pay, default deployment), terms signed by the seller's key (CIP-8)"
@@ -266,7 +241,7 @@ pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), 
         ));
     }
 
-    let result = buyer_flow(&clock, &client, &facilitator, &resource).await;
+    let result = buyer_flow(&clock, &client, &facilitator, &resource, [0xb7; 32]).await;
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
@@ -278,14 +253,89 @@ pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), 
     result
 }
 
+/// The resource server: one paid route with `requirements`, paid through `facilitator`.
+async fn start_shop(
+    clock: &Clock,
+    facilitator: &str,
+    requirements: PaymentRequirementsV2,
+) -> Result<(String, reqwest::Client, tokio::task::JoinHandle<()>), DemoError> {
+    let facilitator = facilitator.trim_end_matches('/').to_owned();
+    let seller = requirements.pay_to.clone();
+    let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| step(e.to_string()))?;
+    let shop_addr: SocketAddr = shop_listener
+        .local_addr()
+        .map_err(|e| step(e.to_string()))?;
+    let resource = format!("http://{shop_addr}/weather");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| step(e.to_string()))?;
+    let shop = Shop {
+        facilitator,
+        requirements,
+        resource: resource.clone(),
+        client: client.clone(),
+    };
+    let shop_task = tokio::spawn(async move {
+        let router = Router::new()
+            .route("/weather", get(premium))
+            .with_state(shop);
+        let _ = axum::serve(shop_listener, router).await;
+    });
+    clock.say(&format!(
+        "resource server up: GET {resource} costs 1 ada, paid to {seller}"
+    ));
+    Ok((resource, client, shop_task))
+}
+
+/// The buyer and the resource server of the demo, against a facilitator
+/// running elsewhere (`facilitator`) whose chain is a devnet served at
+/// `devnet` (its faucet and Blockfrost-compatible API); the resource server
+/// asks for `confirmations` blocks on top. Used by the Docker smoke test: a
+/// paid request through the production container.
+pub async fn run_against(
+    facilitator: &str,
+    devnet: &str,
+    confirmations: u32,
+) -> Result<(), DemoError> {
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    println!("x402 on Cardano: a paid request through the facilitator at {facilitator}\n");
+    let network = Network::Devnet;
+    let requirements = PaymentRequirementsV2 {
+        scheme: "exact".into(),
+        network: network.caip2().into(),
+        amount: "1000000".into(),
+        asset: "lovelace".into(),
+        pay_to: SigningKey::from_seed([0x5e; 32]).enterprise_address(network),
+        max_timeout_seconds: 600,
+        extra: json!({ "confirmationPolicy": { "l1Confirmations": confirmations } }),
+        parameter_order: None,
+    };
+    let (resource, client, shop_task) = start_shop(&clock, facilitator, requirements).await?;
+    // A fresh buyer per run, so repeated runs never race for the same coins.
+    let seed: [u8; 32] = rand::random();
+    let result = buyer_flow(&clock, &client, devnet, &resource, seed).await;
+    shop_task.abort();
+    match &result {
+        Ok(()) => clock.say("done: paid request served, payment settled on chain"),
+        Err(e) => clock.say(&format!("FAILED: {e}")),
+    }
+    result
+}
+
 async fn buyer_flow(
     clock: &Clock,
     client: &reqwest::Client,
-    facilitator: &str,
+    chain_base: &str,
     resource: &str,
+    seed: [u8; 32],
 ) -> Result<(), DemoError> {
-    let buyer = Buyer::from_seed([0xb7; 32], Network::Devnet);
-    let funded = buyer::faucet(client, facilitator, &buyer.address(), 10_000_000, &[])
+    let buyer = Buyer::from_seed(seed, Network::Devnet);
+    let funded = buyer::faucet(client, chain_base, &buyer.address(), 10_000_000, &[])
         .await
         .map_err(|e| step(e.to_string()))?;
     clock.say(&format!(
@@ -318,7 +368,7 @@ async fn buyer_flow(
         req.amount, req.asset, req.pay_to, req.network
     ));
 
-    let api = format!("{facilitator}/devnet/api/v0");
+    let api = format!("{}/devnet/api/v0", chain_base.trim_end_matches('/'));
     let view = buyer::chain_view(client, &api, &buyer.address())
         .await
         .map_err(|e| step(e.to_string()))?;

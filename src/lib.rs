@@ -11,6 +11,7 @@
 //! | [`config`] | configuration layering, validation, the mainnet guard |
 //! | [`telemetry`] | JSON (pino/bunyan) or pretty logs, Sentry |
 //! | [`redact`] | URLs shown as scheme, host and port only (logs, health, check-config, Sentry) |
+//! | [`otel`] | OpenTelemetry traces over OTLP/HTTP (off unless an endpoint is set) |
 //! | [`app`] | wiring [`config::Settings`] into a running service; graceful shutdown |
 //! | [`http`] | routes, the tower stack, errors as JSON |
 //! | [`protocol`] | x402 v1/v2 wire types, header codecs, reason codes (no chain logic) |
@@ -28,6 +29,7 @@ pub mod config;
 pub mod demo;
 pub mod facilitator;
 pub mod http;
+pub mod otel;
 pub mod protocol;
 pub mod redact;
 pub mod scheme;

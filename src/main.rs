@@ -40,6 +40,16 @@ enum Command {
         /// The asset transfer method the demo's resource server asks for.
         #[arg(long, value_enum, default_value_t = x402_facilitator::demo::DemoMethod::Default)]
         method: x402_facilitator::demo::DemoMethod,
+        /// Pay through this running facilitator instead of an in-process one
+        /// (its chain must be the devnet given by --devnet).
+        #[arg(long, requires = "devnet")]
+        facilitator: Option<String>,
+        /// Base URL of the devnet (faucet and /devnet/api/v0) the facilitator uses.
+        #[arg(long, requires = "facilitator")]
+        devnet: Option<String>,
+        /// Confirmations the resource server asks for (with --facilitator).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=20))]
+        confirmations: u32,
     },
 }
 
@@ -91,7 +101,20 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Healthcheck { url }) => healthcheck(&settings, url).await,
-        Some(Command::Demo { method }) => {
+        Some(Command::Demo {
+            facilitator: Some(facilitator),
+            devnet: Some(devnet),
+            confirmations,
+            ..
+        }) => match x402_facilitator::demo::run_against(&facilitator, &devnet, confirmations).await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Command::Demo { method, .. }) => {
             let mut settings = settings;
             // The demo prints its own story; service logs only for problems.
             settings.logging.level = "warn".into();

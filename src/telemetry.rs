@@ -59,22 +59,95 @@ pub fn subscriber<W>(settings: &Settings, sink: W) -> Box<dyn Subscriber + Send 
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    subscriber_with(settings, sink, None)
+}
+
+/// The filter of the log lines: our crate at the chosen level, noisy
+/// dependencies one step quieter.
+fn log_filter(settings: &Settings) -> EnvFilter {
     let directive = parse_level(&settings.logging.level).unwrap_or_else(|| "info".into());
-    // Our own crate at the chosen level; noisy dependencies one step quieter.
-    let filter = EnvFilter::try_new(format!(
+    EnvFilter::try_new(format!(
         "{directive},hyper=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn"
     ))
-    .unwrap_or_else(|_| EnvFilter::new("info"));
+    .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Only breadcrumbs at info and above travel to Sentry.
+fn breadcrumb_level(md: &tracing::Metadata<'_>) -> bool {
+    matches!(
+        *md.level(),
+        tracing::Level::ERROR | tracing::Level::WARN | tracing::Level::INFO
+    )
+}
+
+/// Spans of this crate down to DEBUG (the stage, chain and store spans), to OTel.
+fn otel_layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_filter(
+            Targets::new()
+                .with_target("x402_facilitator", LevelFilter::DEBUG)
+                .with_default(LevelFilter::OFF),
+        )
+}
+
+/// The subscriber, plus an OpenTelemetry layer when `otel` is given (see
+/// [`crate::otel`]). Without it the log filter is global, as it always was;
+/// with it every layer has its own filter, so the OTel layer alone sees this
+/// crate's DEBUG-level stage spans and the log lines do not change.
+pub fn subscriber_with<W>(
+    settings: &Settings,
+    sink: W,
+    otel: Option<opentelemetry_sdk::trace::SdkTracer>,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     // 5xx and panics are captured explicitly with request context, so log
     // lines only travel as breadcrumbs: one failure is one Sentry event.
-    let sentry_layer = sentry::integrations::tracing::BreadcrumbLayer::new().with_filter(
-        tracing_subscriber::filter::filter_fn(|md| {
-            matches!(
-                *md.level(),
-                tracing::Level::ERROR | tracing::Level::WARN | tracing::Level::INFO
+    let breadcrumbs = || sentry::integrations::tracing::BreadcrumbLayer::new();
+    if let Some(tracer) = otel {
+        use tracing_subscriber::filter::{FilterExt, filter_fn};
+        let sentry_layer =
+            breadcrumbs().with_filter(log_filter(settings).and(filter_fn(breadcrumb_level)));
+        return if settings.logging.pretty {
+            Box::new(
+                Registry::default()
+                    .with(sentry_layer)
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(sink)
+                            .with_target(false)
+                            .compact()
+                            .with_filter(log_filter(settings)),
+                    )
+                    .with(otel_layer(tracer)),
             )
-        }),
-    );
+        } else {
+            Box::new(
+                Registry::default()
+                    .with(sentry_layer)
+                    .with(
+                        JsonStorageLayer
+                            .and_then(EventsOnly(BunyanFormattingLayer::new(
+                                SERVICE_NAME.to_owned(),
+                                sink,
+                            )))
+                            .with_filter(log_filter(settings)),
+                    )
+                    .with(otel_layer(tracer)),
+            )
+        };
+    }
+    let filter = log_filter(settings);
+    let sentry_layer =
+        breadcrumbs().with_filter(tracing_subscriber::filter::filter_fn(breadcrumb_level));
     if settings.logging.pretty {
         Box::new(
             Registry::default().with(filter).with(sentry_layer).with(
@@ -104,7 +177,12 @@ static INSTALLED: OnceLock<()> = OnceLock::new();
 /// tests that build several apps in one process keep the first one).
 pub fn init(settings: &Settings) {
     INSTALLED.get_or_init(|| {
-        let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stdout));
+        let otel = crate::otel::tracer(settings);
+        let _ = tracing::subscriber::set_global_default(subscriber_with(
+            settings,
+            std::io::stdout,
+            otel,
+        ));
     });
 }
 

@@ -10,6 +10,7 @@
 pub mod blockfrost;
 pub mod cache;
 pub mod devnet;
+pub mod traced;
 
 use std::sync::Arc;
 

@@ -53,6 +53,8 @@ async fn refresh_gauges(app: &super::state::AppState) {
     } else {
         0.0
     });
+    // Round-trip of the store's health probe (a Redis PING), for dashboards.
+    metrics::gauge!("store_ping_seconds").set(store.latency_ms / 1000.0);
     metrics::gauge!("chain_up").set(if chain.status == DependencyStatus::Up {
         1.0
     } else {

@@ -445,6 +445,8 @@ fn stage_a(
     masumi: &MasumiPolicy,
     req: &ParsedRequest,
 ) -> Result<Envelope, Reject> {
+    // A DEBUG span: only the OTel layer enables it (see crate::otel).
+    let _span = tracing::debug_span!("verify.envelope").entered();
     let q = req.requirements();
     if q.scheme != SCHEME {
         return Err(reject(
@@ -592,6 +594,7 @@ pub fn decode_and_check_signatures(
 
 fn stage_b(env: &Envelope) -> Result<(ParsedTx, Signers), Reject> {
     let limits = &env.limits;
+    let _span = tracing::debug_span!("verify.signatures").entered();
     let tx = ParsedTx::decode(&env.tx_bytes).map_err(|e: TxDecodeError| {
         reject(
             Reason::TransactionDecodeFailed,
@@ -640,6 +643,7 @@ fn stage_b_payload(tx: &ParsedTx, env: &Envelope) -> Result<(), Reject> {
 /// Stage C: the validity window, in slots. `now_slot` is the current slot,
 /// `horizon_slot` the slot at now + maxTimeoutSeconds.
 fn stage_c(tx: &ParsedTx, now_slot: u64, horizon_slot: u64) -> Result<u64, Reject> {
+    let _span = tracing::debug_span!("verify.validity_window").entered();
     let Some(ttl) = tx.ttl() else {
         return Err(reject(
             Reason::TtlTooFar,
@@ -671,6 +675,7 @@ fn stage_c(tx: &ParsedTx, now_slot: u64, horizon_slot: u64) -> Result<u64, Rejec
 
 /// Stage D on already-fetched answers: nonce first, then every other input.
 fn stage_d(tx: &ParsedTx, nonce: &UtxoRef, states: &[UtxoState]) -> Result<Vec<UtxoInfo>, Reject> {
+    let _span = tracing::debug_span!("verify.inputs").entered();
     if states.len() != tx.inputs().len() {
         return Err(unavailable(
             Reason::ChainLookupFailed,
@@ -784,6 +789,7 @@ fn stage_e(
             ),
         ));
     }
+    let _span = tracing::debug_span!("verify.ledger_rules").entered();
     // The payer (the nonce's owner) must be a witnessed key.
     let nonce_ix = tx
         .inputs()

@@ -304,6 +304,7 @@ impl Settlement {
     /// Atomically claim the settlement of `draft.tx_id` (reserving its inputs
     /// and binding its logical key), or find what stands in the way. A stale
     /// CLAIMED record (its claimant died mid-verification) is taken over.
+    #[tracing::instrument(level = "debug", name = "settle.claim", skip_all)]
     pub async fn claim(&self, draft: SettlementRecord) -> Result<Claim, StoreError> {
         let retention = self.retention(&draft);
         let hold = self.hold(&draft);
@@ -379,6 +380,7 @@ impl Settlement {
             + Duration::from_secs(self.settings.settlement.confirmation_timeout_seconds)
     }
 
+    #[tracing::instrument(level = "debug", name = "settle.submit", skip_all)]
     async fn broadcast_inner(
         self: Arc<Self>,
         claimed: SettlementRecord,
@@ -546,6 +548,7 @@ impl Settlement {
 
     /// Answer for a record found in the journal (a repeat or concurrent
     /// settle): never re-broadcasts; observes, then delivers once.
+    #[tracing::instrument(level = "debug", name = "settle.resume", skip_all)]
     pub async fn resume(&self, rec: SettlementRecord, key: Option<&str>) -> SettleAnswer {
         if rec.delivered_at.is_some() {
             return self.delivered_answer(rec, key).await;
@@ -585,6 +588,7 @@ impl Settlement {
 
     /// Follow the chain until the policy is met (then deliver), the record
     /// turns final, or the deadline passes (then pending).
+    #[tracing::instrument(level = "debug", name = "settle.confirmations", skip_all)]
     async fn observe_until(
         &self,
         mut rec: SettlementRecord,
@@ -707,6 +711,7 @@ impl Settlement {
         Ok(n)
     }
 
+    #[tracing::instrument(level = "debug", name = "settle.reconcile_record", skip_all)]
     async fn reconcile_record(&self, rec: SettlementRecord) {
         let now = now_ms();
         let result = if rec.state == SettlementState::Claimed || rec.state.is_final() {

@@ -18,6 +18,7 @@ use crate::chain::DependencyHealth;
 
 pub mod memory;
 pub mod redis;
+pub mod traced;
 
 /// Outcome of an all-or-nothing reservation.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,6 +18,8 @@ mod liveness;
 mod masumi_method;
 mod one_payment;
 mod openapi;
+mod ops_metrics;
+mod otel;
 mod replicas;
 mod script_method;
 mod settle;
