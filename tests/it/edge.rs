@@ -343,7 +343,8 @@ async fn every_5xx_becomes_one_sentry_event_with_the_request_id_and_no_secrets()
     };
     let (port, seen) = fake_sentry().await;
     let config = json!({
-        "server": {"port": 0},
+        // Uncached probes: /ready must see the outage at once.
+        "server": {"port": 0, "healthCacheMs": 0},
         "store": {"backend": "redis"},
         "chain": {"redis": {"host": "127.0.0.1", "port": redis.port(), "password": PASSWORD}},
         "sentry": {"dsn": format!("http://abcdef0123456789abcdef0123456789@127.0.0.1:{port}/42"), "tracesSampleRate": 0.0}
