@@ -420,7 +420,11 @@ fn check_accepted(req: &RequirementsView<'_>, acc: &RequirementsView<'_>) -> Res
     Ok(())
 }
 
-/// Stage A: everything that can be checked on the JSON alone.
+/// Stage A: everything that can be checked on the JSON alone, under the
+/// *default* Masumi policy (no custom deployment approved, no registry
+/// validator). For tests, fuzzing and benches; the service must call
+/// [`check_envelope_with`] with its configured `VerifyContext::masumi`, or it
+/// refuses payments the operator approved.
 pub fn check_envelope(
     network: Network,
     limits: &VerifyLimits,

@@ -119,19 +119,29 @@ impl Bits<'_> {
     }
 }
 
+/// A dictionary entry: a literal not yet emitted, or a range of the output
+/// (every non-literal entry is the previous phrase plus one character, and the
+/// two were emitted next to each other, so it is a contiguous slice of `out`).
+#[derive(Clone, Copy)]
+enum Entry {
+    Reserved,
+    Literal(u16),
+    Range(usize, usize),
+}
+
 /// LZString's 16-bit-per-character decompression, bounded.
 fn decompress(input: &[u16]) -> Result<Vec<u16>, IdentifierError> {
-    if input.is_empty() {
+    let Some(&first_unit) = input.first() else {
         return Err(IdentifierError::Lz("empty"));
-    }
+    };
     let mut r = Bits {
         input,
-        val: input[0],
+        val: first_unit,
         position: RESET,
         index: 1,
     };
-    // Entries 0..3 are reserved codes; entry indices are dictionary codes.
-    let mut dict: Vec<Vec<u16>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    // Codes 0..3 are reserved; dictionary codes start at 3.
+    let mut dict: Vec<Entry> = vec![Entry::Reserved; 3];
     let mut enlarge_in: u64 = 4;
     let mut num_bits: u32 = 3;
     let first = match r.read(2) {
@@ -140,9 +150,10 @@ fn decompress(input: &[u16]) -> Result<Vec<u16>, IdentifierError> {
         2 => return Err(IdentifierError::Lz("empty stream")),
         _ => return Err(IdentifierError::Lz("bad first code")),
     };
-    dict.push(vec![first]);
-    let mut w = vec![first];
+    dict.push(Entry::Literal(first));
     let mut out = vec![first];
+    // The previous phrase, as a range of `out`.
+    let mut prev = (0usize, 1usize);
     loop {
         if r.index > input.len() {
             return Err(IdentifierError::Lz("truncated"));
@@ -154,7 +165,7 @@ fn decompress(input: &[u16]) -> Result<Vec<u16>, IdentifierError> {
         match c {
             0 | 1 => {
                 let unit = r.read(if c == 0 { 8 } else { 16 }) as u16;
-                dict.push(vec![unit]);
+                dict.push(Entry::Literal(unit));
                 c = dict.len() - 1;
                 enlarge_in -= 1;
             }
@@ -165,24 +176,32 @@ fn decompress(input: &[u16]) -> Result<Vec<u16>, IdentifierError> {
             enlarge_in = 1u64 << num_bits;
             num_bits += 1;
         }
-        let entry = if c < dict.len() && c >= 3 {
-            dict[c].clone()
-        } else if c == dict.len() {
-            let mut e = w.clone();
-            e.push(w[0]);
-            e
-        } else {
-            return Err(IdentifierError::Lz("bad code"));
-        };
-        if out.len() + entry.len() > MAX_TEXT_UNITS {
+        let start = out.len();
+        match dict.get(c).copied() {
+            Some(Entry::Literal(u)) => out.push(u),
+            Some(Entry::Range(s, l)) => {
+                if start + l > MAX_TEXT_UNITS {
+                    return Err(IdentifierError::TooLong);
+                }
+                out.extend_from_within(s..s + l);
+            }
+            // The phrase being defined: the previous phrase plus its own first unit.
+            None if c == dict.len() => {
+                if start + prev.1 + 1 > MAX_TEXT_UNITS {
+                    return Err(IdentifierError::TooLong);
+                }
+                out.extend_from_within(prev.0..prev.0 + prev.1);
+                out.push(out[prev.0]);
+            }
+            _ => return Err(IdentifierError::Lz("bad code")),
+        }
+        if out.len() > MAX_TEXT_UNITS {
             return Err(IdentifierError::TooLong);
         }
-        out.extend_from_slice(&entry);
-        let mut added = w;
-        added.push(entry[0]);
-        dict.push(added);
+        // prev followed directly by this phrase's first unit.
+        dict.push(Entry::Range(prev.0, prev.1 + 1));
         enlarge_in -= 1;
-        w = entry;
+        prev = (start, out.len() - start);
         if enlarge_in == 0 {
             enlarge_in = 1u64 << num_bits;
             num_bits += 1;

@@ -64,3 +64,30 @@ pub fn check_payment(
         },
     )
 }
+
+#[cfg(test)]
+mod hostile_input_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any bytes reach a typed answer in every Masumi decoder: never a panic.
+        #[test]
+        fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = super::cbor::decode(&data);
+            let _ = super::identifier::decode(&data);
+            let _ = super::datum::parse(&data);
+            let _ = super::verify::inline_datum(&data);
+            let _ = super::cose::verify_seller_signature(&data, &data, &data, &[0; 32]);
+        }
+
+        /// Any JSON as `extra` gets a schema answer, never a panic.
+        #[test]
+        fn schema_never_panics(s in "\\PC{0,200}") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
+                let _ = super::terms::parse_extra(&v, crate::cardano::Network::Preprod);
+            }
+        }
+    }
+}
