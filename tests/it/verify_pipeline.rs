@@ -1857,7 +1857,7 @@ proptest! {
 /// Stable-toolchain stand-in for `cargo fuzz` (see fuzz/README.md): mutates a
 /// corpus of real and built transactions and feeds every mutant to the decoder,
 /// the witness check and (for one in eight) the whole offline pipeline.
-/// Run: `FUZZ_ITERS=2000000 cargo test --test verify_pipeline -- --ignored --nocapture stable_fuzz`
+/// Run: `FUZZ_ITERS=2000000 cargo test --test it -- --ignored --nocapture stable_fuzz`
 #[test]
 #[ignore]
 fn stable_fuzz_decode_tx() {
