@@ -1978,6 +1978,18 @@ fn stable_fuzz_decode_tx() {
                 _ => {}
             }
         }
+        {
+            use x402_facilitator::cardano::cbor;
+            if cbor::scan_single_item(&data, cbor::DEFAULT_MAX_DEPTH).is_ok()
+                && let Ok(Some(definite)) = cbor::definite_lengths(&data)
+            {
+                assert!(
+                    cbor::scan_single_item(&definite, cbor::DEFAULT_MAX_DEPTH).is_ok(),
+                    "definite copy of {} is not one item",
+                    hex::encode(&data)
+                );
+            }
+        }
         match ParsedTx::decode(&data) {
             Ok(tx) => {
                 decoded += 1;
