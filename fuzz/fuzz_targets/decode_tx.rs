@@ -3,10 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use x402_facilitator::cardano::cbor::mutate;
+use x402_facilitator::cardano::cbor::{self, mutate};
 use x402_facilitator::cardano::{ParsedTx, TxDecodeError};
 
 fuzz_target!(|data: &[u8]| {
+    // The definite-length copy pallas reads is one well-formed item too.
+    if cbor::scan_single_item(data, cbor::DEFAULT_MAX_DEPTH).is_ok()
+        && let Ok(Some(definite)) = cbor::definite_lengths(data)
+    {
+        assert!(cbor::scan_single_item(&definite, cbor::DEFAULT_MAX_DEPTH).is_ok());
+    }
     match ParsedTx::decode(data) {
         Ok(tx) => {
             assert_eq!(tx.raw(), data);

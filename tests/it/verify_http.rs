@@ -101,6 +101,36 @@ async fn suite(rig: Rig) {
     let (_, r) = app.post_json("/verify", &forged).await;
     assert_eq!(r["invalidReason"], "invalid_exact_cardano_payload", "{r}");
 
+    // A v2 request whose payment payload says version 1.
+    let mut old_payload = body.clone();
+    *old_payload
+        .pointer_mut("/paymentPayload/x402Version")
+        .unwrap() = json!(1);
+    let (code, r) = app.post_json("/verify", &old_payload).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        r["invalidReason"], "invalid_exact_cardano_payload_unsupported_version",
+        "{r}"
+    );
+
+    // CIP-34 aliases are folded before matching, and answers carry the canonical id.
+    let mut alias = body.clone();
+    for p in [
+        "/paymentRequirements/network",
+        "/paymentPayload/accepted/network",
+    ] {
+        *alias.pointer_mut(p).unwrap() = json!("cip34:0-42");
+    }
+    let (_, r) = app.post_json("/verify", &alias).await;
+    assert_eq!(r["isValid"], true, "{r}");
+    alias["paymentRequirements"]
+        .as_object_mut()
+        .unwrap()
+        .remove("payTo");
+    let (_, r) = app.post_json("/settle", &alias).await;
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["network"], "cardano:devnet", "{r}");
+
     // A nonce that is not an input.
     let mut wrong_nonce = body.clone();
     *wrong_nonce

@@ -1858,7 +1858,7 @@ proptest! {
 /// Stable-toolchain stand-in for `cargo fuzz` (see fuzz/README.md): mutates a
 /// corpus of real and built transactions and feeds every mutant to the decoder,
 /// the witness check and (for one in eight) the whole offline pipeline.
-/// Run: `FUZZ_ITERS=2000000 cargo test --test verify_pipeline -- --ignored --nocapture stable_fuzz`
+/// Run: `FUZZ_ITERS=2000000 cargo test --test it -- --ignored --nocapture stable_fuzz`
 #[test]
 #[ignore]
 fn stable_fuzz_decode_tx() {
@@ -1977,6 +1977,18 @@ fn stable_fuzz_decode_tx() {
                     }
                 }
                 _ => {}
+            }
+        }
+        {
+            use x402_facilitator::cardano::cbor;
+            if cbor::scan_single_item(&data, cbor::DEFAULT_MAX_DEPTH).is_ok()
+                && let Ok(Some(definite)) = cbor::definite_lengths(&data)
+            {
+                assert!(
+                    cbor::scan_single_item(&definite, cbor::DEFAULT_MAX_DEPTH).is_ok(),
+                    "definite copy of {} is not one item",
+                    hex::encode(&data)
+                );
             }
         }
         match ParsedTx::decode(&data) {
