@@ -258,3 +258,59 @@ fn demo_pays_with_a_masumi_lock() {
         assert!(out.contains(step), "missing step {step:?} in:\n{out}");
     }
 }
+
+/// The logical replay key: two different lock transactions for one set of
+/// seller-signed terms, settled at the same moment at two replicas sharing
+/// one Redis: the terms digest is bound to the first transaction in the same
+/// atomic claim as its id, so exactly one settles and the other is
+/// `duplicate_settlement` with nothing broadcast.
+#[tokio::test]
+async fn one_set_of_terms_settles_once_across_replicas() {
+    let Some(redis) = RedisServer::start("masumi_terms_once") else {
+        return;
+    };
+    let a = spawn_app_with(|s| {
+        s.store.backend = StoreBackend::Redis;
+        s.chain.redis = redis.settings();
+    })
+    .await;
+    let url = format!("{}/devnet/api/v0", a.base);
+    let b = spawn_app_with(|s| {
+        s.store.backend = StoreBackend::Redis;
+        s.chain.redis = redis.settings();
+        s.chain.blockfrost.url = Some(url);
+    })
+    .await;
+    let req = masumi_req(3_000_000, 0x7e);
+    let (buyer1, _) = funded_buyer(&a.client, &a.base, 0x71, 20_000_000).await;
+    let (buyer2, _) = funded_buyer(&a.client, &a.base, 0x72, 20_000_000).await;
+    let v1 = view(&a.client, &a.base, &buyer1).await;
+    let v2 = view(&a.client, &a.base, &buyer2).await;
+    let (tx1, body1) = lock_body(&buyer1, &v1, &req);
+    let (tx2, body2) = lock_body(&buyer2, &v2, &req);
+    assert_ne!(tx1, tx2, "two distinct locks for the same terms");
+
+    let (r1, r2) = tokio::join!(
+        a.post_json("/settle", &body1),
+        b.post_json("/settle", &body2)
+    );
+    let answers = [(tx1.clone(), r1), (tx2.clone(), r2)];
+    let successes: Vec<&String> = answers
+        .iter()
+        .filter(|(_, (code, v))| *code == 200 && v["success"] == true)
+        .map(|(tx, _)| tx)
+        .collect();
+    assert_eq!(successes.len(), 1, "{answers:?}");
+    let (loser_tx, (code, loser)) = answers
+        .iter()
+        .find(|(_, (_, v))| v["success"] != true)
+        .unwrap();
+    assert_eq!(*code, 200, "{loser}");
+    assert_eq!(loser["errorReason"], "duplicate_settlement", "{loser}");
+    assert_eq!(loser["transaction"], "", "nothing was broadcast: {loser}");
+    let devnet = a.state.devnet.clone().unwrap();
+    assert_eq!(devnet.submissions(&loser_tx.parse().unwrap()), 0);
+    assert_eq!(devnet.submissions(&successes[0].parse().unwrap()), 1);
+    b.stop().await;
+    a.stop().await;
+}
