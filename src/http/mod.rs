@@ -82,6 +82,27 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Every route this service serves, as (method, path template), the admin
+/// API included; the embedded devnet's own API is [`crate::chain::devnet::api::ROUTES`]
+/// under `/devnet`. The OpenAPI description is checked against this table,
+/// and a test checks the router serves each entry.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/verify"),
+    ("post", "/settle"),
+    ("post", "/status"),
+    ("get", "/status/{txid}"),
+    ("get", "/supported"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/admin/settlement"),
+    ("post", "/admin/settlement/pause"),
+    ("post", "/admin/settlement/resume"),
+    ("get", "/admin/settlements"),
+    ("get", "/admin/settlements/{txid}"),
+    ("post", "/admin/reconcile"),
+];
+
 async fn fallback() -> ApiError {
     ApiError::not_found("No such route")
 }

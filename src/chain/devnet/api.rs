@@ -38,6 +38,27 @@ const BODY_LIMIT: usize = 256 * 1024;
 
 /// Build the devnet router: `/api/v0/...` (Blockfrost-compatible) and, when
 /// `faucet_enabled`, `POST /faucet`. Unknown paths answer Blockfrost's 404.
+/// Every route of the devnet's API, as (method, path template) relative to
+/// where it is mounted (`/devnet` in the service); `/faucet` only when enabled.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/faucet"),
+    ("get", "/api/v0"),
+    ("get", "/api/v0/"),
+    ("get", "/api/v0/health"),
+    ("get", "/api/v0/genesis"),
+    ("get", "/api/v0/epochs/latest"),
+    ("get", "/api/v0/epochs/latest/parameters"),
+    ("get", "/api/v0/blocks/latest"),
+    ("get", "/api/v0/blocks/{hash_or_number}"),
+    ("get", "/api/v0/addresses/{address}/utxos"),
+    ("get", "/api/v0/addresses/{address}/utxos/{asset}"),
+    ("get", "/api/v0/txs/{hash}"),
+    ("get", "/api/v0/txs/{hash}/utxos"),
+    ("get", "/api/v0/txs/{hash}/cbor"),
+    ("get", "/api/v0/mempool/{hash}"),
+    ("post", "/api/v0/tx/submit"),
+];
+
 pub fn router(devnet: Arc<Devnet>, faucet_enabled: bool) -> Router {
     let mut r = Router::new()
         .route("/api/v0", get(root))
