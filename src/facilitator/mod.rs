@@ -505,7 +505,15 @@ impl Facilitator {
                         None,
                     ));
                 }
-                Err(e) => return Answer::Retry(store_down(network, e)),
+                Err(e) => {
+                    // The claim's outcome is unknown (e.g. written on the Redis
+                    // master but not acknowledged by the replicas asked for).
+                    // Nothing was broadcast: undo it where it may have landed,
+                    // so the next attempt claims afresh instead of waiting for
+                    // it to go stale.
+                    let _ = self.settlement.release(&draft).await;
+                    return Answer::Retry(store_down(network, e));
+                }
             }
         };
 

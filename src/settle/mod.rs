@@ -393,14 +393,40 @@ impl Settlement {
             return SettleAnswer::Paused;
         }
         // The intent is durable before any network I/O.
-        let submitting = match self.apply(&claimed, Event::Broadcast).await {
-            Ok((r, _, true)) => r,
-            Ok((now, _, false)) => return self.resume(now, delivery_key.as_deref()).await,
+        let Decision::Write { next, schedule, .. } =
+            journal::step(&claimed, Event::Broadcast, now_ms(), &self.policy)
+        else {
+            return self.resume(claimed, delivery_key.as_deref()).await;
+        };
+        let mut intent = *next;
+        intent.attempt = uuid::Uuid::new_v4().to_string();
+        let written = self
+            .store
+            .transition(
+                claimed.state,
+                &claimed.attempt,
+                &intent,
+                self.retention(&intent),
+                schedule,
+            )
+            .await;
+        let submitting = match written {
+            Ok(CasOutcome::Applied(r)) => r,
+            Ok(CasOutcome::Conflict(Some(now))) => {
+                return self.resume(now, delivery_key.as_deref()).await;
+            }
+            Ok(CasOutcome::Conflict(None)) => {
+                return SettleAnswer::Unavailable {
+                    reason: Reason::SettlementStateConflict,
+                    message: "settlement record vanished before the broadcast".into(),
+                };
+            }
             Err(e) => {
-                // E.g. the journal write was not acknowledged by the replicas:
-                // nothing was broadcast. Leave the claim for a takeover.
+                // E.g. written on the Redis master but not acknowledged by the
+                // replicas: nothing was broadcast. Undo the intent where it
+                // landed so the next attempt can take the payment over at once.
                 tracing::warn!(tx = %claimed.tx_id, error = %e, "could not journal the broadcast intent; nothing was broadcast");
-                let _ = self.release(&claimed).await;
+                self.undo_intent(&claimed, &intent).await;
                 return unavailable(e);
             }
         };
@@ -460,6 +486,30 @@ impl Settlement {
             }
             _ => None,
         }
+    }
+
+    /// Best effort after an intent write whose outcome is unknown: if the
+    /// record holds exactly that intent (nothing was handed to the network),
+    /// turn it back into a claim and release it; otherwise release the claim.
+    async fn undo_intent(&self, claimed: &SettlementRecord, intent: &SettlementRecord) {
+        let mut back = claimed.clone();
+        back.attempt = uuid::Uuid::new_v4().to_string();
+        back.updated_at = now_ms();
+        let reverted = self
+            .store
+            .transition(
+                SettlementState::Submitting,
+                &intent.attempt,
+                &back,
+                self.retention(&back),
+                Schedule::Keep,
+            )
+            .await;
+        let token = match reverted {
+            Ok(CasOutcome::Applied(r)) => r.attempt,
+            _ => claimed.attempt.clone(),
+        };
+        let _ = self.store.release_claim(&claimed.tx_id, &token).await;
     }
 
     /// Journal what the node said about a hand-over of `rec`'s bytes. A

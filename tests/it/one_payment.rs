@@ -378,3 +378,38 @@ async fn pause_on_one_replica_pauses_every_replica() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A journal write the Redis replicas do not acknowledge (here: one replica
+/// asked for, none attached) aborts the settle with 503 before anything is
+/// broadcast, and leaves nothing that blocks the next attempt: a replica
+/// configured without acknowledgements settles the same payment at once.
+#[tokio::test]
+async fn a_replica_ack_shortfall_aborts_with_503_and_the_next_attempt_settles() {
+    let Some(redis) = RedisServer::start("one_payment_acks") else {
+        return;
+    };
+    let a = spawn_app_with(|s| with_redis(s, &redis)).await;
+    let strict = replica_of(&a, &redis, |s| {
+        s.chain.redis.replica_acks = 1;
+    })
+    .await;
+    let (buyer, _) = funded_buyer(&a.client, &a.base, 0x3c, 50_000_000).await;
+    let v = view(&a.client, &a.base, &buyer).await;
+    let req = requirements(&seller(0x7c), 2_000_000, 0);
+    let (built, body) = pay(&buyer, &v, &req);
+    let (code, short) = strict.post_json("/settle", &body).await;
+    assert_eq!(code, 503, "{short}");
+    assert_eq!(
+        reason(&short),
+        "exact_cardano_facilitator_store_unavailable"
+    );
+    assert_eq!(short["transaction"], "", "nothing was broadcast: {short}");
+    let devnet = a.state.devnet.clone().unwrap();
+    assert_eq!(devnet.submissions(&built.tx_id), 0);
+    let (code, settled) = a.post_json("/settle", &body).await;
+    assert_eq!(code, 200);
+    assert_eq!(settled["success"], true, "{settled}");
+    assert_eq!(devnet.submissions(&built.tx_id), 1);
+    strict.stop().await;
+    a.stop().await;
+}
