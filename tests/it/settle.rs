@@ -563,3 +563,40 @@ async fn a_double_spend_behind_our_back_is_never_reported_paid_nor_failed_early(
     assert_eq!(devnet_submissions(&app, &built.tx_id.to_hex()), 1);
     app.stop().await;
 }
+
+/// `/supported` advertises the confirmation range this operator allows:
+/// minimum -1 only with `settlement.acceptMempool`; a mempool policy without
+/// it is refused at verify and at settle.
+#[tokio::test]
+async fn supported_advertises_the_allowed_confirmation_range() {
+    let with = spawn_app().await; // test settings opt in to mempool settlement
+    let (_, s) = with.get_json("/supported").await;
+    assert_eq!(
+        s["kinds"][0]["extra"]["l1Confirmations"],
+        json!({"minimum": -1, "maximum": 20}),
+        "{s}"
+    );
+    with.stop().await;
+    let without = spawn_app_with(|s| s.settlement.accept_mempool = false).await;
+    let (_, s) = without.get_json("/supported").await;
+    assert_eq!(
+        s["kinds"][0]["extra"]["l1Confirmations"],
+        json!({"minimum": 0, "maximum": 20}),
+        "{s}"
+    );
+    let (buyer, _) = funded_buyer(&without.client, &without.base, 0x2e, 10_000_000).await;
+    let v = view(&without.client, &without.base, &buyer).await;
+    let (_, body) = pay(&buyer, &v, &requirements(&seller(0x6e), 1_000_000, -1));
+    let (_, ver) = without.post_json("/verify", &body).await;
+    assert_eq!(
+        ver["invalidReason"], "invalid_exact_cardano_requirements_policy",
+        "{ver}"
+    );
+    let (_, set) = without.post_json("/settle", &body).await;
+    assert_eq!(
+        set["errorReason"], "invalid_exact_cardano_requirements_policy",
+        "{set}"
+    );
+    assert_eq!(set["transaction"], "");
+    without.stop().await;
+}
