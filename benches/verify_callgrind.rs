@@ -141,7 +141,7 @@ fn run(o: &Options) -> Result<(), String> {
     }));
 
     let seller = support::pay::seller(0x5e);
-    let req = support::pay::requirements(&seller, PRICE_LOVELACE, -1);
+    let req = support::pay::requirements(&seller, PRICE_LOVELACE, 0);
     let buyers: Vec<Buyer> = (0..BUYERS)
         .map(|i| {
             let mut seed = [0xb7u8; 32];
