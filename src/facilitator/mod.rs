@@ -105,8 +105,17 @@ struct Identified {
 }
 
 fn count_verify(result: &'static str, reason: &str) {
-    metrics::counter!("x402_verify_total", "result" => result, "reason" => reason.to_owned())
-        .increment(1);
+    // Every answered reason is one of ours: label it with the static wire
+    // string, so counting allocates nothing.
+    match Reason::from_wire(reason) {
+        Some(r) => metrics::counter!("x402_verify_total", "result" => result, "reason" => r.as_str())
+            .increment(1),
+        None if reason.is_empty() => {
+            metrics::counter!("x402_verify_total", "result" => result, "reason" => "").increment(1)
+        }
+        None => metrics::counter!("x402_verify_total", "result" => result, "reason" => reason.to_owned())
+            .increment(1),
+    }
 }
 
 impl Facilitator {

@@ -64,12 +64,21 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
-    let url = req.uri().to_string();
-    let remote = req
+    // The URL and the peer are only for the access line: skip formatting
+    // them when that line is filtered out.
+    let access_line = tracing::enabled!(tracing::Level::INFO);
+    let url = if access_line {
+        req.uri().to_string()
+    } else {
+        String::new()
+    };
+    let remote = match req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+    {
+        Some(c) if access_line => c.0.ip().to_string(),
+        _ => String::new(),
+    };
 
     let span = tracing::info_span!("request", reqId = %id);
     let mut resp =
@@ -99,12 +108,6 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         );
     });
 
-    let status_label = status.as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status_label)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route.clone())
-        .record(elapsed.as_secs_f64());
-
     if status.is_server_error() {
         let panic = resp
             .extensions()
@@ -112,7 +115,37 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
             .map(|p| p.0.as_str());
         report_server_error(&id, method.as_str(), &route, status, panic);
     }
+
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status_label(status))
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
     resp
+}
+
+/// The method as a metric label; the common ones without an allocation.
+fn method_label(m: &axum::http::Method) -> std::borrow::Cow<'static, str> {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET".into(),
+        Method::POST => "POST".into(),
+        Method::HEAD => "HEAD".into(),
+        Method::OPTIONS => "OPTIONS".into(),
+        _ => m.as_str().to_owned().into(),
+    }
+}
+
+/// The status code as a metric label; the common ones without an allocation.
+fn status_label(s: StatusCode) -> std::borrow::Cow<'static, str> {
+    match s.as_u16() {
+        200 => "200".into(),
+        400 => "400".into(),
+        404 => "404".into(),
+        409 => "409".into(),
+        429 => "429".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
 }
 
 /// One Sentry event per 5xx, with the request id, method, route and status:

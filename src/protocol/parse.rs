@@ -148,7 +148,8 @@ fn typed_requirements<T: serde::de::DeserializeOwned>(
     v: &Json,
     network: &Option<String>,
 ) -> Result<T, EnvelopeError> {
-    serde_json::from_value(v.clone()).map_err(|e| EnvelopeError::Rejected {
+    // Deserialize from the borrowed tree: no copy of the requirements.
+    T::deserialize(v).map_err(|e| EnvelopeError::Rejected {
         reason: Reason::InvalidRequirements,
         message: format!("paymentRequirements: {}", first_line(&e)),
         network: network.clone(),
@@ -162,11 +163,18 @@ fn typed_payload<T: serde::de::DeserializeOwned>(
     version: u64,
     network: &Option<String>,
 ) -> Result<T, EnvelopeError> {
-    let mut pp = v.clone();
-    if let Some(m) = pp.as_object_mut() {
-        m.entry("x402Version").or_insert(Json::from(version));
-    }
-    serde_json::from_value(pp).map_err(|e| EnvelopeError::Rejected {
+    // The usual payload carries its version: deserialize it in place. Only
+    // one without gets copied, to add the envelope's.
+    let typed = if v.get("x402Version").is_some() {
+        T::deserialize(v)
+    } else {
+        let mut pp = v.clone();
+        if let Some(m) = pp.as_object_mut() {
+            m.insert("x402Version".into(), Json::from(version));
+        }
+        serde_json::from_value(pp)
+    };
+    typed.map_err(|e| EnvelopeError::Rejected {
         reason: Reason::InvalidPayloadShape,
         message: format!("paymentPayload: {}", first_line(&e)),
         network: network.clone(),
