@@ -64,7 +64,9 @@ say "image built in $(($(date +%s) - tb))s; runtime image size $((size / 1000000
 REDIS_PASSWORD="smoke-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 ADMIN_KEY="smoke-admin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 export REDIS_PASSWORD
-export X402_CHAIN__NETWORK=devnet
+# Production refuses the devnet network: the devnet container stands in for
+# preprod (it announces network magic 1, which the facilitator checks).
+export X402_CHAIN__NETWORK=preprod
 export X402_CHAIN__BLOCKFROST__URL=http://x402-devnet:3000/devnet/api/v0
 export X402_ADMIN__API_KEY="$ADMIN_KEY"
 export COMPOSE_PROJECT_NAME=x402-smoke

@@ -304,10 +304,27 @@ pub async fn run_against(
         start: Instant::now(),
     };
     println!("x402 on Cardano: a paid request through the facilitator at {facilitator}\n");
+    // The network the facilitator serves (a devnet may stand in for preprod).
+    let probe = reqwest::Client::new();
+    let supported: serde_json::Value = probe
+        .get(format!("{}/supported", facilitator.trim_end_matches('/')))
+        .send()
+        .await
+        .map_err(|e| step(format!("/supported: {e}")))?
+        .json()
+        .await
+        .map_err(|e| step(format!("/supported: {e}")))?;
+    let served = supported["kinds"]
+        .as_array()
+        .and_then(|kinds| kinds.iter().find(|k| k["x402Version"] == 2))
+        .and_then(|k| k["network"].as_str())
+        .unwrap_or("cardano:devnet")
+        .to_owned();
+    clock.say(&format!("the facilitator serves {served}"));
     let network = Network::Devnet;
     let requirements = PaymentRequirementsV2 {
         scheme: "exact".into(),
-        network: network.caip2().into(),
+        network: served,
         amount: "1000000".into(),
         asset: "lovelace".into(),
         pay_to: SigningKey::from_seed([0x5e; 32]).enterprise_address(network),
