@@ -411,7 +411,12 @@ impl Settlement {
             )
             .await;
         let submitting = match written {
-            Ok(CasOutcome::Applied(r)) => r,
+            Ok(CasOutcome::Applied(r)) => {
+                tracing::info!(tx = %r.tx_id, from = claimed.state.as_str(), to = r.state.as_str(), "settlement transition");
+                metrics::counter!("x402_settlement_transitions_total", "to" => r.state.as_str())
+                    .increment(1);
+                r
+            }
             Ok(CasOutcome::Conflict(Some(now))) => {
                 return self.resume(now, delivery_key.as_deref()).await;
             }
