@@ -942,57 +942,46 @@ mod tests {
         assert!(check(&base, Network::Preprod, &none).is_ok());
     }
 
-    /// `collateral_vectors.json` @c0ed496a (datumBytes 0 and 1, tokens 0/1/3,
-    /// coinsPerUtxoByte 0/1/44/4310, the five requested amounts): the minimum
-    /// and the collateral a buyer adds.
+    /// `collateral_vectors.json` @c0ed496a, every case: the whole "collateral"
+    /// grid (datumBytes 0/1/300/450/1000/12345, tokens 0/1/3, coinsPerUtxoByte
+    /// 0/1/44/4310, the five requested amounts) gives the post-result minimum and
+    /// the collateral a buyer adds; every "intervals" case gives the deadline
+    /// spacing verdict.
     #[test]
     fn collateral_vectors() {
-        let mins: &[(usize, usize, u64, u128)] = &[
-            (0, 0, 0, 0),
-            (0, 0, 1, 358),
-            (0, 0, 4310, 1_542_980),
-            (0, 0, 44, 15_752),
-            (0, 1, 1, 408),
-            (0, 1, 4310, 1_758_480),
-            (0, 1, 44, 17_952),
-            (0, 3, 1, 508),
-            (0, 3, 4310, 2_189_480),
-            (0, 3, 44, 22_352),
-            (1, 0, 1, 359),
-            (1, 0, 4310, 1_547_290),
-            (1, 0, 44, 15_796),
-            (1, 1, 1, 409),
-            (1, 1, 4310, 1_762_790),
-            (1, 1, 44, 17_996),
-            (1, 3, 1, 509),
-            (1, 3, 4310, 2_193_790),
-        ];
-        for (datum, tokens, cpb, min) in mins {
-            assert_eq!(post_result_min_utxo(*datum, *tokens, *cpb), *min);
+        const REQUESTED: [u128; 5] = [0, 1_000_000, 1_435_230, 2_000_000, 50_000_000];
+        let (mut grid, mut intervals) = (0, 0);
+        for line in include_str!("testdata/collateral.in").lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.is_empty() || f[0].starts_with('#') {
+                continue;
+            }
+            if f[0] == "interval" {
+                let t: Vec<u128> = f[1..5].iter().map(|x| x.parse().unwrap()).collect();
+                let hold: bool = f[5].parse().unwrap();
+                assert_eq!(
+                    crate::scheme::masumi::terms::deadlines_ok(t[0], t[1], t[2], t[3]),
+                    hold,
+                    "{line}"
+                );
+                intervals += 1;
+                continue;
+            }
+            let datum: usize = f[0].parse().unwrap();
+            let tokens: usize = f[1].parse().unwrap();
+            let cpb: u64 = f[2].parse().unwrap();
+            let min: u128 = f[3].parse().unwrap();
+            assert_eq!(post_result_min_utxo(datum, tokens, cpb), min, "{line}");
+            assert_eq!(f.len(), 4 + REQUESTED.len(), "{line}");
+            for (requested, want) in REQUESTED.iter().zip(&f[4..]) {
+                let want: u128 = want.parse().unwrap();
+                assert_eq!(collateral_for(*requested, min), want, "{line} @{requested}");
+                grid += 1;
+            }
         }
-        let cases: &[(u128, u128, u128)] = &[
-            // (minUtxo, requested, collateral)
-            (0, 0, 0),
-            (0, 50_000_000, 0),
-            (358, 0, 1_435_230),
-            (358, 1_000_000, 0),
-            (1_542_980, 0, 1_542_980),
-            (1_542_980, 1_000_000, 1_435_230),
-            (1_542_980, 1_435_230, 1_435_230),
-            (1_542_980, 2_000_000, 0),
-            (2_189_480, 2_000_000, 1_435_230),
-            (2_189_480, 50_000_000, 0),
-            (1_547_290, 0, 1_547_290),
-            (1_762_790, 0, 1_762_790),
-            (22_352, 0, 1_435_230),
-        ];
-        for (min, requested, collateral) in cases {
-            assert_eq!(
-                collateral_for(*requested, *min),
-                *collateral,
-                "{min} {requested}"
-            );
-        }
+        // 6 datum sizes x 3 token counts x 4 prices x 5 requested amounts.
+        assert_eq!(grid, 360);
+        assert_eq!(intervals, 6);
     }
 
     mod lock_checks {
