@@ -228,7 +228,8 @@ mod tests {
     /// text, wire hex and decoding, both ways.
     #[test]
     fn vectors() {
-        let cases: Vec<([&str; 6], &str)> = include!("testdata/identifier.in");
+        let mut cases: Vec<([&str; 6], &str)> = include!("testdata/identifier.in");
+        cases.extend::<Vec<([&str; 6], &str)>>(include!("testdata/identifier_more.in"));
         for (p, hex_wire) in cases {
             let p = parts(p);
             assert_eq!(hex::encode(p.encode()), hex_wire, "{}", p.text());
