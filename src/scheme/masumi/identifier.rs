@@ -224,17 +224,44 @@ mod tests {
         }
     }
 
-    /// `identifier_vectors.json` @c0ed496a (the spec's two vectors are its first two):
-    /// text, wire hex and decoding, both ways.
+    /// `identifier_vectors.json` @c0ed496a, every "cases" entry (28; the spec's
+    /// two vectors are its first two): text, wire hex and decoding, both ways.
     #[test]
     fn vectors() {
         let mut cases: Vec<([&str; 6], &str)> = include!("testdata/identifier.in");
         cases.extend::<Vec<([&str; 6], &str)>>(include!("testdata/identifier_more.in"));
+        let n = cases.len();
         for (p, hex_wire) in cases {
             let p = parts(p);
             assert_eq!(hex::encode(p.encode()), hex_wire, "{}", p.text());
             assert_eq!(decode(&hex::decode(hex_wire).unwrap()).unwrap(), p);
         }
+        assert_eq!(n, 28);
+    }
+
+    /// `identifier_vectors.json` @c0ed496a, every "invalid" entry: refused on the
+    /// wire. The hex gate is the one `terms` applies to `blockchainIdentifier`
+    /// (non-empty, even length, lowercase); what passes it must fail `decode`.
+    #[test]
+    fn invalid_vectors() {
+        let cases: Vec<&str> = include!("testdata/identifier_invalid.in");
+        assert_eq!(cases.len(), 9);
+        let mut decoded_and_refused = 0;
+        for h in cases {
+            let gate = !h.is_empty()
+                && h.len().is_multiple_of(2)
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if gate {
+                assert!(decode(&hex::decode(h).unwrap()).is_err(), "{h}");
+                decoded_and_refused += 1;
+            }
+        }
+        // "00", "0000", the over-long text, the bad shape and the short segment.
+        assert_eq!(decoded_and_refused, 5);
+        // The uppercase copy of case 1 is refused by the gate alone: its bytes decode.
+        let upper = "230D7C6574F41D1C0ACC96ADE8EAE04360019F607004D8809C07D005C053019CAE007700BCE8058680D89818C04E44002C035931A2C00DAF5E00AC9BF00B6C401B80473C6535D00E6003CB8B110199DB615001CA8EECC6019B58076C603B13763A80";
+        assert!(decode(&hex::decode(upper).unwrap()).is_ok());
     }
 
     #[test]
