@@ -134,32 +134,7 @@ impl Buyer {
             output.value.coin = min_ada;
         }
 
-        let mut need = output.value.clone();
-        need.coin = need.coin.saturating_add(2_000_000);
-        let mut chosen = Vec::new();
-        let mut have = Value::default();
-        for (r, v) in &view.utxos {
-            if covers(&have, &need) {
-                break;
-            }
-            chosen.push(InputSpec {
-                utxo: *r,
-                value: v.clone(),
-            });
-            have = have
-                .checked_add(v)
-                .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
-        }
-        if !covers(&have, &need) {
-            return Err(BuyerError::Funds(format!(
-                "have {} lovelace, need about {}",
-                have.coin, need.coin
-            )));
-        }
-        let nonce = chosen
-            .first()
-            .map(|i| i.utxo)
-            .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+        let (chosen, nonce) = select_inputs(view, &output.value)?;
         let window = req.max_timeout_seconds.clamp(30, 600) / 2;
         let spec = PaymentSpec {
             inputs: chosen,
@@ -208,32 +183,7 @@ impl Buyer {
             address: lock.address.clone(),
             value: lock.value.clone(),
         };
-        let mut need = output.value.clone();
-        need.coin = need.coin.saturating_add(2_000_000);
-        let mut chosen = Vec::new();
-        let mut have = Value::default();
-        for (r, v) in &view.utxos {
-            if covers(&have, &need) {
-                break;
-            }
-            chosen.push(InputSpec {
-                utxo: *r,
-                value: v.clone(),
-            });
-            have = have
-                .checked_add(v)
-                .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
-        }
-        if !covers(&have, &need) {
-            return Err(BuyerError::Funds(format!(
-                "have {} lovelace, need about {}",
-                have.coin, need.coin
-            )));
-        }
-        let nonce = chosen
-            .first()
-            .map(|i| i.utxo)
-            .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+        let (chosen, nonce) = select_inputs(view, &output.value)?;
         let window = req.max_timeout_seconds.clamp(30, 600) / 2;
         let pay_by_slot =
             slot_at_unix(i64::try_from(lock.datum.pay_by_time / 1000).unwrap_or(i64::MAX));
@@ -491,4 +441,36 @@ pub fn masumi_requirements(
     let mut req = issue(&spec, seller_key).map_err(BuyerError::Requirements)?;
     req["extra"]["confirmationPolicy"] = json!({"l1Confirmations": 1});
     serde_json::from_value(req).map_err(|e| BuyerError::Requirements(e.to_string()))
+}
+
+/// Enough of the wallet's UTxOs to pay `value` plus about 2 ada for the fee
+/// and change, in the view's order; the first one is the payment's nonce.
+fn select_inputs(view: &ChainView, value: &Value) -> Result<(Vec<InputSpec>, UtxoRef), BuyerError> {
+    let mut need = value.clone();
+    need.coin = need.coin.saturating_add(2_000_000);
+    let mut chosen = Vec::new();
+    let mut have = Value::default();
+    for (r, v) in &view.utxos {
+        if covers(&have, &need) {
+            break;
+        }
+        chosen.push(InputSpec {
+            utxo: *r,
+            value: v.clone(),
+        });
+        have = have
+            .checked_add(v)
+            .ok_or_else(|| BuyerError::Funds("value overflow".into()))?;
+    }
+    if !covers(&have, &need) {
+        return Err(BuyerError::Funds(format!(
+            "have {} lovelace, need about {}",
+            have.coin, need.coin
+        )));
+    }
+    let nonce = chosen
+        .first()
+        .map(|i| i.utxo)
+        .ok_or_else(|| BuyerError::Funds("no UTxO".into()))?;
+    Ok((chosen, nonce))
 }

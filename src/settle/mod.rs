@@ -797,8 +797,7 @@ impl Settlement {
                 self.carry_out(&current, effect).await;
                 // Unchanged but still watched: look again later (a live claim
                 // is looked at once it would have gone stale).
-                let forgotten = wrote && rec.state == SettlementState::Claimed;
-                if !wrote && !forgotten {
+                if !wrote {
                     let at = if current.state == SettlementState::Claimed {
                         current.updated_at + self.policy.stale_claim_ms + 1
                     } else {
