@@ -665,7 +665,7 @@ fn run(o: &Options) -> Result<bool, String> {
                 .max_concurrent_requests
                 .max(o.concurrency * 2);
             if let Some(r) = &redis {
-                settings.chain.redis = r.settings();
+                settings.store.redis = r.settings();
             }
             if let Some(ms) = o.block_time_ms {
                 settings.chain.devnet.block_time_ms = ms;

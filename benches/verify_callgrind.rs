@@ -126,7 +126,7 @@ fn run(o: &Options) -> Result<(), String> {
     // No block during the run: the server thread does request work only.
     settings.chain.devnet.block_time_ms = 3_600_000;
     if let Some(r) = &redis {
-        settings.chain.redis = r.settings();
+        settings.store.redis = r.settings();
     }
     x402_facilitator::telemetry::init(&settings);
     let _ = x402_facilitator::http::metrics::handle();

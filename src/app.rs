@@ -64,14 +64,14 @@ pub async fn build_store(settings: &Settings) -> Result<DynStore, StartupError> 
     match settings.store.backend {
         StoreBackend::Memory => Ok(Arc::new(crate::store::memory::MemoryStore::new())),
         StoreBackend::Redis => {
-            let redis = &settings.chain.redis;
+            let redis = &settings.store.redis;
             let mut options = crate::store::redis::RedisStoreOptions {
                 journal_replicas: redis.replica_acks,
                 ..Default::default()
             };
             if let Some(path) = &redis.tls_ca_file {
                 let pem = std::fs::read(path).map_err(|e| {
-                    StartupError::Store(format!("chain.redis.tlsCaFile {path}: {e}"))
+                    StartupError::Store(format!("store.redis.tlsCaFile {path}: {e}"))
                 })?;
                 options.tls_root_ca_pem = Some(pem);
             }
@@ -95,26 +95,30 @@ impl App {
             "startup: sentry"
         );
 
-        let store = build_store(&settings).await?;
-        tracing::info!(
-            step = "store",
-            backend = store.backend(),
-            "startup: store ready"
-        );
         if let Some(warning) = settings.production_warning() {
             tracing::warn!(step = "store", "WARNING: {warning}");
         }
-
-        let chain = crate::chain::build(&settings)
-            .await
-            .map_err(|e| StartupError::Chain(e.to_string()))?;
-        tracing::info!(
-            step = "chain",
-            network = chain.provider.network().caip2(),
-            "startup: chain provider ready"
-        );
-
-        Self::build_with(settings, store, chain, sentry).await
+        let mut lanes = Vec::new();
+        for lane in settings.lanes() {
+            // Each network its own store namespace (`{keyPrefix}{caip2}:`).
+            let store = build_store(&lane).await?;
+            tracing::info!(
+                step = "store",
+                backend = store.backend(),
+                network = lane.chain.network.caip2(),
+                "startup: store ready"
+            );
+            let chain = crate::chain::build(&lane)
+                .await
+                .map_err(|e| StartupError::Chain(e.to_string()))?;
+            tracing::info!(
+                step = "chain",
+                network = chain.provider.network().caip2(),
+                "startup: chain provider ready"
+            );
+            lanes.push((lane, store, chain));
+        }
+        Self::build_lanes(settings, lanes, sentry).await
     }
 
     /// Build around given providers (used by `build`, and by tests that share a devnet).
@@ -124,19 +128,38 @@ impl App {
         chain: ChainHandle,
         sentry: SentryGuard,
     ) -> Result<App, StartupError> {
-        let ChainHandle {
-            provider: chain,
-            devnet,
-        } = chain;
-        // With OpenTelemetry on, every chain and store call gets its own span.
-        let (chain, store): (DynChain, DynStore) = if crate::otel::enabled() {
-            (
-                Arc::new(crate::chain::traced::TracedChain(chain)),
-                Arc::new(crate::store::traced::TracedStore(store)),
-            )
-        } else {
-            (chain, store)
-        };
+        let lane = settings.clone();
+        Self::build_lanes(settings, vec![(lane, store, chain)], sentry).await
+    }
+
+    /// Build around one (settings, store, chain) per served network; the
+    /// first is the primary network.
+    pub async fn build_lanes(
+        settings: Settings,
+        lanes: Vec<(Settings, DynStore, ChainHandle)>,
+        sentry: SentryGuard,
+    ) -> Result<App, StartupError> {
+        let lanes: Vec<crate::facilitator::Lane> = lanes
+            .into_iter()
+            .map(|(lane, store, chain)| {
+                let ChainHandle {
+                    provider: chain,
+                    devnet,
+                } = chain;
+                // With OpenTelemetry on, every chain and store call gets its own span.
+                let (chain, store): (DynChain, DynStore) = if crate::otel::enabled() {
+                    (
+                        Arc::new(crate::chain::traced::TracedChain(chain)),
+                        Arc::new(crate::store::traced::TracedStore(store)),
+                    )
+                } else {
+                    (chain, store)
+                };
+                crate::facilitator::Lane::new(Arc::new(lane), chain, store, devnet)
+            })
+            .collect();
+        let router = crate::facilitator::Router::new(lanes)
+            .ok_or_else(|| StartupError::Chain("no network to serve".into()))?;
         let addr_text = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr_text)
             .await
@@ -164,18 +187,9 @@ impl App {
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let guard = crate::http::guard::Guard::new(&settings);
-        let settings = Arc::new(settings);
-        let facilitator = Arc::new(crate::facilitator::Facilitator::new(
-            settings.clone(),
-            chain.clone(),
-            store.clone(),
-        ));
         let state = AppState::new(AppInner::new(
-            settings,
-            facilitator,
-            chain,
-            store,
-            devnet,
+            Arc::new(settings),
+            Arc::new(router),
             guard,
             shutdown_rx,
         ));
@@ -219,10 +233,16 @@ impl App {
         let conn_opts = crate::http::serve::ServeOptions::from_settings(&state.settings.server);
         let service = crate::http::service(state.clone());
 
-        let reconciler = state
+        let reconcilers: Vec<_> = state
             .facilitator
-            .settlement()
-            .spawn_reconciler(state.shutdown_signal());
+            .lanes()
+            .iter()
+            .map(|l| {
+                l.facilitator
+                    .settlement()
+                    .spawn_reconciler(state.shutdown_signal())
+            })
+            .collect();
         let guard = state.guard.clone();
         let mut prune_stop = state.shutdown_signal();
         let prune_every = Duration::from_millis(state.settings.rate_limit.window_ms.max(1000));
@@ -276,11 +296,17 @@ impl App {
         };
         let result = Ok(());
 
-        let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
-        if let Some(d) = &state.devnet {
-            d.shutdown().await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::future::join_all(reconcilers),
+        )
+        .await;
+        for lane in state.facilitator.lanes() {
+            if let Some(d) = &lane.devnet {
+                d.shutdown().await;
+            }
+            lane.store.close().await;
         }
-        state.store.close().await;
         tracing::info!("store closed; shutdown complete");
         sentry.flush(Duration::from_secs(2));
         crate::otel::flush();

@@ -693,7 +693,7 @@ impl Core {
                     tracing::error!(message = %m, "chain backend network mismatch; refusing to read or submit");
                 }
                 *p = Proof::Mismatch(m.clone());
-                metrics::counter!("chain_network_mismatch_total").increment(1);
+                metrics::counter!("chain_network_mismatch_total", "network" => self.network.caip2()).increment(1);
                 Err(ChainError::wrong_network(op, m))
             }
             Err(e) => {
@@ -718,7 +718,7 @@ impl Core {
             Err(not_until) => {
                 use governor::clock::{Clock, DefaultClock};
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                metrics::counter!("chain_requests_refused_total", "reason" => "rate_limited")
+                metrics::counter!("chain_requests_refused_total", "network" => self.network.caip2(), "reason" => "rate_limited")
                     .increment(1);
                 Err(ChainError::rate_limited(op, wait))
             }
@@ -1184,7 +1184,7 @@ impl ChainProvider for BlockfrostProvider {
                 }
             }
         }
-        observe("utxos", started);
+        observe(self.network(), "utxos", started);
         answers
             .into_iter()
             .map(|a| a.unwrap_or_else(|| UtxoState::Unknown("not looked up".into())))
@@ -1196,7 +1196,7 @@ impl ChainProvider for BlockfrostProvider {
         self.core.check_network("tip")?;
         let started = Instant::now();
         let r = self.core.current_tip().await;
-        observe("tip", started);
+        observe(self.network(), "tip", started);
         r
     }
 
@@ -1208,7 +1208,7 @@ impl ChainProvider for BlockfrostProvider {
         }
         let started = Instant::now();
         let r = core.params.get_or_refresh(|| core.fetch_params()).await;
-        observe("protocol_params", started);
+        observe(self.network(), "protocol_params", started);
         r
     }
 
@@ -1225,7 +1225,7 @@ impl ChainProvider for BlockfrostProvider {
         }
         let started = Instant::now();
         let r = core.do_submit(tx_cbor).await;
-        observe("submit", started);
+        observe(self.network(), "submit", started);
         r
     }
 
@@ -1233,7 +1233,7 @@ impl ChainProvider for BlockfrostProvider {
         self.core.check_network("evidence")?;
         let started = Instant::now();
         let r = self.core.do_evidence(tx_id).await;
-        observe("evidence", started);
+        observe(self.network(), "evidence", started);
         r
     }
 

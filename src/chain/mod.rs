@@ -327,8 +327,9 @@ pub async fn build(settings: &crate::config::Settings) -> Result<ChainHandle, Ch
 }
 
 /// Record one chain operation's latency in the `chain_request_duration_seconds`
-/// histogram, labelled by `op` (`utxos`, `tip`, `protocol_params`, `submit`, `evidence`).
-pub(crate) fn observe(op: &'static str, started: std::time::Instant) {
-    metrics::histogram!("chain_request_duration_seconds", "op" => op)
+/// histogram, labelled by network and `op` (`utxos`, `tip`, `protocol_params`,
+/// `submit`, `evidence`).
+pub(crate) fn observe(network: Network, op: &'static str, started: std::time::Instant) {
+    metrics::histogram!("chain_request_duration_seconds", "network" => network.caip2(), "op" => op)
         .record(started.elapsed().as_secs_f64());
 }

@@ -16,6 +16,9 @@
 //! - a failure found before anything was broadcast leaves no record behind.
 
 pub mod digest;
+pub mod router;
+
+pub use router::{Lane, Router};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,16 +107,16 @@ struct Identified {
     delivery_key: String,
 }
 
-fn count_verify(result: &'static str, reason: &str) {
+fn count_verify(network: &'static str, result: &'static str, reason: &str) {
     // Every answered reason is one of ours: label it with the static wire
     // string, so counting allocates nothing.
     match Reason::from_wire(reason) {
-        Some(r) => metrics::counter!("x402_verify_total", "result" => result, "reason" => r.as_str())
+        Some(r) => metrics::counter!("x402_verify_total", "network" => network, "result" => result, "reason" => r.as_str())
             .increment(1),
         None if reason.is_empty() => {
-            metrics::counter!("x402_verify_total", "result" => result, "reason" => "").increment(1)
+            metrics::counter!("x402_verify_total", "network" => network, "result" => result, "reason" => "").increment(1)
         }
-        None => metrics::counter!("x402_verify_total", "result" => result, "reason" => reason.to_owned())
+        None => metrics::counter!("x402_verify_total", "network" => network, "result" => result, "reason" => reason.to_owned())
             .increment(1),
     }
 }
@@ -126,6 +129,7 @@ impl Facilitator {
             default: settings.settlement.default_confirmations,
             accept_mempool: settings.settlement.accept_mempool,
             reads_depth: chain.reads_depth(),
+            max: settings.settlement.max_confirmations,
         };
         let settlement = Settlement::new(store.clone(), chain.clone(), settings.clone());
         Facilitator {
@@ -142,6 +146,16 @@ impl Facilitator {
     pub fn with_verify_context(mut self, ctx: VerifyContext) -> Self {
         self.verify_ctx = ctx;
         self
+    }
+
+    /// This network's chain backend.
+    pub fn chain(&self) -> &DynChain {
+        &self.chain
+    }
+
+    /// This network's store namespace.
+    pub fn store(&self) -> &DynStore {
+        &self.store
     }
 
     pub fn settlement(&self) -> &Arc<Settlement> {
@@ -214,7 +228,7 @@ impl Facilitator {
             Answer::Retry(b) => ("unavailable", b.invalid_reason.as_deref().unwrap_or("")),
             Answer::BadRequest(b) => ("bad_request", b.invalid_reason.as_deref().unwrap_or("")),
         };
-        count_verify(result, reason);
+        count_verify(self.verify_ctx.network.caip2(), result, reason);
         answer
     }
 

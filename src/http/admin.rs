@@ -176,6 +176,8 @@ async fn resume(
 
 #[derive(Deserialize)]
 struct ListQuery {
+    /// CAIP-2 id of the network whose journal to list (default: the first served).
+    network: Option<String>,
     state: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
@@ -204,17 +206,32 @@ async fn list(
             "cursor is not a nextCursor this service handed out",
         ));
     }
+    let network = match q.network.as_deref().filter(|n| !n.is_empty()) {
+        None => None,
+        Some(n) => Some(
+            crate::cardano::Network::ALL
+                .into_iter()
+                .find(|x| x.caip2() == n)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_network",
+                        format!("unknown network {n:?}; a CAIP-2 id such as cardano:preprod"),
+                    )
+                })?,
+        ),
+    };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let page = app
         .facilitator
-        .list_settlements(state, cursor, limit)
+        .list_settlements(network, state, cursor, limit)
         .await
         .map_err(|e| {
             ApiError::unavailable(
                 crate::protocol::reason::Reason::StoreUnavailable.as_str(),
                 e.to_string(),
             )
-        })?;
+        })?
+        .ok_or_else(|| ApiError::not_found("This network is not served here"))?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
     let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
     Ok(Json(

@@ -3,9 +3,9 @@
 //!
 //! | status | HTTP | meaning |
 //! |---|---|---|
-//! | healthy | 200 | store and chain both answer |
-//! | degraded | 200 | one of them does not (payments fail closed meanwhile) |
-//! | unhealthy | 503 | neither answers |
+//! | healthy | 200 | every network's store and chain answer |
+//! | degraded | 200 | some do not (payments on those fail closed meanwhile) |
+//! | unhealthy | 503 | none answers |
 //!
 //! Both routes share one probe of the store and the chain, reused for
 //! `server.healthCacheMs` (default 1 s) and refreshed by one caller at a time
@@ -29,7 +29,9 @@ use axum::{Extension, Json};
 use serde_json::json;
 
 use super::state::AppState;
+use crate::cardano::Network;
 use crate::chain::{DependencyHealth, DependencyStatus};
+use crate::facilitator::Lane;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -48,16 +50,52 @@ where
     }
 }
 
-/// Both probes, concurrently, uncached.
-pub async fn dependencies(app: &AppState) -> (DependencyHealth, DependencyHealth) {
-    tokio::join!(probe(app.store.health()), probe(app.chain.health()))
+/// Both probes of one network, concurrently, uncached.
+pub async fn dependencies(lane: &Lane) -> (DependencyHealth, DependencyHealth) {
+    tokio::join!(probe(lane.store.health()), probe(lane.chain.health()))
 }
 
-/// One probe result shared by /health and /ready.
+/// One network's probe results.
 #[derive(Debug)]
-pub struct Snapshot {
+pub struct NetworkProbe {
+    pub network: Network,
+    pub store_backend: &'static str,
     pub store: DependencyHealth,
     pub chain: DependencyHealth,
+}
+
+impl NetworkProbe {
+    fn up(&self) -> (bool, bool) {
+        (
+            self.store.status == DependencyStatus::Up,
+            self.chain.status == DependencyStatus::Up,
+        )
+    }
+}
+
+/// One probe result shared by /health, /ready and the /metrics gauges: every
+/// served network, the primary first.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub networks: Vec<NetworkProbe>,
+}
+
+/// Every network's probes, concurrently, uncached.
+pub async fn snapshot(app: &AppState) -> Snapshot {
+    let lanes = app.facilitator.lanes();
+    let probes = futures::future::join_all(lanes.iter().map(dependencies)).await;
+    Snapshot {
+        networks: lanes
+            .iter()
+            .zip(probes)
+            .map(|(lane, (store, chain))| NetworkProbe {
+                network: lane.network,
+                store_backend: lane.store.backend(),
+                store,
+                chain,
+            })
+            .collect(),
+    }
 }
 
 /// The cached, single-flight dependency probe.
@@ -86,8 +124,7 @@ impl Probes {
         {
             return snap.clone();
         }
-        let (store, chain) = dependencies(app).await;
-        let snap = Arc::new(Snapshot { store, chain });
+        let snap = Arc::new(snapshot(app).await);
         *last = Some((Instant::now(), snap.clone()));
         snap
     }
@@ -103,6 +140,43 @@ fn shown(h: &DependencyHealth, detail: bool) -> serde_json::Value {
     v
 }
 
+/// One network as `/health` shows it.
+fn network_json(
+    p: &NetworkProbe,
+    detail: bool,
+    now: i64,
+) -> (serde_json::Value, serde_json::Value) {
+    let mut chain_json = shown(&p.chain, detail);
+    chain_json["network"] = json!(p.network.caip2());
+    if let Some(tip) = p.chain.tip {
+        chain_json["tip"] = serde_json::to_value(tip).unwrap_or_default();
+        chain_json["tipAgeSeconds"] = json!((now - tip.time).max(0));
+    }
+    let mut store_json = shown(&p.store, detail);
+    store_json["backend"] = json!(p.store_backend);
+    (store_json, chain_json)
+}
+
+/// `healthy` when every dependency of every network answers, `unhealthy`
+/// when none does, `degraded` in between.
+fn overall(snap: &Snapshot) -> &'static str {
+    let ups: Vec<bool> = snap
+        .networks
+        .iter()
+        .flat_map(|p| {
+            let (s, c) = p.up();
+            [s, c]
+        })
+        .collect();
+    if ups.iter().all(|u| *u) {
+        "healthy"
+    } else if ups.iter().any(|u| *u) {
+        "degraded"
+    } else {
+        "unhealthy"
+    }
+}
+
 pub async fn health(
     State(app): State<AppState>,
     Extension(probes): Extension<Arc<Probes>>,
@@ -110,28 +184,33 @@ pub async fn health(
 ) -> Response {
     let detail = super::admin::presents_admin_key(&app, &req);
     let snap = probes.get(&app).await;
-    let (store, chain) = (&snap.store, &snap.chain);
-    let up = |h: &DependencyHealth| h.status == DependencyStatus::Up;
-    let status = match (up(store), up(chain)) {
-        (true, true) => "healthy",
-        (false, false) => "unhealthy",
-        _ => "degraded",
-    };
+    let status = overall(&snap);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut chain_json = shown(chain, detail);
-    chain_json["network"] = json!(app.chain.network().caip2());
-    if let Some(tip) = chain.tip {
-        chain_json["tip"] = serde_json::to_value(tip).unwrap_or_default();
-        chain_json["tipAgeSeconds"] = json!((now - tip.time).max(0));
+    let mut networks = serde_json::Map::new();
+    let mut primary = None;
+    for p in &snap.networks {
+        let (store_json, chain_json) = network_json(p, detail, now);
+        let net_status = match p.up() {
+            (true, true) => "healthy",
+            (false, false) => "unhealthy",
+            _ => "degraded",
+        };
+        networks.insert(
+            p.network.caip2().to_owned(),
+            json!({ "status": net_status, "store": store_json.clone(), "chain": chain_json.clone() }),
+        );
+        primary.get_or_insert((store_json, chain_json));
     }
-    let mut store_json = shown(store, detail);
-    store_json["backend"] = json!(app.store.backend());
+    let (store_json, chain_json) = primary.unwrap_or_default();
     let mut body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "timestamp": super::error::now_rfc3339(),
+        // The primary network's dependencies (as before several networks),
+        // then every network's.
         "dependencies": { "store": store_json, "chain": chain_json },
+        "networks": networks,
     });
     if let Some(w) = app.settings.production_warning() {
         body["warning"] = json!(w);
@@ -155,12 +234,20 @@ pub async fn ready(
         reasons.push("shutting down".to_owned());
     }
     let snap = probes.get(&app).await;
-    for (name, h) in [("store", &snap.store), ("chain", &snap.chain)] {
-        if h.status != DependencyStatus::Up {
-            reasons.push(match (&h.error, detail) {
-                (Some(e), true) => format!("{name} down: {}", crate::redact::urls_in(e)),
-                _ => format!("{name} down"),
-            });
+    let several = snap.networks.len() > 1;
+    for p in &snap.networks {
+        for (name, h) in [("store", &p.store), ("chain", &p.chain)] {
+            if h.status != DependencyStatus::Up {
+                let name = if several {
+                    format!("{} {name}", p.network.caip2())
+                } else {
+                    name.to_owned()
+                };
+                reasons.push(match (&h.error, detail) {
+                    (Some(e), true) => format!("{name} down: {}", crate::redact::urls_in(e)),
+                    _ => format!("{name} down"),
+                });
+            }
         }
     }
     if reasons.is_empty() {

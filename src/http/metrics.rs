@@ -45,34 +45,38 @@ pub async fn render(
 }
 
 async fn refresh_gauges(app: &super::state::AppState) {
+    let snap = super::health::snapshot(app).await;
+    for (lane, probe) in app.facilitator.lanes().iter().zip(&snap.networks) {
+        refresh_network(lane, probe).await;
+    }
+}
+
+/// The gauges of one network, labelled with its CAIP-2 id.
+async fn refresh_network(lane: &crate::facilitator::Lane, probe: &super::health::NetworkProbe) {
     use crate::chain::DependencyStatus;
     use crate::store::SettlementState;
-    let (store, chain) = super::health::dependencies(app).await;
-    metrics::gauge!("store_up").set(if store.status == DependencyStatus::Up {
-        1.0
-    } else {
-        0.0
-    });
+    let network = lane.network.caip2();
+    let (store, chain) = (&probe.store, &probe.chain);
+    let up = |s: DependencyStatus| if s == DependencyStatus::Up { 1.0 } else { 0.0 };
+    metrics::gauge!("store_up", "network" => network).set(up(store.status));
     // Round-trip of the store's health probe (a Redis PING), for dashboards.
-    metrics::gauge!("store_ping_seconds").set(store.latency_ms / 1000.0);
-    metrics::gauge!("chain_up").set(if chain.status == DependencyStatus::Up {
-        1.0
-    } else {
-        0.0
-    });
+    metrics::gauge!("store_ping_seconds", "network" => network).set(store.latency_ms / 1000.0);
+    metrics::gauge!("chain_up", "network" => network).set(up(chain.status));
     if let Some(tip) = chain.tip {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        metrics::gauge!("chain_tip_age_seconds").set((now - tip.time).max(0) as f64);
+        metrics::gauge!("chain_tip_age_seconds", "network" => network)
+            .set((now - tip.time).max(0) as f64);
     }
     if store.status != DependencyStatus::Up {
         return;
     }
-    if let Ok(n) = app.store.reservations_active().await {
-        metrics::gauge!("x402_reservations_active").set(n as f64);
+    if let Ok(n) = lane.store.reservations_active().await {
+        metrics::gauge!("x402_reservations_active", "network" => network).set(n as f64);
     }
-    if let Ok(counts) = app.store.count_by_state().await {
+    if let Ok(counts) = lane.store.count_by_state().await {
         for (state, count) in counts {
-            metrics::gauge!("x402_settlements", "state" => state.as_str()).set(count as f64);
+            metrics::gauge!("x402_settlements", "network" => network, "state" => state.as_str())
+                .set(count as f64);
         }
     }
     let mut oldest: Option<i64> = None;
@@ -81,7 +85,7 @@ async fn refresh_gauges(app: &super::state::AppState) {
         SettlementState::Submitted,
         SettlementState::Pending,
     ] {
-        if let Ok(page) = app.store.list(Some(state), None, 200).await {
+        if let Ok(page) = lane.store.list(Some(state), None, 200).await {
             for r in page.records {
                 oldest = Some(oldest.map_or(r.created_at, |o| o.min(r.created_at)));
             }
@@ -90,5 +94,5 @@ async fn refresh_gauges(app: &super::state::AppState) {
     let age = oldest
         .map(|o| ((crate::settle::now_ms() - o) as f64 / 1000.0).max(0.0))
         .unwrap_or(0.0);
-    metrics::gauge!("x402_settlements_oldest_unconfirmed_seconds").set(age);
+    metrics::gauge!("x402_settlements_oldest_unconfirmed_seconds", "network" => network).set(age);
 }

@@ -48,10 +48,11 @@ pub use error::ApiError;
 /// The routes, with the per-route layer that records the matched template.
 pub fn routes(state: AppState) -> Router {
     let mut router = Router::new();
-    if let Some(devnet) = state.devnet.clone()
-        && state.settings.chain.devnet.api_enabled
+    if let Some(lane) = state.facilitator.devnet()
+        && let Some(devnet) = lane.devnet.clone()
+        && lane.settings.chain.devnet.api_enabled
     {
-        let faucet = state.settings.chain.devnet.faucet_enabled;
+        let faucet = lane.settings.chain.devnet.faucet_enabled;
         router = router.nest_service("/devnet", crate::chain::devnet::api::router(devnet, faucet));
     }
     if state.settings.metrics.port.is_none() {

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::chain::DynChain;
 use crate::chain::devnet::Devnet;
 use crate::config::Settings;
-use crate::facilitator::Facilitator;
+use crate::facilitator::Router;
 use crate::store::DynStore;
 
 /// Shared, immutable-after-start state of one running facilitator.
@@ -21,12 +21,12 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub settings: Arc<Settings>,
-    /// The use cases; handlers call exactly one of them.
-    pub facilitator: Arc<Facilitator>,
-    /// For health probes and the devnet's own routes.
+    /// The use cases of every served network; handlers call exactly one of them.
+    pub facilitator: Arc<Router>,
+    /// The primary (first) network's chain backend and store.
     pub chain: DynChain,
     pub store: DynStore,
-    /// The embedded ledger, when it is the chain backend.
+    /// The embedded ledger, when one network runs on it (its routes are served).
     pub devnet: Option<Arc<Devnet>>,
     pub started: Instant,
     /// API keys and rate limits, shared by every route.
@@ -53,13 +53,13 @@ impl Deref for AppState {
 impl AppInner {
     pub fn new(
         settings: Arc<Settings>,
-        facilitator: Arc<Facilitator>,
-        chain: DynChain,
-        store: DynStore,
-        devnet: Option<Arc<Devnet>>,
+        facilitator: Arc<Router>,
         guard: Arc<super::guard::Guard>,
         shutdown: watch::Receiver<bool>,
     ) -> AppInner {
+        let primary = facilitator.primary();
+        let (chain, store) = (primary.chain.clone(), primary.store.clone());
+        let devnet = facilitator.devnet().and_then(|l| l.devnet.clone());
         AppInner {
             settings,
             facilitator,

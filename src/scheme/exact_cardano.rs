@@ -255,6 +255,8 @@ pub struct ConfirmationRules {
     pub accept_mempool: bool,
     /// The chain backend can read block depth (an evidence reader exists).
     pub reads_depth: bool,
+    /// The most confirmations this operator waits for (`settlement.maxConfirmations`).
+    pub max: i64,
 }
 
 impl Default for ConfirmationRules {
@@ -263,6 +265,7 @@ impl Default for ConfirmationRules {
             default: DEFAULT_L1_CONFIRMATIONS,
             accept_mempool: false,
             reads_depth: true,
+            max: MAX_L1_CONFIRMATIONS,
         }
     }
 }
@@ -272,7 +275,7 @@ impl ConfirmationRules {
     pub fn range(&self) -> (i64, i64) {
         let min = if self.accept_mempool { -1 } else { 0 };
         let max = if self.reads_depth {
-            MAX_L1_CONFIRMATIONS
+            self.max.clamp(0, MAX_L1_CONFIRMATIONS)
         } else {
             0
         };
@@ -295,6 +298,15 @@ pub fn apply_confirmation_policy(
             Reason::RequirementsPolicy,
             "l1Confirmations -1 (mempool) is not accepted by this facilitator; ask for 0 or more"
                 .into(),
+        ));
+    }
+    if env.l1_confirmations > rules.max.max(0) && rules.reads_depth {
+        return Err((
+            Reason::RequirementsPolicy,
+            format!(
+                "l1Confirmations {} is more than this facilitator waits for (at most {})",
+                env.l1_confirmations, rules.max
+            ),
         ));
     }
     if env.l1_confirmations > 0 && !rules.reads_depth {

@@ -175,6 +175,11 @@ impl Settlement {
         })
     }
 
+    /// The CAIP-2 id of this settlement's network (a metrics label).
+    pub fn network(&self) -> &'static str {
+        self.settings.chain.network.caip2()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -243,7 +248,7 @@ impl Settlement {
             && r.state != from.state
         {
             tracing::info!(tx = %r.tx_id, from = from.state.as_str(), to = r.state.as_str(), "settlement transition");
-            metrics::counter!("x402_settlement_transitions_total", "to" => r.state.as_str())
+            metrics::counter!("x402_settlement_transitions_total", "network" => self.network(), "to" => r.state.as_str())
                 .increment(1);
         }
         Ok(out)
@@ -294,7 +299,8 @@ impl Settlement {
                     return;
                 };
                 tracing::warn!(tx = %rec.tx_id, submissions = rec.submissions, "re-broadcasting a transaction whose submit outcome was unknown");
-                metrics::counter!("x402_rebroadcasts_total").increment(1);
+                metrics::counter!("x402_rebroadcasts_total", "network" => self.network())
+                    .increment(1);
                 let outcome = self.chain.submit(&bytes).await;
                 let _ = self.record_submit(rec, outcome).await;
             }
@@ -413,7 +419,7 @@ impl Settlement {
         let submitting = match written {
             Ok(CasOutcome::Applied(r)) => {
                 tracing::info!(tx = %r.tx_id, from = claimed.state.as_str(), to = r.state.as_str(), "settlement transition");
-                metrics::counter!("x402_settlement_transitions_total", "to" => r.state.as_str())
+                metrics::counter!("x402_settlement_transitions_total", "network" => self.network(), "to" => r.state.as_str())
                     .increment(1);
                 r
             }
@@ -452,7 +458,7 @@ impl Settlement {
             }
         };
         if after.state == SettlementState::Rejected {
-            metrics::counter!("x402_settle_total", "result" => "rejected").increment(1);
+            metrics::counter!("x402_settle_total", "network" => self.network(), "result" => "rejected").increment(1);
             return SettleAnswer::Rejected { record: after };
         }
         self.observe_until(after, deadline, delivery_key.as_deref())
@@ -483,7 +489,7 @@ impl Settlement {
         self.chain.invalidate(&rec.inputs);
         match self.cas(rec, *next, schedule).await {
             Ok(CasOutcome::Applied(r)) => {
-                metrics::counter!("x402_settle_total", "result" => "success").increment(1);
+                metrics::counter!("x402_settle_total", "network" => self.network(), "result" => "success").increment(1);
                 Some(SettleAnswer::Settled {
                     confirmations: settled_confirmations(&r),
                     record: r,
@@ -573,7 +579,7 @@ impl Settlement {
                 Decision::Write { next, schedule, .. } => {
                     match self.cas(&rec, *next, schedule).await? {
                         CasOutcome::Applied(r) => {
-                            metrics::counter!("x402_settle_total", "result" => "success")
+                            metrics::counter!("x402_settle_total", "network" => self.network(), "result" => "success")
                                 .increment(1);
                             return Ok(Delivery::Delivered(r));
                         }
@@ -590,7 +596,7 @@ impl Settlement {
                     if same_caller || self.settings.settlement.repeat_success {
                         return Ok(Delivery::Delivered(rec));
                     }
-                    metrics::counter!("x402_settle_total", "result" => "duplicate").increment(1);
+                    metrics::counter!("x402_settle_total", "network" => self.network(), "result" => "duplicate").increment(1);
                     return Ok(Delivery::Duplicate(rec));
                 }
                 _ => return Ok(Delivery::NotMet(rec)),
@@ -709,7 +715,8 @@ impl Settlement {
         if let Ok((r, ..)) = self.apply(&rec, Event::WaitExpired).await {
             rec = r;
         }
-        metrics::counter!("x402_settle_total", "result" => "pending").increment(1);
+        metrics::counter!("x402_settle_total", "network" => self.network(), "result" => "pending")
+            .increment(1);
         SettleAnswer::Pending { record: rec }
     }
 
@@ -760,7 +767,7 @@ impl Settlement {
         }
         if let Ok(counts) = self.store.count_by_state().await {
             for (state, count) in counts {
-                metrics::gauge!("x402_settlements", "state" => state.as_str()).set(count as f64);
+                metrics::gauge!("x402_settlements", "network" => self.network(), "state" => state.as_str()).set(count as f64);
             }
         }
         Ok(n)
@@ -786,10 +793,11 @@ impl Settlement {
                 if rec.state == SettlementState::Confirmed
                     && current.state == SettlementState::Submitted
                 {
-                    metrics::counter!("x402_rollbacks_total").increment(1);
+                    metrics::counter!("x402_rollbacks_total", "network" => self.network())
+                        .increment(1);
                     if rec.delivered_at.is_some() {
                         tracing::error!(tx = %rec.tx_id, "rollback of a settlement whose success was already delivered");
-                        metrics::counter!("x402_rollbacks_after_delivery_total").increment(1);
+                        metrics::counter!("x402_rollbacks_after_delivery_total", "network" => self.network()).increment(1);
                     } else {
                         tracing::warn!(tx = %rec.tx_id, "rollback: confirmed transaction left the chain; back to SUBMITTED");
                     }
@@ -809,7 +817,8 @@ impl Settlement {
             }
             Err(e) => tracing::warn!(tx = %rec.tx_id, error = %e, "reconciler: could not write"),
         }
-        metrics::counter!("x402_reconciler_records_total").increment(1);
+        metrics::counter!("x402_reconciler_records_total", "network" => self.network())
+            .increment(1);
     }
 
     /// The background loop on every replica: refresh the shared pause switch;
@@ -837,7 +846,8 @@ impl Settlement {
                             tracing::info!(replica = %this.replica, "reconciler lease acquired");
                             holding = true;
                         }
-                        metrics::gauge!("x402_reconciler_leader").set(1.0);
+                        metrics::gauge!("x402_reconciler_leader", "network" => this.network())
+                            .set(1.0);
                         match this.reconcile_once().await {
                             Ok(n) if n > 0 => tracing::info!(records = n, "reconciler pass"),
                             Ok(_) => {}
@@ -849,7 +859,8 @@ impl Settlement {
                             tracing::info!(replica = %this.replica, "reconciler lease lost");
                         }
                         holding = false;
-                        metrics::gauge!("x402_reconciler_leader").set(0.0);
+                        metrics::gauge!("x402_reconciler_leader", "network" => this.network())
+                            .set(0.0);
                     }
                     Err(e) => {
                         holding = false;

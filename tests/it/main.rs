@@ -16,6 +16,7 @@ mod foundation;
 mod hardening;
 mod liveness;
 mod masumi_method;
+mod networks;
 mod one_payment;
 mod openapi;
 mod ops_metrics;

@@ -147,7 +147,7 @@ async fn masumi_payment_settles_on_redis() {
     };
     let app = spawn_app_with(|s| {
         s.store.backend = StoreBackend::Redis;
-        s.chain.redis = redis.settings();
+        s.store.redis = redis.settings();
     })
     .await;
     settles_once(&app, 0x62).await;
@@ -271,13 +271,13 @@ async fn one_set_of_terms_settles_once_across_replicas() {
     };
     let a = spawn_app_with(|s| {
         s.store.backend = StoreBackend::Redis;
-        s.chain.redis = redis.settings();
+        s.store.redis = redis.settings();
     })
     .await;
     let url = format!("{}/devnet/api/v0", a.base);
     let b = spawn_app_with(|s| {
         s.store.backend = StoreBackend::Redis;
-        s.chain.redis = redis.settings();
+        s.store.redis = redis.settings();
         s.chain.blockfrost.url = Some(url);
     })
     .await;

@@ -14,7 +14,7 @@ use x402_facilitator::config::{Settings, StoreBackend};
 
 fn with_redis(s: &mut Settings, redis: &RedisServer) {
     s.store.backend = StoreBackend::Redis;
-    s.chain.redis = redis.settings();
+    s.store.redis = redis.settings();
 }
 
 async fn replica_of(
@@ -390,7 +390,7 @@ async fn a_replica_ack_shortfall_aborts_with_503_and_the_next_attempt_settles() 
     };
     let a = spawn_app_with(|s| with_redis(s, &redis)).await;
     let strict = replica_of(&a, &redis, |s| {
-        s.chain.redis.replica_acks = 1;
+        s.store.redis.replica_acks = 1;
     })
     .await;
     let (buyer, _) = funded_buyer(&a.client, &a.base, 0x3c, 50_000_000).await;

@@ -14,7 +14,7 @@ use x402_facilitator::config::{Settings, StoreBackend};
 
 fn with_redis(s: &mut Settings, redis: &RedisServer) {
     s.store.backend = StoreBackend::Redis;
-    s.chain.redis = redis.settings();
+    s.store.redis = redis.settings();
     // These tests exercise the verify-time hold (the operator's opt-in).
     s.chain.reservation.hold_on_verify = true;
 }
@@ -229,7 +229,7 @@ async fn sentinel_failover_keeps_serving_and_loses_no_settlement() {
     let SentinelDeployment { mut master, .. } = deployment;
     let app = spawn_app_with(|s| {
         s.store.backend = StoreBackend::Redis;
-        s.chain.redis = redis_settings;
+        s.store.redis = redis_settings;
     })
     .await;
 

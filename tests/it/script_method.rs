@@ -123,7 +123,7 @@ async fn script_payment_settles_on_redis() {
     };
     let app = spawn_app_with(|s: &mut Settings| {
         s.store.backend = StoreBackend::Redis;
-        s.chain.redis = redis.settings();
+        s.store.redis = redis.settings();
     })
     .await;
     settles_through(&app, 0x72).await;

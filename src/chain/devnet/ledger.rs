@@ -466,7 +466,8 @@ impl Ledger {
 
     /// The confirmed view, as a Blockfrost client would see it: unspent at the
     /// tip, spent by a transaction in a block, or unknown (the producing
-    /// transaction is not in a block).
+    /// transaction is not in a block yet). An output of a transaction this
+    /// chain never saw is not on chain (`Spent`).
     pub fn utxo_state(&self, r: &UtxoRef) -> UtxoState {
         if self.is_unspent(r) {
             return match self.info(r) {
@@ -483,7 +484,10 @@ impl Ledger {
                 }
             }
             Some(_) => UtxoState::Unknown(format!("transaction {} is not yet in a block", r.tx_id)),
-            None => UtxoState::Unknown(format!("transaction {} not found", r.tx_id)),
+            // The ledger has seen every transaction of its chain, in a block
+            // or waiting: one it never saw produced nothing here. (Blockfrost
+            // cannot say that: its 404 may be indexer lag.)
+            None => UtxoState::Spent,
         }
     }
 

@@ -451,7 +451,7 @@ impl ChainProvider for Devnet {
             let l = self.ledger.lock();
             refs.iter().map(|r| l.utxo_state(r)).collect()
         };
-        observe("utxos", started);
+        observe(self.network(), "utxos", started);
         out
     }
 
@@ -469,7 +469,7 @@ impl ChainProvider for Devnet {
             Ok(_) => SubmitOutcome::Accepted,
             Err(r) => SubmitOutcome::Rejected(r.outcome_reason()),
         };
-        observe("submit", started);
+        observe(self.network(), "submit", started);
         out
     }
 

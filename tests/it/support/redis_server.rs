@@ -325,6 +325,20 @@ impl RedisServer {
         }
     }
 
+    /// Every key matching `pattern` (SCAN), sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut conn = self
+            .client_with(self.password())
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("redis connection");
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut conn)
+            .expect("KEYS");
+        keys.sort();
+        keys
+    }
+
     fn client_with(&self, password: &str) -> redis::Client {
         let mut info = redis::RedisConnectionInfo::default();
         if !password.is_empty() {
