@@ -104,28 +104,5 @@ pub fn lock_for(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BUYER: &str = "addr_test1qp7573my7h0fyj9cd2fwrws5v6ep0e6urpx007pz0pjnmakny46m3vmfawqwv3m48dv2s6eysht6tjfdk48lrzrkmj5qpmyq7l";
-
-    /// `lock_verify_vectors.json` "valid lovelace" output (datum bytes and coin)
-    /// and `quote_vectors.json` "lovelace unregistered absent" locks (collateral
-    /// 0 at 4310 lovelace/byte; 31,200,000 locking 81,200,000 at 100,000).
-    #[test]
-    fn lock_vectors() {
-        let v: Json =
-            serde_json::from_str(include_str!("testdata/lock_verify_requirements.json")).unwrap();
-        let req = &v["valid lovelace"];
-        let buyer = address::parse_shelley_bech32(BUYER).unwrap();
-        let l = lock_for(req, &buyer, None, 4310).unwrap();
-        assert_eq!(
-            hex::encode(&l.datum_cbor),
-            include_str!("testdata/lock_valid_lovelace_datum.hex").trim()
-        );
-        assert_eq!((l.collateral, l.value.coin), (0, 50_000_000));
-        let l = lock_for(req, &buyer, None, 100_000).unwrap();
-        assert_eq!((l.collateral, l.value.coin), (31_200_000, 81_200_000));
-    }
-}
+// Tests: `quote_vectors.json` (every vector, all four locks each: datum bytes,
+// collateral and coin) runs through `lock_for` in `super::vectors`.

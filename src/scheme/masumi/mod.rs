@@ -24,6 +24,8 @@ pub mod identifier;
 pub mod lock;
 pub mod quote;
 pub mod terms;
+#[cfg(test)]
+mod vectors;
 pub mod verify;
 
 pub use verify::{MasumiPolicy, MasumiTerms, check_lock, check_requirements};

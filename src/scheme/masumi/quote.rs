@@ -23,7 +23,9 @@ pub struct QuoteSpec {
     /// Bech32 seller address (its payment key is `seller_key`).
     pub seller_address: String,
     pub seller_return_address: Option<String>,
-    /// Commitment parts: `{name, canonicalization, mediaType?, content?}` (digests are filled in).
+    /// Commitment parts: `{name, canonicalization, mediaType?, content, echoContent?}`.
+    /// Digests are filled in; `echoContent: false` keeps the content out of the
+    /// requirement (the buyer learns it elsewhere), its digest still commits to it.
     pub parts: Vec<Json>,
     pub pay_by_time: u128,
     pub submit_result_time: u128,
@@ -45,8 +47,38 @@ fn deployment_json(d: &Deployment) -> Json {
     })
 }
 
+/// What a quote may say besides its [`QuoteSpec`].
+#[derive(Clone, Debug, Default)]
+pub struct IssueOptions {
+    /// The network identifier written into the requirement, e.g. the CIP-34
+    /// alias `cip34:0-1` of preprod; `None` writes the CAIP-2 name. It is signed
+    /// verbatim, so it must name `spec.network`.
+    pub network_id: Option<String>,
+    /// `extra.confirmationPolicy`, if the seller asks for one (not signed).
+    pub confirmation_policy: Option<Json>,
+}
+
 /// The `paymentRequirements` of a quote, signed by `seller_key`.
 pub fn issue(spec: &QuoteSpec, seller_key: &SigningKey) -> Result<Json, String> {
+    issue_with(spec, &IssueOptions::default(), seller_key)
+}
+
+/// [`issue`] with [`IssueOptions`].
+pub fn issue_with(
+    spec: &QuoteSpec,
+    opts: &IssueOptions,
+    seller_key: &SigningKey,
+) -> Result<Json, String> {
+    let network_id = match &opts.network_id {
+        Some(id) if Network::parse_any(id) == Some(spec.network) => id.clone(),
+        Some(id) => {
+            return Err(format!(
+                "network {id} does not name {}",
+                spec.network.name()
+            ));
+        }
+        None => spec.network.caip2().to_owned(),
+    };
     let dep = match &spec.deployment {
         Some(d) => d.clone(),
         None => escrow::network_default(spec.network).ok_or("no default deployment")?,
@@ -62,10 +94,17 @@ pub fn issue(spec: &QuoteSpec, seller_key: &SigningKey) -> Result<Json, String> 
             .and_then(Json::as_str)
             .unwrap_or("jcs")
             .to_owned();
-        let content = p
-            .get("content")
-            .cloned()
-            .ok_or("a quote part needs content")?;
+        let echo = match p.remove("echoContent") {
+            None => true,
+            Some(Json::Bool(b)) => b,
+            Some(_) => return Err("echoContent must be a boolean".into()),
+        };
+        let content = if echo {
+            p.get("content").cloned()
+        } else {
+            p.remove("content")
+        }
+        .ok_or("a quote part needs content")?;
         p.insert(
             "digest".into(),
             json!(terms::part_digest(&canon, &content)?),
@@ -102,6 +141,9 @@ pub fn issue(spec: &QuoteSpec, seller_key: &SigningKey) -> Result<Json, String> 
 
     let mut extra = Map::new();
     extra.insert("assetTransferMethod".into(), json!("masumi"));
+    if let Some(c) = &opts.confirmation_policy {
+        extra.insert("confirmationPolicy".into(), c.clone());
+    }
     extra.insert("inputCommitment".into(), commitment);
     extra.insert("terms".into(), Json::Object(t));
     if let Some(d) = &spec.deployment {
@@ -109,7 +151,7 @@ pub fn issue(spec: &QuoteSpec, seller_key: &SigningKey) -> Result<Json, String> 
     }
     let mut req = json!({
         "scheme": "exact",
-        "network": spec.network.caip2(),
+        "network": network_id,
         "asset": spec.asset,
         "amount": spec.amount,
         "payTo": pay_to,
