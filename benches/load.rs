@@ -628,7 +628,7 @@ fn run(o: &Options) -> Result<bool, String> {
             settings.server.host = "127.0.0.1".into();
             settings.server.port = 0;
             settings.rate_limit.enabled = false;
-            settings.logging.level = "warn".into();
+            settings.logging.level = x402_facilitator::config::LogLevel::parse("warn").unwrap();
             if let Some(ms) = o.block_time_ms {
                 settings.chain.devnet.block_time_ms = ms;
             }
@@ -658,7 +658,7 @@ fn run(o: &Options) -> Result<bool, String> {
             settings.server.host = "127.0.0.1".into();
             settings.server.port = 0;
             settings.rate_limit.enabled = false;
-            settings.logging.level = "warn".into();
+            settings.logging.level = x402_facilitator::config::LogLevel::parse("warn").unwrap();
             settings.store.backend = o.store;
             settings.server.max_concurrent_requests = settings
                 .server

@@ -121,7 +121,8 @@ fn run(o: &Options) -> Result<(), String> {
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.rate_limit.enabled = false;
-    settings.logging.level = o.log_level.clone();
+    settings.logging.level =
+        x402_facilitator::config::LogLevel::parse(&o.log_level).expect("a log level");
     settings.store.backend = o.store;
     // No block during the run: the server thread does request work only.
     settings.chain.devnet.block_time_ms = 3_600_000;

@@ -117,7 +117,8 @@ async fn async_main(cli: Cli) -> ExitCode {
         Some(Command::Demo { method, .. }) => {
             let mut settings = settings;
             // The demo prints its own story; service logs only for problems.
-            settings.logging.level = "warn".into();
+            settings.logging.level =
+                x402_facilitator::config::LogLevel::parse("warn").unwrap_or_default();
             telemetry::init(&settings);
             match x402_facilitator::demo::run_with(settings, method).await {
                 Ok(()) => ExitCode::SUCCESS,

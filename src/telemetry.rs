@@ -25,21 +25,6 @@ use crate::config::Settings;
 /// The `name` field of every log line and the Sentry release prefix.
 pub const SERVICE_NAME: &str = "x402-facilitator";
 
-/// Map a pino-style level name (or a tracing filter directive) to a filter string.
-pub fn parse_level(level: &str) -> Option<String> {
-    let l = level.trim().to_ascii_lowercase();
-    let mapped = match l.as_str() {
-        "trace" | "debug" | "info" | "warn" | "error" => l.clone(),
-        "fatal" => "error".into(),
-        "silent" => "off".into(),
-        _ => {
-            EnvFilter::try_new(level).ok()?;
-            level.to_owned()
-        }
-    };
-    Some(mapped)
-}
-
 /// Forwards only events to the wrapped layer: span open/close lines are noise
 /// in an access-logged service, but span fields must still reach each event.
 pub struct EventsOnly<L>(pub L);
@@ -65,7 +50,7 @@ where
 /// The filter of the log lines: our crate at the chosen level, noisy
 /// dependencies one step quieter.
 fn log_filter(settings: &Settings) -> EnvFilter {
-    let directive = parse_level(&settings.logging.level).unwrap_or_else(|| "info".into());
+    let directive = settings.logging.level.directive();
     EnvFilter::try_new(format!(
         "{directive},hyper=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn"
     ))

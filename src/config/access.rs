@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use std::net::IpAddr;
+
+use super::{KeyDigest, Secret};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -39,7 +41,7 @@ impl Default for RateLimitSettings {
 #[serde(rename_all = "camelCase", default)]
 pub struct AuthSettings {
     /// SHA-256 hex digests of the API keys resource servers present. Empty: no key required.
-    pub api_keys: Vec<Secret>,
+    pub api_keys: Vec<KeyDigest>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -48,5 +50,5 @@ pub struct AdminSettings {
     /// Key for the X-Admin-Key header; the admin API is off when unset.
     pub api_key: Option<Secret>,
     /// Client IPs allowed to call /admin; empty allows any (the key still applies).
-    pub allowed_ips: Vec<String>,
+    pub allowed_ips: Vec<IpAddr>,
 }

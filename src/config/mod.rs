@@ -26,6 +26,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod values;
 
 pub use access::{AdminSettings, AuthSettings, RateLimitSettings};
 pub use chain::{
@@ -41,6 +42,7 @@ pub use observability::{
 pub use server::{CorsSettings, ServerSettings};
 pub use settlement::SettlementSettings;
 pub use store::{RedisSettings, SentinelSettings, StoreBackend, StoreSettings};
+pub use values::{KeyDigest, LogLevel};
 
 /// Default location of the configuration file, relative to the working directory.
 pub const DEFAULT_CONFIG_PATH: &str = "config/config.json";

@@ -2,24 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use super::{LogLevel, Secret};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LoggingSettings {
     /// trace, debug, info, warn, error, fatal, or a tracing filter directive.
-    pub level: String,
+    pub level: LogLevel,
     /// Human-readable lines instead of JSON.
     pub pretty: bool,
-}
-
-impl Default for LoggingSettings {
-    fn default() -> Self {
-        LoggingSettings {
-            level: "info".into(),
-            pretty: false,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

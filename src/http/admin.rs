@@ -6,8 +6,6 @@
 //! `admin.allowedIps` is not empty, a client address on that list. Every
 //! action is logged with the caller's address.
 
-use std::net::IpAddr;
-
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -55,13 +53,7 @@ pub async fn authorize(State(app): State<AppState>, mut req: Request, next: Next
         .map(|i| i.to_string())
         .unwrap_or_else(|| "unknown".into());
     if !app.settings.admin.allowed_ips.is_empty() {
-        let allowed = ip.is_some_and(|ip| {
-            app.settings
-                .admin
-                .allowed_ips
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
-        });
+        let allowed = ip.is_some_and(|ip| app.settings.admin.allowed_ips.contains(&ip));
         if !allowed {
             tracing::warn!(caller = %caller, path = %req.uri().path(), "admin call from an address not on admin.allowedIps");
             return ApiError::new(
@@ -107,13 +99,7 @@ pub fn presents_admin_key(app: &AppState, req: &Request) -> bool {
     };
     if !app.settings.admin.allowed_ips.is_empty() {
         let ip = super::guard::client_ip(req, app.settings.server.trust_proxy);
-        let allowed = ip.is_some_and(|ip| {
-            app.settings
-                .admin
-                .allowed_ips
-                .iter()
-                .any(|a| a.parse::<IpAddr>().ok() == Some(ip))
-        });
+        let allowed = ip.is_some_and(|ip| app.settings.admin.allowed_ips.contains(&ip));
         if !allowed {
             return false;
         }

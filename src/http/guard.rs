@@ -118,17 +118,7 @@ impl Guard {
     pub fn new(settings: &Settings) -> Arc<Guard> {
         let rl = &settings.rate_limit;
         let window = Duration::from_millis(rl.window_ms.max(1));
-        let key_digests = settings
-            .auth
-            .api_keys
-            .iter()
-            .filter_map(|k| {
-                let mut d = [0u8; 32];
-                hex::decode_to_slice(k.expose().to_ascii_lowercase(), &mut d)
-                    .ok()
-                    .map(|_| d)
-            })
-            .collect();
+        let key_digests = settings.auth.api_keys.iter().map(|k| *k.bytes()).collect();
         Arc::new(Guard {
             key_digests,
             enabled: rl.enabled,
@@ -345,13 +335,12 @@ pub async fn guard(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     #[test]
     fn keys_match_by_digest_only() {
         let mut s = Settings::default();
         let digest = hex::encode(Sha256::digest(b"resource-server-key-1"));
-        s.auth.api_keys = vec![Secret::new(digest)];
+        s.auth.api_keys = vec![crate::config::KeyDigest::from_hex(&digest).unwrap()];
         let g = Guard::new(&s);
         assert_eq!(g.match_key("resource-server-key-1"), Some(0));
         assert_eq!(g.match_key("resource-server-key-2"), None);

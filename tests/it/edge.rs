@@ -9,7 +9,6 @@ use crate::support::pay::{funded_buyer, pay, requirements, seller, view};
 use crate::support::redis_server::{PASSWORD, RedisServer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use x402_facilitator::config::Secret;
 
 fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -144,7 +143,7 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy_and_memory_stays_
 async fn api_keys_are_required_when_configured_and_carry_their_own_quota() {
     let digest = hex::encode(Sha256::digest(b"resource-server-key-0001"));
     let app = spawn_app_with(|s| {
-        s.auth.api_keys = vec![Secret::new(digest.clone())];
+        s.auth.api_keys = vec![x402_facilitator::config::KeyDigest::from_hex(&digest).unwrap()];
         s.rate_limit.enabled = true;
         s.rate_limit.sensitive = 2;
         s.rate_limit.api_key_sensitive = Some(10);

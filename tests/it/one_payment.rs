@@ -247,9 +247,10 @@ async fn payment_identifier_is_bound_to_the_whole_request_and_the_tenant() {
         s.auth.api_keys = keys
             .iter()
             .map(|k| {
-                x402_facilitator::config::Secret::new(hex::encode(sha2::Sha256::digest(
+                x402_facilitator::config::KeyDigest::from_hex(&hex::encode(sha2::Sha256::digest(
                     k.as_bytes(),
                 )))
+                .unwrap()
             })
             .collect();
     })

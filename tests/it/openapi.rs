@@ -1512,7 +1512,7 @@ async fn api_keys_rate_limits_and_admin_guards_answer_as_documented() {
     let digest = hex::encode(Sha256::digest(API_KEY.as_bytes()));
     // API keys required, tight sensitive limit, no admin key (admin disabled).
     let app = spawn_app_with(|st| {
-        st.auth.api_keys = vec![Secret::new(digest.clone())];
+        st.auth.api_keys = vec![x402_facilitator::config::KeyDigest::from_hex(&digest).unwrap()];
         st.rate_limit.enabled = true;
         st.rate_limit.global = 1_000;
         st.rate_limit.sensitive = 6;
@@ -1645,7 +1645,7 @@ async fn api_keys_rate_limits_and_admin_guards_answer_as_documented() {
     // The admin address list, and the global limit on public routes.
     let app = spawn_app_with(|st| {
         st.admin.api_key = Some(Secret::new(ADMIN_KEY));
-        st.admin.allowed_ips = vec!["10.20.30.40".into()];
+        st.admin.allowed_ips = vec!["10.20.30.40".parse().unwrap()];
         st.rate_limit.enabled = true;
         st.rate_limit.global = 3;
     })

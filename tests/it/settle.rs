@@ -442,7 +442,7 @@ async fn the_admin_api_is_off_without_a_key_and_honours_its_ip_allow_list() {
     let key = "admin-key-for-tests-0002";
     let app = spawn_app_with(|s| {
         s.admin.api_key = Some(x402_facilitator::config::Secret::new(key));
-        s.admin.allowed_ips = vec!["127.0.0.7".into()];
+        s.admin.allowed_ips = vec!["127.0.0.7".parse().unwrap()];
     })
     .await;
     let r = app
