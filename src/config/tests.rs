@@ -54,12 +54,15 @@ fn a_type_error_does_not_hide_the_next_one_or_a_semantic_one() {
         &[],
     ));
     assert_eq!(p.len(), 4, "{p:?}");
+    // Type errors first, in the order serde meets them (logging.level is a
+    // typed value now), then the checks on values.
+    assert!(p[0].starts_with("logging.level: must be one of"), "{p:?}");
     assert!(
-        p[0].starts_with("server.bodyLimitBytes: invalid type: boolean"),
+        p[1].starts_with("server.bodyLimitBytes: invalid type: boolean"),
         "{p:?}"
     );
     assert!(
-        p[1].starts_with("server.port: invalid type: string \"not-a-port\""),
+        p[2].starts_with("server.port: invalid type: string \"not-a-port\""),
         "{p:?}"
     );
     assert!(

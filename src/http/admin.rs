@@ -217,7 +217,9 @@ async fn list(
                 e.to_string(),
             )
         })?
-        .ok_or_else(|| ApiError::not_found("This network is not served here"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_network", "this network is not served here")
+        })?;
     tracing::info!(admin_action = "list_settlements", caller = %caller_of(&caller), state = ?state, count = page.records.len(), "admin: list settlements");
     let records: Vec<serde_json::Value> = page.records.iter().map(redact_record).collect();
     Ok(Json(

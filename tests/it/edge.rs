@@ -303,12 +303,15 @@ async fn metrics_are_scraped_and_move() {
         "histogram buckets"
     );
     assert!(metric(&after, "x402_settlements", &[("state", "confirmed")]) >= 1.0);
-    assert_eq!(metric(&after, "store_up", &[]), 1.0);
-    assert_eq!(metric(&after, "chain_up", &[]), 1.0);
-    assert!(after.contains("chain_tip_age_seconds "));
-    assert!(after.contains("x402_reservations_active "));
+    let devnet = [("network", "cardano:devnet")];
+    assert_eq!(metric(&after, "store_up", &devnet), 1.0);
+    assert_eq!(metric(&after, "chain_up", &devnet), 1.0);
+    assert!(after.contains("chain_tip_age_seconds{network=\"cardano:devnet\"} "));
+    assert!(after.contains("x402_reservations_active{network=\"cardano:devnet\"} "));
     assert!(
-        after.contains("chain_request_duration_seconds_bucket{op=\"submit\""),
+        after.contains(
+            "chain_request_duration_seconds_bucket{network=\"cardano:devnet\",op=\"submit\""
+        ),
         "{after}"
     );
     app.stop().await;

@@ -44,6 +44,7 @@ fn check_config_redacts_every_secret() {
             "blockfrost": {"projectId": "preprodSECRETSECRETSECRET"},
             "redis": {"password": "redis-pass-SECRET", "sentinel": {"password": "sentinel-SECRET"}}
         },
+        "networks": {},
         "admin": {"apiKey": "admin-key-SECRET-0123456789"},
         "auth": {"apiKeys": ["5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"]}
     });
@@ -55,7 +56,9 @@ fn check_config_redacts_every_secret() {
     }
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["chain"]["blockfrost"]["projectId"], "[REDACTED]");
-    assert_eq!(v["chain"]["redis"]["password"], "[REDACTED]");
+    // `chain.redis` is read as `store.redis`, its canonical place.
+    assert_eq!(v["store"]["redis"]["password"], "[REDACTED]");
+    assert_eq!(v["store"]["redis"]["sentinel"]["password"], "[REDACTED]");
     assert_eq!(v["admin"]["apiKey"], "[REDACTED]");
     assert_eq!(v["sentry"]["dsn"], "[REDACTED]");
     assert_eq!(v["chain"]["network"], "preprod");
