@@ -630,7 +630,7 @@ fn run(o: &Options) -> Result<bool, String> {
             settings.rate_limit.enabled = false;
             settings.logging.level = x402_facilitator::config::LogLevel::parse("warn").unwrap();
             if let Some(ms) = o.block_time_ms {
-                settings.chain.devnet.block_time_ms = ms;
+                settings.chain.devnet.block_time = std::time::Duration::from_millis(ms);
             }
             let app = rt
                 .block_on(App::build(settings))
@@ -668,7 +668,7 @@ fn run(o: &Options) -> Result<bool, String> {
                 settings.store.redis = r.settings();
             }
             if let Some(ms) = o.block_time_ms {
-                settings.chain.devnet.block_time_ms = ms;
+                settings.chain.devnet.block_time = std::time::Duration::from_millis(ms);
             }
             if let Some((url, _)) = &upstream {
                 settings.chain.blockfrost.url = Some(url.clone());

@@ -125,7 +125,7 @@ fn run(o: &Options) -> Result<(), String> {
         x402_facilitator::config::LogLevel::parse(&o.log_level).expect("a log level");
     settings.store.backend = o.store;
     // No block during the run: the server thread does request work only.
-    settings.chain.devnet.block_time_ms = 3_600_000;
+    settings.chain.devnet.block_time = std::time::Duration::from_millis(3_600_000);
     if let Some(r) = &redis {
         settings.store.redis = r.settings();
     }

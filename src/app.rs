@@ -229,7 +229,7 @@ impl App {
             shutdown_tx,
             metrics_listener,
         } = self;
-        let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+        let grace = state.settings.server.shutdown_grace;
         let conn_opts = crate::http::serve::ServeOptions::from_settings(&state.settings.server);
         let service = crate::http::service(state.clone());
 
@@ -245,7 +245,11 @@ impl App {
             .collect();
         let guard = state.guard.clone();
         let mut prune_stop = state.shutdown_signal();
-        let prune_every = Duration::from_millis(state.settings.rate_limit.window_ms.max(1000));
+        let prune_every = state
+            .settings
+            .rate_limit
+            .window
+            .max(Duration::from_millis(1000));
         tokio::spawn(async move {
             loop {
                 tokio::select! {

@@ -195,12 +195,16 @@ pub async fn run_with(mut settings: Settings, method: DemoMethod) -> Result<(), 
     settings.server.port = 0;
     settings.chain.network = Network::Devnet;
     settings.chain.blockfrost.url = None;
-    settings.chain.devnet.block_time_ms = settings.chain.devnet.block_time_ms.min(500);
+    settings.chain.devnet.block_time = settings
+        .chain
+        .devnet
+        .block_time
+        .min(std::time::Duration::from_millis(500));
     settings.chain.devnet.api_enabled = true;
     settings.chain.devnet.faucet_enabled = true;
     settings.store.backend = StoreBackend::Memory;
     settings.rate_limit.enabled = false;
-    settings.settlement.poll_interval_ms = 100;
+    settings.settlement.poll_interval = std::time::Duration::from_millis(100);
 
     let clock = Clock {
         start: Instant::now(),

@@ -458,13 +458,15 @@ impl BlockfrostProvider {
                 .to_owned(),
         };
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
-            .timeout(Duration::from_millis(settings.request_timeout_ms.max(1)))
+            .connect_timeout(settings.connect_timeout.max(Duration::from_millis(1)))
+            .timeout(settings.request_timeout.max(Duration::from_millis(1)))
             .user_agent(concat!("x402-facilitator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ChainError::new("init", format!("HTTP client: {e}")))?;
-        let params_ttl =
-            Duration::from_secs(cache.protocol_params_ttl_seconds.max(1)).min(MAX_PARAMS_TTL);
+        let params_ttl = cache
+            .protocol_params_ttl
+            .max(Duration::from_secs(1))
+            .min(MAX_PARAMS_TTL);
         let limiter = match std::num::NonZeroU32::new(settings.rate_limit.burst.max(1)) {
             Some(burst)
                 if settings.rate_limit.per_second.is_finite()
@@ -482,7 +484,7 @@ impl BlockfrostProvider {
             http,
             project_id: settings.project_id.clone().filter(|p| !p.is_empty()),
             max_retries: settings.max_retries,
-            base_delay: Duration::from_millis(settings.retry_base_delay_ms),
+            base_delay: settings.retry_base_delay,
             clock: SlotClock {
                 anchor_slot: 0,
                 anchor_time: 0,
@@ -492,14 +494,10 @@ impl BlockfrostProvider {
             // older than 10 minutes in all.
             params: RefreshingCell::new(params_ttl, MAX_PARAMS_TTL.saturating_sub(params_ttl)),
             params_ttl,
-            utxo_cache: UtxoCache::new(
-                Duration::from_secs(cache.utxo_ttl_seconds),
-                Duration::from_secs(cache.spent_ttl_seconds),
-                UTXO_CACHE_CAPACITY,
-            ),
+            utxo_cache: UtxoCache::new(cache.utxo_ttl, cache.spent_ttl, UTXO_CACHE_CAPACITY),
             limiter,
             tip: parking_lot::Mutex::new(None),
-            tip_refresh: Duration::from_millis(settings.tip_refresh_ms.max(100)),
+            tip_refresh: settings.tip_refresh.max(Duration::from_millis(100)),
             proof: parking_lot::Mutex::new(Proof::Unproven("not asked yet".into())),
         };
 

@@ -1,5 +1,7 @@
 //! `rateLimit.*`, `auth.*` and `admin.*`: who may call, and how often.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use std::net::IpAddr;
@@ -10,7 +12,8 @@ use super::{KeyDigest, Secret};
 #[serde(rename_all = "camelCase", default)]
 pub struct RateLimitSettings {
     pub enabled: bool,
-    pub window_ms: u64,
+    #[serde(rename = "windowMs", with = "super::values::millis")]
+    pub window: Duration,
     /// Requests per window per client on every route.
     pub global: u32,
     /// Requests per window per client on /verify, /settle and /status.
@@ -27,7 +30,7 @@ impl Default for RateLimitSettings {
     fn default() -> Self {
         RateLimitSettings {
             enabled: true,
-            window_ms: 60_000,
+            window: Duration::from_millis(60_000),
             global: 100,
             sensitive: 20,
             api_key_global: None,

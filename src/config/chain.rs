@@ -1,6 +1,8 @@
 //! `chain.*`: the Cardano network and its backend (Blockfrost or the
 //! embedded devnet), caches and input reservations.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
@@ -34,14 +36,18 @@ pub struct BlockfrostSettings {
     pub project_id: Option<Secret>,
     /// Any Blockfrost-compatible base URL (ending in /api/v0); overrides the hosted one.
     pub url: Option<String>,
-    pub connect_timeout_ms: u64,
-    pub request_timeout_ms: u64,
+    #[serde(rename = "connectTimeoutMs", with = "super::values::millis")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "requestTimeoutMs", with = "super::values::millis")]
+    pub request_timeout: Duration,
     pub max_retries: u32,
-    pub retry_base_delay_ms: u64,
+    #[serde(rename = "retryBaseDelayMs", with = "super::values::millis")]
+    pub retry_base_delay: Duration,
     /// Client-side limit on requests sent to the backend (the plan's quota).
     pub rate_limit: BlockfrostRateLimit,
     /// How often the chain tip is read in the background (verify never asks for it).
-    pub tip_refresh_ms: u64,
+    #[serde(rename = "tipRefreshMs", with = "super::values::millis")]
+    pub tip_refresh: Duration,
 }
 
 /// The Blockfrost plan's request quota, kept on this side so that a burst of
@@ -69,12 +75,12 @@ impl Default for BlockfrostSettings {
         BlockfrostSettings {
             project_id: None,
             url: None,
-            connect_timeout_ms: 3_000,
-            request_timeout_ms: 10_000,
+            connect_timeout: Duration::from_millis(3_000),
+            request_timeout: Duration::from_millis(10_000),
             max_retries: 3,
-            retry_base_delay_ms: 200,
+            retry_base_delay: Duration::from_millis(200),
             rate_limit: BlockfrostRateLimit::default(),
-            tip_refresh_ms: 5_000,
+            tip_refresh: Duration::from_millis(5_000),
         }
     }
 }
@@ -82,19 +88,22 @@ impl Default for BlockfrostSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CacheSettings {
-    pub utxo_ttl_seconds: u64,
-    pub protocol_params_ttl_seconds: u64,
+    #[serde(rename = "utxoTtlSeconds", with = "super::values::seconds")]
+    pub utxo_ttl: Duration,
+    #[serde(rename = "protocolParamsTtlSeconds", with = "super::values::seconds")]
+    pub protocol_params_ttl: Duration,
     /// How long the inputs of a transaction this service submitted bypass the
     /// UTxO cache (they are always asked upstream, never answered from cache).
-    pub spent_ttl_seconds: u64,
+    #[serde(rename = "spentTtlSeconds", with = "super::values::seconds")]
+    pub spent_ttl: Duration,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            utxo_ttl_seconds: 10,
-            protocol_params_ttl_seconds: 300,
-            spent_ttl_seconds: 3_600,
+            utxo_ttl: Duration::from_secs(10),
+            protocol_params_ttl: Duration::from_secs(300),
+            spent_ttl: Duration::from_secs(3_600),
         }
     }
 }
@@ -104,7 +113,8 @@ impl Default for CacheSettings {
 pub struct ReservationSettings {
     /// Shortest hold of a settling transaction's inputs; the hold lasts until
     /// the transaction can no longer land when that is longer.
-    pub ttl_seconds: u64,
+    #[serde(rename = "ttlSeconds", with = "super::values::seconds")]
+    pub ttl: Duration,
     /// Hold the inputs of a valid payment at /verify already (off: verify is
     /// read-only, as the x402 core spec says). For resource servers that
     /// deliver before they settle; see README and SECURITY.md.
@@ -114,7 +124,7 @@ pub struct ReservationSettings {
 impl Default for ReservationSettings {
     fn default() -> Self {
         ReservationSettings {
-            ttl_seconds: 120,
+            ttl: Duration::from_secs(120),
             hold_on_verify: false,
         }
     }
@@ -123,7 +133,8 @@ impl Default for ReservationSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DevnetSettings {
-    pub block_time_ms: u64,
+    #[serde(rename = "blockTimeMs", with = "super::values::millis")]
+    pub block_time: Duration,
     /// Serve the Blockfrost-compatible API under /devnet/api/v0.
     pub api_enabled: bool,
     /// Serve POST /devnet/faucet.
@@ -137,7 +148,7 @@ pub struct DevnetSettings {
 impl Default for DevnetSettings {
     fn default() -> Self {
         DevnetSettings {
-            block_time_ms: 1_000,
+            block_time: Duration::from_millis(1_000),
             api_enabled: true,
             faucet_enabled: true,
             genesis: Vec::new(),

@@ -1,5 +1,7 @@
 //! `store.*`: where reservations and the settlement journal live.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
@@ -42,8 +44,10 @@ pub struct RedisSettings {
     pub socket: Option<String>,
     pub sentinel: SentinelSettings,
     pub key_prefix: String,
-    pub connect_timeout_ms: u64,
-    pub command_timeout_ms: u64,
+    #[serde(rename = "connectTimeoutMs", with = "super::values::millis")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "commandTimeoutMs", with = "super::values::millis")]
+    pub command_timeout: Duration,
     /// Replicas that must acknowledge every journal write (`WAIT n`); 0 = off.
     /// With Sentinel, set it to 1 so a failover cannot lose an acknowledged record.
     pub replica_acks: u32,
@@ -63,8 +67,8 @@ impl Default for RedisSettings {
             socket: None,
             sentinel: SentinelSettings::default(),
             key_prefix: "x402:".into(),
-            connect_timeout_ms: 2_000,
-            command_timeout_ms: 1_000,
+            connect_timeout: Duration::from_millis(2_000),
+            command_timeout: Duration::from_millis(1_000),
             replica_acks: 0,
             tls_ca_file: None,
         }

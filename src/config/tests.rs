@@ -1,4 +1,6 @@
 use super::load::env_key_to_path;
+use std::time::Duration;
+
 use super::*;
 use crate::cardano::Network;
 
@@ -233,13 +235,17 @@ fn a_networks_section_gives_each_network_its_backend_and_policy() {
         vec![Network::Devnet, Network::Preprod]
     );
     let (devnet, preprod) = (&lanes[0], &lanes[1]);
-    assert_eq!(devnet.chain.devnet.block_time_ms, 500);
+    assert_eq!(devnet.chain.devnet.block_time, Duration::from_millis(500));
     assert!(devnet.settlement.accept_mempool);
-    assert_eq!(devnet.chain.reservation.ttl_seconds, 300, "inherited");
+    assert_eq!(
+        devnet.chain.reservation.ttl,
+        Duration::from_secs(300),
+        "inherited"
+    );
     assert_eq!(devnet.store.redis.key_prefix, "x402:cardano:devnet:");
     assert!(!preprod.settlement.accept_mempool, "inherited");
     assert_eq!(preprod.settlement.max_confirmations, 5);
-    assert_eq!(preprod.chain.reservation.ttl_seconds, 60);
+    assert_eq!(preprod.chain.reservation.ttl, Duration::from_secs(60));
     assert_eq!(
         preprod
             .chain

@@ -15,15 +15,10 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 || self.server.body_limit_bytes > 10 * 1024 * 1024 {
             bad("server.bodyLimitBytes", "must be between 1024 and 10485760");
         }
-        if self.server.request_timeout_ms < 1000 {
+        if ms(self.server.request_timeout) < 1000 {
             bad("server.requestTimeoutMs", "must be at least 1000");
         }
-        if self.server.request_timeout_ms
-            <= self
-                .settlement
-                .confirmation_timeout_seconds
-                .saturating_mul(1000)
-        {
+        if self.server.request_timeout <= self.settlement.confirmation_timeout {
             bad(
                 "server.requestTimeoutMs",
                 "must be longer than settlement.confirmationTimeoutSeconds (a settle would be cut off mid-wait)",
@@ -32,29 +27,30 @@ impl Settings {
         if self.server.max_concurrent_requests == 0 {
             bad("server.maxConcurrentRequests", "must be at least 1");
         }
-        if self.server.shutdown_grace_seconds > 600 {
+        if secs(self.server.shutdown_grace) > 600 {
             bad("server.shutdownGraceSeconds", "must be at most 600");
         }
         let sv = &self.server;
-        if !(100..=300_000).contains(&sv.header_read_timeout_ms) {
+        if !(100..=300_000).contains(&ms(sv.header_read_timeout)) {
             bad(
                 "server.headerReadTimeoutMs",
                 "must be between 100 and 300000",
             );
         }
-        if sv.keep_alive_timeout_ms < 100 || sv.keep_alive_timeout_ms > sv.header_read_timeout_ms {
+        if ms(sv.keep_alive_timeout) < 100 || ms(sv.keep_alive_timeout) > ms(sv.header_read_timeout)
+        {
             bad(
                 "server.keepAliveTimeoutMs",
                 "must be between 100 and server.headerReadTimeoutMs",
             );
         }
-        if !(100..=600_000).contains(&sv.body_read_timeout_ms) {
+        if !(100..=600_000).contains(&ms(sv.body_read_timeout)) {
             bad("server.bodyReadTimeoutMs", "must be between 100 and 600000");
         }
         if !(16..=1_000_000).contains(&sv.max_connections) {
             bad("server.maxConnections", "must be between 16 and 1000000");
         }
-        if sv.health_cache_ms > 60_000 {
+        if ms(sv.health_cache) > 60_000 {
             bad("server.healthCacheMs", "must be at most 60000");
         }
         if !(0.0..=1.0).contains(&self.sentry.traces_sample_rate) {
@@ -67,7 +63,7 @@ impl Settings {
             bad("sentry.dsn", "is not a valid Sentry DSN");
         }
         if self.rate_limit.enabled {
-            if self.rate_limit.window_ms < 100 {
+            if ms(self.rate_limit.window) < 100 {
                 bad("rateLimit.windowMs", "must be at least 100");
             }
             if self.rate_limit.global == 0 {
@@ -161,7 +157,7 @@ impl Settings {
         if r.db < 0 || r.db > 15 {
             bad("store.redis.db", "must be between 0 and 15");
         }
-        if r.connect_timeout_ms == 0 || r.command_timeout_ms == 0 {
+        if ms(r.connect_timeout) == 0 || ms(r.command_timeout) == 0 {
             bad(
                 "store.redis.commandTimeoutMs",
                 "timeouts must be at least 1 ms",
@@ -184,22 +180,22 @@ impl Settings {
         if s.max_submissions == 0 || s.max_submissions > 20 {
             bad("settlement.maxSubmissions", "must be between 1 and 20");
         }
-        if s.rebroadcast_after_seconds == 0 {
+        if secs(s.rebroadcast_after) == 0 {
             bad("settlement.rebroadcastAfterSeconds", "must be at least 1");
         }
-        if s.confirmation_timeout_seconds == 0 || s.confirmation_timeout_seconds > 85 {
+        if secs(s.confirmation_timeout) == 0 || secs(s.confirmation_timeout) > 85 {
             bad(
                 "settlement.confirmationTimeoutSeconds",
                 "must be between 1 and 85 (x402 clients wait 90 s)",
             );
         }
-        if s.retention_seconds < 3_600 {
+        if secs(s.retention) < 3_600 {
             bad("settlement.retentionSeconds", "must be at least 3600");
         }
-        if s.poll_interval_ms < 10 {
+        if ms(s.poll_interval) < 10 {
             bad("settlement.pollIntervalMs", "must be at least 10");
         }
-        if s.reconcile_interval_ms < 50 {
+        if ms(s.reconcile_interval) < 50 {
             bad("settlement.reconcileIntervalMs", "must be at least 50");
         }
         if s.stability_depth == 0 {
@@ -261,28 +257,28 @@ impl Settings {
         {
             bad("chain.blockfrost.url", "must be an http(s) URL");
         }
-        if bf.request_timeout_ms < 100 {
+        if ms(bf.request_timeout) < 100 {
             bad("chain.blockfrost.requestTimeoutMs", "must be at least 100");
         }
         if bf.max_retries > 10 {
             bad("chain.blockfrost.maxRetries", "must be at most 10");
         }
-        if self.chain.reservation.ttl_seconds < 5 || self.chain.reservation.ttl_seconds > 86_400 {
+        if secs(self.chain.reservation.ttl) < 5 || secs(self.chain.reservation.ttl) > 86_400 {
             bad(
                 "chain.reservation.ttlSeconds",
                 "must be between 5 and 86400",
             );
         }
-        if self.chain.cache.protocol_params_ttl_seconds == 0 {
+        if secs(self.chain.cache.protocol_params_ttl) == 0 {
             bad("chain.cache.protocolParamsTtlSeconds", "must be at least 1");
         }
-        if self.chain.cache.protocol_params_ttl_seconds > 600 {
+        if secs(self.chain.cache.protocol_params_ttl) > 600 {
             bad(
                 "chain.cache.protocolParamsTtlSeconds",
                 "must be at most 600",
             );
         }
-        if self.chain.cache.spent_ttl_seconds < self.chain.cache.utxo_ttl_seconds {
+        if secs(self.chain.cache.spent_ttl) < secs(self.chain.cache.utxo_ttl) {
             bad(
                 "chain.cache.spentTtlSeconds",
                 "must be at least chain.cache.utxoTtlSeconds",
@@ -300,13 +296,13 @@ impl Settings {
         if bf.rate_limit.per_second > 0.0 && bf.rate_limit.burst == 0 {
             bad("chain.blockfrost.rateLimit.burst", "must be at least 1");
         }
-        if bf.tip_refresh_ms < 100 || bf.tip_refresh_ms > 600_000 {
+        if ms(bf.tip_refresh) < 100 || ms(bf.tip_refresh) > 600_000 {
             bad(
                 "chain.blockfrost.tipRefreshMs",
                 "must be between 100 and 600000",
             );
         }
-        if self.chain.devnet.block_time_ms < 50 || self.chain.devnet.block_time_ms > 600_000 {
+        if ms(self.chain.devnet.block_time) < 50 || ms(self.chain.devnet.block_time) > 600_000 {
             bad("chain.devnet.blockTimeMs", "must be between 50 and 600000");
         }
         for (i, g) in self.chain.devnet.genesis.iter().enumerate() {
@@ -402,4 +398,13 @@ impl Settings {
         }
         p
     }
+}
+
+/// A duration setting in the unit its key is written in, for the checks.
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn secs(d: std::time::Duration) -> u64 {
+    d.as_secs()
 }

@@ -368,7 +368,7 @@ impl Facilitator {
         match outcome {
             VerifyOutcome::Valid(p) => {
                 if hold {
-                    let ttl = Duration::from_secs(self.settings.chain.reservation.ttl_seconds);
+                    let ttl = self.settings.chain.reservation.ttl;
                     match self.store.reserve(&p.inputs, &p.tx_id, ttl).await {
                         Ok(ReserveOutcome::Reserved) => {}
                         Ok(ReserveOutcome::Conflict { input, holder }) => {
@@ -410,7 +410,7 @@ impl Facilitator {
                 )));
             }
         };
-        let retention = Duration::from_secs(self.settings.settlement.retention_seconds);
+        let retention = self.settings.settlement.retention;
         if let Some(i) = &ident {
             match self
                 .store
@@ -611,7 +611,7 @@ impl Facilitator {
         let q = req.requirements();
         let expires_at = match tx.ttl() {
             Some(ttl) => self.settlement.expiry_ms(ttl),
-            None => now + (self.settings.settlement.retention_seconds as i64) * 1000,
+            None => now + (self.settings.settlement.retention.as_millis() as i64),
         };
         SettlementRecord {
             tx_id: tx.id(),

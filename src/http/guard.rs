@@ -117,7 +117,7 @@ fn needs_key(path: &str) -> bool {
 impl Guard {
     pub fn new(settings: &Settings) -> Arc<Guard> {
         let rl = &settings.rate_limit;
-        let window = Duration::from_millis(rl.window_ms.max(1));
+        let window = rl.window.max(Duration::from_millis(1));
         let key_digests = settings.auth.api_keys.iter().map(|k| *k.bytes()).collect();
         Arc::new(Guard {
             key_digests,

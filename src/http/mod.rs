@@ -58,7 +58,7 @@ pub fn routes(state: AppState) -> Router {
     if state.settings.metrics.port.is_none() {
         router = router.route("/metrics", get(metrics::render));
     }
-    let probes = health::Probes::new(Duration::from_millis(state.settings.server.health_cache_ms));
+    let probes = health::Probes::new(state.settings.server.health_cache);
     router
         .route("/verify", post(x402::verify))
         .route("/settle", post(x402::settle))
@@ -232,13 +232,13 @@ pub fn service(state: AppState) -> Router {
 /// whole (not `Router::layer`, which would give each route its own
 /// concurrency limit).
 pub fn stack(routes: Router, settings: &Settings) -> Router {
-    let timeout = Duration::from_millis(settings.server.request_timeout_ms);
+    let timeout = settings.server.request_timeout;
     let inner = routes
         .layer(tower::util::option_layer(cors(settings)))
         .layer(RequestBodyLimitLayer::new(settings.server.body_limit_bytes));
     let limits = BodyLimits {
         max_bytes: settings.server.body_limit_bytes,
-        deadline: Duration::from_millis(settings.server.body_read_timeout_ms),
+        deadline: settings.server.body_read_timeout,
     };
     let policy = error::ErrorPolicy {
         hide_internal: settings.env == crate::config::Environment::Production,
@@ -307,7 +307,7 @@ mod tests {
     fn settings(max: usize, timeout_ms: u64) -> Settings {
         let mut s = Settings::default();
         s.server.max_concurrent_requests = max;
-        s.server.request_timeout_ms = timeout_ms;
+        s.server.request_timeout = std::time::Duration::from_millis(timeout_ms);
         s
     }
 
@@ -497,7 +497,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_stops_arriving_is_answered_408_by_its_deadline() {
         let mut s = settings(1, 10_000);
-        s.server.body_read_timeout_ms = 200;
+        s.server.body_read_timeout = std::time::Duration::from_millis(200);
         let router =
             Router::new().route("/echo", axum::routing::post(|b: String| async move { b }));
         let svc = stack(router, &s);

@@ -57,8 +57,8 @@ pub struct ServeOptions {
 impl ServeOptions {
     pub fn from_settings(s: &ServerSettings) -> Self {
         ServeOptions {
-            header_read_timeout: Duration::from_millis(s.header_read_timeout_ms),
-            keep_alive_timeout: Duration::from_millis(s.keep_alive_timeout_ms),
+            header_read_timeout: s.header_read_timeout,
+            keep_alive_timeout: s.keep_alive_timeout,
             max_connections: s.max_connections.max(1),
         }
     }

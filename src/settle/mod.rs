@@ -159,9 +159,9 @@ impl Settlement {
         let policy = Policy {
             stale_claim_ms: 30_000,
             stability_depth: s.stability_depth,
-            rebroadcast_after_ms: (s.rebroadcast_after_seconds as i64) * 1000,
+            rebroadcast_after_ms: (s.rebroadcast_after.as_millis() as i64),
             max_submissions: s.max_submissions,
-            poll_ms: (s.poll_interval_ms as i64).max(250) * 4,
+            poll_ms: (s.poll_interval.as_millis() as i64).max(250) * 4,
         };
         Arc::new(Settlement {
             store,
@@ -204,8 +204,8 @@ impl Settlement {
     }
 
     fn retention(&self, rec: &SettlementRecord) -> Duration {
-        let base = self.settings.settlement.retention_seconds as i64 * 1000;
-        let margin = self.settings.settlement.rollback_margin_seconds as i64 * 1000;
+        let base = self.settings.settlement.retention.as_millis() as i64;
+        let margin = self.settings.settlement.rollback_margin.as_millis() as i64;
         let window = rec
             .expires_at
             .saturating_sub(now_ms())
@@ -216,7 +216,7 @@ impl Settlement {
     /// Unix ms after which an unconfirmed transaction with this ttl is expired:
     /// the end of its validity window plus the grace (the scheme's 120 s).
     pub fn expiry_ms(&self, ttl_slot: u64) -> i64 {
-        let grace_ms = (self.settings.settlement.expiry_grace_seconds as i64) * 1000;
+        let grace_ms = self.settings.settlement.expiry_grace.as_millis() as i64;
         let now = now_ms();
         let now_slot = self.chain.slot_at(now / 1000);
         let ahead = ttl_slot.saturating_sub(now_slot) as i64;
@@ -226,7 +226,7 @@ impl Settlement {
     /// How long a settling transaction's inputs stay held: until it can no
     /// longer land, and at least `chain.reservation.ttlSeconds`.
     fn hold(&self, rec: &SettlementRecord) -> Duration {
-        let min = self.settings.chain.reservation.ttl_seconds as i64 * 1000;
+        let min = self.settings.chain.reservation.ttl.as_millis() as i64;
         Duration::from_millis(min.max(rec.expires_at - now_ms()).max(1) as u64)
     }
 
@@ -382,8 +382,7 @@ impl Settlement {
     }
 
     fn deadline(&self) -> tokio::time::Instant {
-        tokio::time::Instant::now()
-            + Duration::from_secs(self.settings.settlement.confirmation_timeout_seconds)
+        tokio::time::Instant::now() + self.settings.settlement.confirmation_timeout
     }
 
     #[tracing::instrument(level = "debug", name = "settle.submit", skip_all)]
@@ -656,7 +655,7 @@ impl Settlement {
         deadline: tokio::time::Instant,
         key: Option<&str>,
     ) -> SettleAnswer {
-        let poll = Duration::from_millis(self.settings.settlement.poll_interval_ms);
+        let poll = self.settings.settlement.poll_interval;
         let mut warned = false;
         loop {
             match journal::standing(&rec) {
@@ -728,7 +727,7 @@ impl Settlement {
             return rec;
         }
         let now = now_ms();
-        let interval = self.settings.settlement.poll_interval_ms as i64;
+        let interval = self.settings.settlement.poll_interval.as_millis() as i64;
         {
             let mut seen = self.status_checked.lock();
             if seen.get(&rec.tx_id).is_some_and(|&at| now - at < interval) {
@@ -829,7 +828,7 @@ impl Settlement {
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let interval = Duration::from_millis(this.settings.settlement.reconcile_interval_ms);
+            let interval = this.settings.settlement.reconcile_interval;
             let lease_ttl = interval.saturating_mul(5).max(Duration::from_secs(2));
             let mut holding = false;
             loop {

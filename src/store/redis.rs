@@ -138,7 +138,7 @@ impl RedisStore {
         options: RedisStoreOptions,
     ) -> Result<RedisStore, StoreError> {
         let scrub = Scrubber::new(settings);
-        let connect_timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
+        let connect_timeout = settings.connect_timeout.max(Duration::from_millis(1));
         if settings.tls {
             ensure_crypto_provider();
         }
@@ -153,7 +153,7 @@ impl RedisStore {
             keys: Keys {
                 prefix: settings.key_prefix.clone(),
             },
-            command_timeout: Duration::from_millis(settings.command_timeout_ms.max(1)),
+            command_timeout: settings.command_timeout.max(Duration::from_millis(1)),
             options,
             scrub,
         };

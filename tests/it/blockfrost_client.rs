@@ -26,20 +26,20 @@ fn bf_settings(url: &str) -> BlockfrostSettings {
     BlockfrostSettings {
         project_id: None,
         url: Some(url.to_owned()),
-        connect_timeout_ms: 300,
-        request_timeout_ms: 400,
+        connect_timeout: std::time::Duration::from_millis(300),
+        request_timeout: std::time::Duration::from_millis(400),
         max_retries: 2,
-        retry_base_delay_ms: 10,
+        retry_base_delay: std::time::Duration::from_millis(10),
         // No background reads during a test; tests read the tip themselves.
-        tip_refresh_ms: 600_000,
+        tip_refresh: std::time::Duration::from_millis(600_000),
         ..BlockfrostSettings::default()
     }
 }
 
 fn no_cache() -> CacheSettings {
     CacheSettings {
-        utxo_ttl_seconds: 0,
-        protocol_params_ttl_seconds: 300,
+        utxo_ttl: std::time::Duration::from_secs(0),
+        protocol_params_ttl: std::time::Duration::from_secs(300),
         ..CacheSettings::default()
     }
 }
@@ -252,8 +252,8 @@ async fn unspent_answers_are_cached_until_invalidated() {
     let d = Devnet::manual(&settings(1_000, vec![])).unwrap();
     let base = serve(d.clone()).await;
     let cache = CacheSettings {
-        utxo_ttl_seconds: 60,
-        protocol_params_ttl_seconds: 300,
+        utxo_ttl: std::time::Duration::from_secs(60),
+        protocol_params_ttl: std::time::Duration::from_secs(300),
         ..CacheSettings::default()
     };
     let bf = BlockfrostProvider::new(

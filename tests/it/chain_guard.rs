@@ -33,9 +33,9 @@ async fn facilitator(network: Network, url: &str, tweak: impl FnOnce(&mut Settin
     spawn_app_with(move |s| {
         s.chain.network = network;
         s.chain.blockfrost.url = Some(url);
-        s.chain.blockfrost.retry_base_delay_ms = 10;
+        s.chain.blockfrost.retry_base_delay = std::time::Duration::from_millis(10);
         // No background reads while a test counts requests.
-        s.chain.blockfrost.tip_refresh_ms = 600_000;
+        s.chain.blockfrost.tip_refresh = std::time::Duration::from_millis(600_000);
         tweak(s);
     })
     .await
@@ -105,7 +105,7 @@ async fn over_the_plan_quota_a_verify_fails_fast_with_503_and_sends_nothing() {
     let app = facilitator(Network::Devnet, &url, |s| {
         s.chain.blockfrost.rate_limit.per_second = 0.001;
         s.chain.blockfrost.rate_limit.burst = 5;
-        s.chain.cache.utxo_ttl_seconds = 0;
+        s.chain.cache.utxo_ttl = std::time::Duration::from_secs(0);
     })
     .await;
     let req = requirements(Network::Devnet, -1);
@@ -150,7 +150,7 @@ async fn the_limiter_refuses_with_a_typed_error_at_once() {
         Network::Devnet,
         &BlockfrostSettings {
             url: Some(url),
-            tip_refresh_ms: 600_000,
+            tip_refresh: std::time::Duration::from_millis(600_000),
             rate_limit: x402_facilitator::config::BlockfrostRateLimit {
                 per_second: 0.001,
                 burst: 3,
@@ -158,7 +158,7 @@ async fn the_limiter_refuses_with_a_typed_error_at_once() {
             ..BlockfrostSettings::default()
         },
         &CacheSettings {
-            utxo_ttl_seconds: 0,
+            utxo_ttl: std::time::Duration::from_secs(0),
             ..CacheSettings::default()
         },
     )
@@ -193,11 +193,11 @@ async fn a_replayed_payment_is_not_answered_from_the_utxo_cache() {
         Network::Devnet,
         &BlockfrostSettings {
             url: Some(url),
-            tip_refresh_ms: 600_000,
+            tip_refresh: std::time::Duration::from_millis(600_000),
             ..BlockfrostSettings::default()
         },
         &CacheSettings {
-            utxo_ttl_seconds: 600,
+            utxo_ttl: std::time::Duration::from_secs(600),
             ..CacheSettings::default()
         },
     )
@@ -332,7 +332,7 @@ fn base64_tx(body: &Json) -> Vec<u8> {
 async fn two_hundred_status_calls_cost_a_handful_of_upstream_requests() {
     let (d, url) = backend(42).await;
     let app = facilitator(Network::Devnet, &url, |s| {
-        s.settlement.poll_interval_ms = 1_000;
+        s.settlement.poll_interval = std::time::Duration::from_millis(1_000);
     })
     .await;
     let req = requirements(Network::Devnet, -1);

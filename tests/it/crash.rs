@@ -39,7 +39,8 @@ async fn sigkill_after_submit_then_restart_confirms_without_a_second_broadcast()
     ) else {
         return;
     };
-    let chain_host = spawn_app_with(|s| s.chain.devnet.block_time_ms = 300).await;
+    let chain_host =
+        spawn_app_with(|s| s.chain.devnet.block_time = std::time::Duration::from_millis(300)).await;
     let devnet = chain_host.state.devnet.clone().unwrap();
     let api = format!("{}/devnet/api/v0", chain_host.base);
 

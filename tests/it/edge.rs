@@ -23,7 +23,7 @@ async fn rate_limits_per_client_with_headers_and_json_429() {
         s.rate_limit.enabled = true;
         s.rate_limit.global = 5;
         s.rate_limit.sensitive = 2;
-        s.rate_limit.window_ms = 60_000;
+        s.rate_limit.window = std::time::Duration::from_millis(60_000);
     })
     .await;
     let one = client_from("127.0.0.1");
@@ -247,7 +247,8 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_are_scraped_and_move() {
-    let app = spawn_app_with(|s| s.chain.devnet.block_time_ms = 200).await;
+    let app =
+        spawn_app_with(|s| s.chain.devnet.block_time = std::time::Duration::from_millis(200)).await;
     let scrape = || async {
         let r = app.client.get(app.url("/metrics")).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -92,9 +92,9 @@ async fn slow_connections_neither_starve_health_and_verify_nor_outlive_their_dea
     }
     assert!(n >= 100, "open-file limit {limit} too low for this test");
     let app = spawn_app_with(|s| {
-        s.server.header_read_timeout_ms = 3_000;
-        s.server.keep_alive_timeout_ms = 1_000;
-        s.server.body_read_timeout_ms = 3_000;
+        s.server.header_read_timeout = std::time::Duration::from_millis(3_000);
+        s.server.keep_alive_timeout = std::time::Duration::from_millis(1_000);
+        s.server.body_read_timeout = std::time::Duration::from_millis(3_000);
         s.server.max_connections = n + 100;
         s.server.max_concurrent_requests = 8;
     })
@@ -301,7 +301,7 @@ async fn two_hundred_health_calls_in_a_second_cost_a_handful_of_upstream_request
     let url = up.url.clone();
     let app = spawn_app_with(move |s| {
         s.chain.blockfrost.url = Some(url);
-        s.server.health_cache_ms = 1_000;
+        s.server.health_cache = std::time::Duration::from_millis(1_000);
     })
     .await;
     up.tip_hits.store(0, Ordering::SeqCst);
@@ -317,7 +317,7 @@ async fn two_hundred_health_calls_in_a_second_cost_a_handful_of_upstream_request
     let url = up.url.clone();
     let app = spawn_app_with(move |s| {
         s.chain.blockfrost.url = Some(url);
-        s.server.health_cache_ms = 0;
+        s.server.health_cache = std::time::Duration::from_millis(0);
     })
     .await;
     up.tip_hits.store(0, Ordering::SeqCst);
@@ -335,7 +335,7 @@ async fn health_and_ready_show_no_upstream_url_or_error_text_without_the_admin_k
     let app = spawn_app_with(move |s| {
         s.chain.blockfrost.url = Some(url);
         s.chain.blockfrost.max_retries = 0;
-        s.server.health_cache_ms = 0;
+        s.server.health_cache = std::time::Duration::from_millis(0);
         s.admin.api_key = Some(config::Secret::new(admin_key));
     })
     .await;

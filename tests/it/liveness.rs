@@ -68,8 +68,8 @@ async fn an_unknown_submit_is_rebroadcast_by_the_reconciler_and_settles_once() {
     let (built, body) = pay(&buyer, &v, &req);
 
     let mut s = test_settings();
-    s.settlement.confirmation_timeout_seconds = 1;
-    s.settlement.rebroadcast_after_seconds = 1;
+    s.settlement.confirmation_timeout = std::time::Duration::from_secs(1);
+    s.settlement.rebroadcast_after = std::time::Duration::from_secs(1);
     let chain = Arc::new(LosesFirstSubmit {
         inner: devnet.clone(),
         lost: AtomicBool::new(false),

@@ -31,7 +31,7 @@ fn two_networks(preprod_api: &str, tweak: impl FnOnce(&mut Settings)) -> Setting
     let mut s = test_settings();
     let mut devnet = NetworkSettings {
         devnet: Some(DevnetSettings {
-            block_time_ms: 200,
+            block_time: std::time::Duration::from_millis(200),
             ..DevnetSettings::default()
         }),
         ..NetworkSettings::default()
@@ -40,7 +40,7 @@ fn two_networks(preprod_api: &str, tweak: impl FnOnce(&mut Settings)) -> Setting
     let mut preprod = NetworkSettings {
         blockfrost: Some(BlockfrostSettings {
             url: Some(preprod_api.to_owned()),
-            retry_base_delay_ms: 10,
+            retry_base_delay: std::time::Duration::from_millis(10),
             ..BlockfrostSettings::default()
         }),
         ..NetworkSettings::default()

@@ -125,7 +125,10 @@ async fn replay_after_confirmation_through_the_blockfrost_cache_is_rejected() {
         return;
     };
     let a = spawn_app_with(|s| with_redis(s, &redis)).await;
-    let b = replica_of(&a, &redis, |s| s.chain.cache.utxo_ttl_seconds = 300).await;
+    let b = replica_of(&a, &redis, |s| {
+        s.chain.cache.utxo_ttl = std::time::Duration::from_secs(300)
+    })
+    .await;
     let (buyer, _) = funded_buyer(&a.client, &a.base, 0x32, 50_000_000).await;
     let v = view(&a.client, &a.base, &buyer).await;
     let req = requirements(&seller(0x72), 2_000_000, 0);

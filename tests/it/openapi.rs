@@ -1276,10 +1276,10 @@ async fn mempool_pending_outages_overload_and_timeouts_answer_as_documented() {
     // submitted transactions stay in the mempool; one request at a time.
     let (app, chain_mode, store_down) = spawn_switched(|s| {
         s.admin.api_key = Some(Secret::new(ADMIN_KEY));
-        s.chain.devnet.block_time_ms = 600_000;
-        s.settlement.confirmation_timeout_seconds = 1;
-        s.server.request_timeout_ms = 2_000;
-        s.server.body_read_timeout_ms = 1_000;
+        s.chain.devnet.block_time = std::time::Duration::from_millis(600_000);
+        s.settlement.confirmation_timeout = std::time::Duration::from_secs(1);
+        s.server.request_timeout = std::time::Duration::from_millis(2_000);
+        s.server.body_read_timeout = std::time::Duration::from_millis(1_000);
         s.server.max_concurrent_requests = 1;
     })
     .await;

@@ -245,7 +245,7 @@ async fn every_metric_in_alerts_and_dashboards_is_exported() {
     let api = format!("{}/devnet/api/v0", host.base);
     let app = spawn_app_with(|s| {
         s.chain.blockfrost.url = Some(api);
-        s.chain.cache.utxo_ttl_seconds = 1;
+        s.chain.cache.utxo_ttl = std::time::Duration::from_secs(1);
         s.rate_limit.enabled = true;
         s.rate_limit.sensitive = 8;
         s.rate_limit.global = 1000;

@@ -196,7 +196,7 @@ async fn health_is_unhealthy_when_every_dependency_is_down() {
         s.chain.network = x402_facilitator::cardano::Network::Preprod;
         s.chain.blockfrost.url = Some("http://127.0.0.1:9/api/v0".into());
         s.chain.blockfrost.max_retries = 0;
-        s.chain.blockfrost.request_timeout_ms = 300;
+        s.chain.blockfrost.request_timeout = std::time::Duration::from_millis(300);
     })
     .await;
     let (code, h) = app.get_json("/health").await;

@@ -93,7 +93,9 @@ async fn unknown_transactions_have_status_not_found() {
 
 #[tokio::test]
 async fn mempool_policy_succeeds_without_waiting_for_a_block() {
-    let app = spawn_app_with(|s| s.chain.devnet.block_time_ms = 5_000).await;
+    let app =
+        spawn_app_with(|s| s.chain.devnet.block_time = std::time::Duration::from_millis(5_000))
+            .await;
     let (buyer, _) = funded_buyer(&app.client, &app.base, 2, 10_000_000).await;
     let req = requirements(&seller(0x52), 1_000_000, -1);
     let v = view(&app.client, &app.base, &buyer).await;
@@ -115,9 +117,9 @@ async fn mempool_policy_succeeds_without_waiting_for_a_block() {
 #[tokio::test]
 async fn settlement_pending_then_a_retry_resumes_without_rebroadcast() {
     let app = spawn_app_with(|s| {
-        s.settlement.confirmation_timeout_seconds = 1;
-        s.server.request_timeout_ms = 5_000;
-        s.chain.devnet.block_time_ms = 300;
+        s.settlement.confirmation_timeout = std::time::Duration::from_secs(1);
+        s.server.request_timeout = std::time::Duration::from_millis(5_000);
+        s.chain.devnet.block_time = std::time::Duration::from_millis(300);
     })
     .await;
     let (buyer, _) = funded_buyer(&app.client, &app.base, 3, 10_000_000).await;
@@ -324,7 +326,8 @@ async fn payment_identifier_returns_the_stored_answer_or_409() {
 
 #[tokio::test]
 async fn a_rollback_is_reported_then_the_transaction_reconfirms() {
-    let app = spawn_app_with(|s| s.chain.devnet.block_time_ms = 400).await;
+    let app =
+        spawn_app_with(|s| s.chain.devnet.block_time = std::time::Duration::from_millis(400)).await;
     let (buyer, _) = funded_buyer(&app.client, &app.base, 8, 10_000_000).await;
     let req = requirements(&seller(0x58), 1_000_000, 0);
     let v = view(&app.client, &app.base, &buyer).await;
@@ -520,8 +523,8 @@ async fn the_admin_api_is_off_without_a_key_and_honours_its_ip_allow_list() {
 #[tokio::test]
 async fn a_double_spend_behind_our_back_is_never_reported_paid_nor_failed_early() {
     let app = spawn_app_with(|s| {
-        s.chain.devnet.block_time_ms = 5_000;
-        s.settlement.confirmation_timeout_seconds = 1;
+        s.chain.devnet.block_time = std::time::Duration::from_millis(5_000);
+        s.settlement.confirmation_timeout = std::time::Duration::from_secs(1);
     })
     .await;
     let (buyer, utxo) = funded_buyer(&app.client, &app.base, 11, 10_000_000).await;

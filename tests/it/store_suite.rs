@@ -1224,7 +1224,7 @@ async fn redis_connect_fails_fast_when_unreachable_without_leaking_the_password(
     let settings = RedisSettings {
         port,
         password: Some(Secret::new("sup3r-secret-pw")),
-        connect_timeout_ms: 500,
+        connect_timeout: std::time::Duration::from_millis(500),
         ..RedisSettings::default()
     };
     let started = Instant::now();
@@ -1240,7 +1240,7 @@ async fn redis_connect_fails_fast_when_unreachable_without_leaking_the_password(
             addresses: vec![format!("127.0.0.1:{port}")],
             password: Some(Secret::new("sentinel-s3cret")),
         },
-        connect_timeout_ms: 500,
+        connect_timeout: std::time::Duration::from_millis(500),
         ..RedisSettings::default()
     };
     let err = RedisStore::connect(&sentinel_settings).await.unwrap_err();

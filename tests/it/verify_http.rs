@@ -39,7 +39,7 @@ async fn through_blockfrost() -> Rig {
     let url = format!("{}/devnet/api/v0", host.base);
     let under_test = spawn_app_with(|s| {
         s.chain.blockfrost.url = Some(url);
-        s.chain.cache.utxo_ttl_seconds = 1;
+        s.chain.cache.utxo_ttl = std::time::Duration::from_secs(1);
     })
     .await;
     Rig {
@@ -270,7 +270,7 @@ async fn an_unreachable_chain_answers_503_retryable() {
         s.chain.network = x402_facilitator::cardano::Network::Preprod;
         s.chain.blockfrost.url = Some("http://127.0.0.1:9/api/v0".into());
         s.chain.blockfrost.max_retries = 0;
-        s.chain.blockfrost.request_timeout_ms = 500;
+        s.chain.blockfrost.request_timeout = std::time::Duration::from_millis(500);
     })
     .await;
     let host = spawn_app().await;

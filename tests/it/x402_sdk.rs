@@ -278,8 +278,8 @@ async fn official_typescript_sdk_drives_the_facilitator() {
     }
     let started = Instant::now();
     let app = spawn_app_with(|s| {
-        s.chain.devnet.block_time_ms = 100;
-        s.settlement.confirmation_timeout_seconds = 1;
+        s.chain.devnet.block_time = std::time::Duration::from_millis(100);
+        s.settlement.confirmation_timeout = std::time::Duration::from_secs(1);
     })
     .await;
     let devnet = app.state.devnet.clone().expect("embedded devnet");

@@ -190,7 +190,7 @@ impl Devnet {
         Ok(Devnet {
             start_unix,
             params,
-            block_time: Duration::from_millis(settings.block_time_ms.max(1)),
+            block_time: settings.block_time.max(Duration::from_millis(1)),
             ledger: parking_lot::Mutex::new(ledger),
             tip,
             stop,

@@ -26,7 +26,7 @@ pub fn addr_bytes(k: &SigningKey) -> Vec<u8> {
 
 pub fn settings(block_time_ms: u64, genesis: Vec<GenesisUtxo>) -> DevnetSettings {
     DevnetSettings {
-        block_time_ms,
+        block_time: std::time::Duration::from_millis(block_time_ms),
         api_enabled: true,
         faucet_enabled: true,
         genesis,

@@ -19,14 +19,14 @@ use x402_facilitator::config::Settings;
 pub fn test_settings() -> Settings {
     let mut s = Settings::default();
     s.server.port = 0;
-    s.chain.devnet.block_time_ms = 200;
+    s.chain.devnet.block_time = std::time::Duration::from_millis(200);
     s.rate_limit.enabled = false;
-    s.settlement.poll_interval_ms = 50;
-    s.settlement.reconcile_interval_ms = 200;
+    s.settlement.poll_interval = std::time::Duration::from_millis(50);
+    s.settlement.reconcile_interval = std::time::Duration::from_millis(200);
     // Most tests settle at l1Confirmations -1 (fast); the opt-in is tested on its own.
     s.settlement.accept_mempool = true;
     // Tests switch dependencies off and on and look at /health at once.
-    s.server.health_cache_ms = 0;
+    s.server.health_cache = std::time::Duration::from_millis(0);
     s
 }
 

@@ -319,8 +319,8 @@ impl RedisServer {
             host: "127.0.0.1".into(),
             port: self.port,
             password: Some(Secret::new(PASSWORD)),
-            connect_timeout_ms: 1_000,
-            command_timeout_ms: 1_000,
+            connect_timeout: std::time::Duration::from_millis(1_000),
+            command_timeout: std::time::Duration::from_millis(1_000),
             ..RedisSettings::default()
         }
     }
@@ -478,8 +478,8 @@ impl SentinelDeployment {
                 addresses: vec![format!("127.0.0.1:{}", self.sentinel.port())],
                 password: Some(Secret::new(self.sentinel_password.clone())),
             },
-            connect_timeout_ms: 1_000,
-            command_timeout_ms: 1_000,
+            connect_timeout: std::time::Duration::from_millis(1_000),
+            command_timeout: std::time::Duration::from_millis(1_000),
             ..RedisSettings::default()
         }
     }
