@@ -22,7 +22,6 @@ pub mod datum;
 pub mod escrow;
 pub mod identifier;
 pub mod lock;
-pub mod quote;
 pub mod terms;
 #[cfg(test)]
 mod vectors;
