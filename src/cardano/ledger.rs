@@ -3,7 +3,7 @@
 //!
 //! These are Cardano facts, not facts about any backend: the verify pipeline,
 //! the phase-1 rules and the devnet ledger all reason over them, and every
-//! [`crate::chain`] backend answers in them. They live here so that `cardano`
+//! chain backend answers in them. They live here so that `cardano`
 //! depends on nothing above it.
 
 use serde::Serialize;

@@ -16,7 +16,7 @@
 //!
 //! `cardano` is the foundation: it imports nothing from the rest of the crate
 //! (tests/it/layering.rs checks). Building and signing payments is the
-//! buyer's business and lives in `crate::buyer` (feature `buyer`).
+//! buyer's business and lives in the `buyer` module (feature `buyer`).
 
 pub mod address;
 pub mod cbor;
