@@ -55,10 +55,53 @@ fn code_of(text: &str) -> String {
         .join("\n")
 }
 
+/// Files that are test-only modules: declared as `mod name;` right under a
+/// `#[cfg(...)]` that names `test` (e.g. `#[cfg(all(test, feature = "buyer"))]`).
+fn test_only_files() -> &'static [PathBuf] {
+    static FILES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    FILES.get_or_init(find_test_only_files)
+}
+
+fn find_test_only_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for parent in rust_files(&src()) {
+        let code = code_of(&std::fs::read_to_string(&parent).unwrap());
+        let lines: Vec<&str> = code
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for w in lines.windows(2) {
+            let gated = w[0].starts_with("#[cfg(") && w[0].contains("test");
+            let Some(name) = w[1]
+                .strip_prefix("mod ")
+                .or_else(|| w[1].strip_prefix("pub mod "))
+                .and_then(|r| r.strip_suffix(';'))
+            else {
+                continue;
+            };
+            if !gated {
+                continue;
+            }
+            let stem = parent.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let dir = parent.parent().unwrap_or(Path::new(""));
+            let base = if matches!(stem, "mod" | "lib" | "main") {
+                dir.to_path_buf()
+            } else {
+                dir.join(stem)
+            };
+            out.push(base.join(format!("{}.rs", name.trim())));
+            out.push(base.join(name.trim()).join("mod.rs"));
+        }
+    }
+    out
+}
+
 /// Split a file into (production code, test code): test code starts at the
-/// first `#[cfg(test)]` / `#[cfg(all(test, ...))]`; a `tests.rs` file is all test code.
+/// first `#[cfg(test)]` / `#[cfg(all(test, ...))]`; a file that is a
+/// test-only module is all test code.
 fn split_tests(path: &Path, code: &str) -> (String, String) {
-    if path.file_name().is_some_and(|n| n == "tests.rs") {
+    if test_only_files().iter().any(|t| t == path) {
         return (String::new(), code.to_owned());
     }
     let at = ["#[cfg(test)]", "#[cfg(all(test"]
@@ -179,6 +222,12 @@ fn the_scanner_sees_every_form_of_path() {
     );
     assert_eq!(prod, "use crate::cardano;\n");
     assert!(test.contains("crate::buyer"));
+    // Test-only module files, whatever their name.
+    let tests_only = test_only_files().to_vec();
+    for f in ["cardano/plutus/tests.rs", "scheme/masumi/vectors.rs"] {
+        assert!(tests_only.contains(&src().join(f)), "{f}: {tests_only:?}");
+    }
+    assert!(!tests_only.contains(&src().join("cardano/tx.rs")));
 }
 
 /// `cardano` names no other module of the crate (its tests may use the buyer
