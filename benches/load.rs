@@ -54,8 +54,7 @@ use futures::StreamExt;
 use support::redis_server::RedisServer;
 use x402_facilitator::app::App;
 use x402_facilitator::buyer::{self, Buyer, ChainView};
-use x402_facilitator::cardano::{Network, UtxoRef, Value};
-use x402_facilitator::chain::ProtocolParams;
+use x402_facilitator::cardano::{Network, ProtocolParams, UtxoRef, Value};
 use x402_facilitator::config::{Settings, StoreBackend};
 use x402_facilitator::protocol::types::PaymentRequirementsV2;
 

@@ -10,11 +10,12 @@ use base64::Engine;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
-use x402_facilitator::cardano::builder::{self, InputSpec, OutputDatums, OutputSpec, PaymentSpec};
-use x402_facilitator::cardano::keys::Wallet;
+use x402_facilitator::buyer::builder::{self, InputSpec, OutputDatums, OutputSpec, PaymentSpec};
+use x402_facilitator::buyer::keys::Wallet;
 use x402_facilitator::cardano::plutus::{self, PlutusData, PlutusVersion};
-use x402_facilitator::cardano::{AssetId, Network, ParsedTx, TxId, UtxoRef, Value, address};
-use x402_facilitator::chain::{ProtocolParams, UtxoInfo, UtxoState};
+use x402_facilitator::cardano::{
+    AssetId, Network, ParsedTx, ProtocolParams, TxId, UtxoInfo, UtxoRef, UtxoState, Value, address,
+};
 use x402_facilitator::protocol::parse_request;
 use x402_facilitator::scheme::exact_cardano::{VerifyLimits, check_envelope, verify_offline};
 
@@ -206,9 +207,10 @@ fn benches(c: &mut Criterion) {
 /// The Masumi steps one by one, on a quote signed by a real seller key (the
 /// Go quote vector's terms), and all of steps 1-8 together.
 fn masumi_benches(c: &mut Criterion) {
-    use x402_facilitator::cardano::keys::SigningKey;
+    use x402_facilitator::buyer::keys::SigningKey;
+    use x402_facilitator::buyer::quote;
     use x402_facilitator::scheme::masumi::{
-        MasumiPolicy, check_requirements, cose, datum, escrow, identifier, lock, quote, terms,
+        MasumiPolicy, check_requirements, cose, datum, escrow, identifier, lock, terms,
     };
 
     let spec = quote::QuoteSpec {
@@ -326,7 +328,7 @@ fn masumi_benches(c: &mut Criterion) {
     let state = UtxoState::Unspent(UtxoInfo {
         address: owner,
         value: input_value,
-        reference_script: x402_facilitator::chain::RefScript::None,
+        reference_script: x402_facilitator::cardano::RefScript::None,
     });
     let now = ttl - 100;
     c.bench_function("masumi: full pure pipeline (parse..lock checks)", |b| {
@@ -367,7 +369,7 @@ fn script_benches(c: &mut Criterion) {
         let state = UtxoState::Unspent(UtxoInfo {
             address: k.owner.clone(),
             value: k.input_value.clone(),
-            reference_script: x402_facilitator::chain::RefScript::None,
+            reference_script: x402_facilitator::cardano::RefScript::None,
         });
         c.bench_function(
             &format!("full pure pipeline, script method ({name})"),

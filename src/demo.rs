@@ -17,9 +17,9 @@ use axum::routing::get;
 use serde_json::{Value as Json, json};
 
 use crate::app::App;
+use crate::buyer::keys::SigningKey;
 use crate::buyer::{self, Buyer};
 use crate::cardano::Network;
-use crate::cardano::keys::SigningKey;
 use crate::cardano::plutus::{PlutusData, PlutusVersion};
 use crate::config::{Settings, StoreBackend};
 use crate::protocol::headers::{

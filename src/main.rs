@@ -36,6 +36,7 @@ enum Command {
         url: Option<String>,
     },
     /// Run a complete paid request on the embedded devnet and print each step.
+    #[cfg(feature = "buyer")]
     Demo {
         /// The asset transfer method the demo's resource server asks for.
         #[arg(long, value_enum, default_value_t = x402_facilitator::demo::DemoMethod::Default)]
@@ -50,6 +51,13 @@ enum Command {
         /// Confirmations the resource server asks for (with --facilitator).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=20))]
         confirmations: u32,
+    },
+    /// The demo needs a buyer (keys, signing), which this build leaves out.
+    #[cfg(not(feature = "buyer"))]
+    #[command(hide = true)]
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        _args: Vec<String>,
     },
 }
 
@@ -101,6 +109,15 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Healthcheck { url }) => healthcheck(&settings, url).await,
+        #[cfg(not(feature = "buyer"))]
+        Some(Command::Demo { .. }) => {
+            eprintln!(
+                "demo: this binary was built without the `buyer` feature (no keys, no signing); \
+                 build with default features to run it"
+            );
+            ExitCode::from(2)
+        }
+        #[cfg(feature = "buyer")]
         Some(Command::Demo {
             facilitator: Some(facilitator),
             devnet: Some(devnet),
@@ -114,6 +131,7 @@ async fn async_main(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        #[cfg(feature = "buyer")]
         Some(Command::Demo { method, .. }) => {
             let mut settings = settings;
             // The demo prints its own story; service logs only for problems.

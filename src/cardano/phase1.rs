@@ -17,10 +17,10 @@ use std::collections::BTreeSet;
 use pallas_crypto::hash::Hasher;
 
 use super::address::{self, AnyAddress, Credential};
+use super::ledger::{ProtocolParams, RefScript, UtxoInfo, UtxoState};
 use super::network::Network;
 use super::tx::{ParsedTx, TxOut, WitnessError};
 use super::types::{UtxoRef, Value};
-use crate::chain::{ProtocolParams, RefScript, UtxoInfo, UtxoState};
 
 /// A phase-1 rule the transaction breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -549,11 +549,12 @@ pub fn validate_for_ledger(
     Ok(())
 }
 
-#[cfg(test)]
+// The fixtures are built and signed by the buyer's builder.
+#[cfg(all(test, feature = "buyer"))]
 mod tests {
     use super::*;
-    use crate::cardano::builder::{self, InputSpec, OutputSpec, PaymentSpec};
-    use crate::cardano::keys::SigningKey;
+    use crate::buyer::builder::{self, InputSpec, OutputSpec, PaymentSpec};
+    use crate::buyer::keys::SigningKey;
     use crate::cardano::types::{AssetId, TxId};
 
     struct Fx {

@@ -538,11 +538,12 @@ pub fn verify_ed25519(vkey: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool
     key.verify_strict(msg, &sig).is_ok()
 }
 
-#[cfg(test)]
+// The fixtures are built and signed by the buyer's builder.
+#[cfg(all(test, feature = "buyer"))]
 mod tests {
     use super::*;
-    use crate::cardano::builder::{self, OutputSpec, TxBody};
-    use crate::cardano::keys::SigningKey;
+    use crate::buyer::builder::{self, OutputSpec, TxBody};
+    use crate::buyer::keys::SigningKey;
 
     fn fixture(hex_text: &str) -> Vec<u8> {
         hex::decode(hex_text.trim()).unwrap()

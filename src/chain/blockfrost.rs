@@ -60,12 +60,14 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::cardano::ParsedTx;
-use crate::cardano::{AssetId, Network, TxId, UtxoRef, Value};
+use crate::cardano::{
+    AssetId, Network, ParsedTx, ProtocolParams, RefScript, SlotClock, TxId, UtxoInfo, UtxoRef,
+    UtxoState, Value,
+};
 use crate::chain::cache::{RefreshingCell, UtxoCache};
 use crate::chain::{
     ChainError, ChainErrorKind, ChainProvider, DependencyHealth, DependencyStatus, Evidence,
-    ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState, observe,
+    SubmitOutcome, Tip, observe,
 };
 use crate::config::{BlockfrostSettings, CacheSettings, Secret};
 
@@ -87,31 +89,6 @@ const GENESIS_RECHECK: Duration = Duration::from_secs(60);
 const SUBMIT_TOKEN_WAIT: Duration = Duration::from_secs(1);
 
 type Limiter = governor::DefaultDirectRateLimiter;
-
-/// Converts unix time to slots for one network.
-///
-/// Slots have been 1 s long since Shelley, so one (slot, time) anchor after
-/// the Shelley fork is enough; `slot_length` is kept for a custom devnet whose
-/// genesis says otherwise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlotClock {
-    pub anchor_slot: u64,
-    pub anchor_time: i64,
-    pub slot_length: u64,
-}
-
-impl SlotClock {
-    pub fn slot_at(&self, unix_seconds: i64) -> u64 {
-        let len = self.slot_length.max(1) as i64;
-        if unix_seconds >= self.anchor_time {
-            let ahead = (unix_seconds - self.anchor_time) / len;
-            self.anchor_slot.saturating_add(ahead as u64)
-        } else {
-            let behind = (self.anchor_time - unix_seconds) / len;
-            self.anchor_slot.saturating_sub(behind as u64)
-        }
-    }
-}
 
 /// A Blockfrost(-compatible) backend with its caches, limiter and retry policy.
 ///
@@ -414,7 +391,7 @@ struct TxUtxoOutput {
 fn utxo_info(address: Vec<u8>, value: Value, o: &TxUtxoOutput) -> UtxoInfo {
     let mut info = UtxoInfo::new(address, value);
     if o.reference_script_hash.is_some() {
-        info.reference_script = crate::chain::RefScript::SizeUnknown;
+        info.reference_script = RefScript::SizeUnknown;
     }
     info
 }
@@ -510,11 +487,7 @@ impl BlockfrostProvider {
             tracing::warn!(error = %e, "the chain backend's network is not proven yet; reads are refused until it is");
         }
 
-        let anchor = network.shelley_anchor().map(|(slot, time)| SlotClock {
-            anchor_slot: slot,
-            anchor_time: time,
-            slot_length: 1,
-        });
+        let anchor = SlotClock::shelley(network);
         core.clock = match (custom, anchor) {
             // Hosted Blockfrost of a public network: the network's own clock.
             (false, Some(a)) => a,
@@ -1319,18 +1292,6 @@ mod tests {
             rejection_reason(json),
             "FeeTooSmallUTxO, MissingVKeyWitnessesUTXOW"
         );
-    }
-
-    #[test]
-    fn slot_clock_extrapolates_both_ways() {
-        let c = SlotClock {
-            anchor_slot: 4_492_800,
-            anchor_time: 1_596_059_091,
-            slot_length: 1,
-        };
-        assert_eq!(c.slot_at(1_596_059_091 + 10), 4_492_810);
-        assert_eq!(c.slot_at(1_596_059_091 - 10), 4_492_790);
-        assert_eq!(c.slot_at(0), 0);
     }
 
     #[test]

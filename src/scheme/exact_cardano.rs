@@ -42,8 +42,10 @@ use serde_json::{Value as Json, json};
 use crate::cardano::address::{self, AnyAddress, Credential, ShelleyAddress};
 use crate::cardano::phase1::{self, Phase1Error};
 use crate::cardano::tx::{ParsedTx, TxDecodeError, WitnessError};
-use crate::cardano::{Asset, Network, TxId, UtxoRef};
-use crate::chain::{DynChain, ProtocolParams, UtxoInfo, UtxoState};
+use crate::cardano::{
+    Asset, Network, ProtocolParams, RefScript, TxId, UtxoInfo, UtxoRef, UtxoState,
+};
+use crate::chain::DynChain;
 use crate::protocol::{
     CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
     VerifyResponse,
@@ -796,7 +798,7 @@ fn stage_e(
         .inputs()
         .iter()
         .zip(resolved)
-        .find(|(_, u)| u.reference_script == crate::chain::RefScript::SizeUnknown)
+        .find(|(_, u)| u.reference_script == RefScript::SizeUnknown)
     {
         return Err(unavailable(
             Reason::InputValueUnavailable,

@@ -20,8 +20,7 @@ pub mod script;
 use serde_json::Value as Json;
 
 use crate::cardano::address::ShelleyAddress;
-use crate::cardano::{Network, ParsedTx, TxOut, UtxoRef};
-use crate::chain::{ProtocolParams, UtxoInfo};
+use crate::cardano::{Network, ParsedTx, ProtocolParams, TxOut, UtxoInfo, UtxoRef};
 use crate::protocol::{Reason, RequirementsView};
 use crate::scheme::masumi::{MasumiPolicy, MasumiTerms};
 

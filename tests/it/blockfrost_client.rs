@@ -15,11 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use x402_facilitator::cardano::builder;
-use x402_facilitator::cardano::{Network, TxId, UtxoRef, Value};
+use x402_facilitator::buyer::builder;
+use x402_facilitator::cardano::{Network, TxId, UtxoRef, UtxoState, Value};
 use x402_facilitator::chain::blockfrost::BlockfrostProvider;
 use x402_facilitator::chain::devnet::Devnet;
-use x402_facilitator::chain::{ChainProvider, Evidence, SubmitOutcome, UtxoState};
+use x402_facilitator::chain::{ChainProvider, Evidence, SubmitOutcome};
 use x402_facilitator::config::{BlockfrostSettings, CacheSettings, Secret};
 
 fn bf_settings(url: &str) -> BlockfrostSettings {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 use x402_facilitator::buyer::{Buyer, ChainView};
-use x402_facilitator::cardano::{Network, UtxoRef, Value};
+use x402_facilitator::cardano::{Network, ProtocolParams, UtxoRef, UtxoState, Value};
 use x402_facilitator::chain::blockfrost::BlockfrostProvider;
 use x402_facilitator::chain::devnet::Devnet;
-use x402_facilitator::chain::{ChainErrorKind, ChainProvider, ProtocolParams, UtxoState};
+use x402_facilitator::chain::{ChainErrorKind, ChainProvider};
 use x402_facilitator::config::{BlockfrostSettings, CacheSettings, Settings};
 use x402_facilitator::protocol::types::PaymentRequirementsV2;
 
@@ -43,7 +43,7 @@ async fn facilitator(network: Network, url: &str, tweak: impl FnOnce(&mut Settin
 
 fn requirements(network: Network, confirmations: i64) -> PaymentRequirementsV2 {
     let mut r = pay::requirements(
-        &x402_facilitator::cardano::keys::SigningKey::from_seed([0x5e; 32])
+        &x402_facilitator::buyer::keys::SigningKey::from_seed([0x5e; 32])
             .enterprise_address(network),
         2 * ADA,
         confirmations,

@@ -503,7 +503,7 @@ async fn lucid_evolution_pays_through_the_devnet_api() {
             .unwrap()
             .1;
     assert!(
-        paid.iter().any(|s| matches!(s, x402_facilitator::chain::UtxoState::Unspent(i) if i.address == recipient && i.value == Value::lovelace(3 * ADA))),
+        paid.iter().any(|s| matches!(s, x402_facilitator::cardano::UtxoState::Unspent(i) if i.address == recipient && i.value == Value::lovelace(3 * ADA))),
         "{paid:?}"
     );
     d.shutdown().await;

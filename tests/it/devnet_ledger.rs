@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::devnet_support::*;
-use x402_facilitator::cardano::builder::{self, OutputSpec, TxBody};
-use x402_facilitator::cardano::{AssetId, Network, TxId, UtxoRef, Value};
-use x402_facilitator::chain::devnet::{Devnet, Ledger, OutputRecord, TxOrigin};
-use x402_facilitator::chain::{
-    ChainProvider, Evidence, ProtocolParams, SubmitOutcome, UtxoInfo, UtxoState,
+use x402_facilitator::buyer::builder::{self, OutputSpec, TxBody};
+use x402_facilitator::cardano::{
+    AssetId, Network, ProtocolParams, TxId, UtxoInfo, UtxoRef, UtxoState, Value,
 };
+use x402_facilitator::chain::devnet::{Devnet, Ledger, OutputRecord, TxOrigin};
+use x402_facilitator::chain::{ChainProvider, Evidence, SubmitOutcome};
 use x402_facilitator::config::GenesisUtxo;
 
 fn token() -> AssetId {

@@ -8,10 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use x402_facilitator::cardano::{Network, TxId, UtxoRef};
-use x402_facilitator::chain::{
-    ChainError, ChainProvider, DynChain, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoState,
-};
+use x402_facilitator::cardano::{Network, ProtocolParams, TxId, UtxoRef, UtxoState};
+use x402_facilitator::chain::{ChainError, ChainProvider, DynChain, Evidence, SubmitOutcome, Tip};
 use x402_facilitator::facilitator::{Answer, Caller, Facilitator, SettleResult};
 use x402_facilitator::protocol::parse::parse_request;
 use x402_facilitator::store::SettlementState;

@@ -1,5 +1,7 @@
 //! All black-box tests in one binary: CI links once instead of once per file.
 //! Each module is one area; `support` and `devnet_support` are shared helpers.
+//! They pay with a real buyer, so they need the `buyer` feature (a default).
+#![cfg(feature = "buyer")]
 
 mod devnet_support;
 mod support;
@@ -14,6 +16,7 @@ mod devnet_ledger;
 mod edge;
 mod foundation;
 mod hardening;
+mod layering;
 mod liveness;
 mod masumi_method;
 mod networks;

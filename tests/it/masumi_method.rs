@@ -6,14 +6,15 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use x402_facilitator::buyer::keys::SigningKey;
+use x402_facilitator::buyer::quote;
 use x402_facilitator::buyer::{self, Buyer, ChainView};
 use x402_facilitator::cardano::Network;
-use x402_facilitator::cardano::keys::SigningKey;
 use x402_facilitator::config::StoreBackend;
 use x402_facilitator::protocol::parse_request;
 use x402_facilitator::protocol::types::PaymentRequirementsV2;
 use x402_facilitator::scheme::exact_cardano::{VerifyOutcome, verify};
-use x402_facilitator::scheme::masumi::{escrow, quote, terms};
+use x402_facilitator::scheme::masumi::{escrow, terms};
 
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::pay::{body_for, funded_buyer, view};

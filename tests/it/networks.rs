@@ -6,10 +6,9 @@
 
 use serde_json::{Value as Json, json};
 use x402_facilitator::app::App;
+use x402_facilitator::buyer::keys::SigningKey;
 use x402_facilitator::buyer::{Buyer, ChainView};
-use x402_facilitator::cardano::keys::SigningKey;
-use x402_facilitator::cardano::{Network, TxId, Value};
-use x402_facilitator::chain::ProtocolParams;
+use x402_facilitator::cardano::{Network, ProtocolParams, TxId, Value};
 use x402_facilitator::config::{
     BlockfrostSettings, DevnetSettings, NetworkSettings, Settings, StoreBackend,
 };

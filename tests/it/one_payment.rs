@@ -165,8 +165,8 @@ async fn witness_swapped_variant_first_then_the_genuine_payment_settles() {
     let v = view(&a.client, &a.base, &buyer).await;
     let req = requirements(&seller(0x73), 2_000_000, 0);
     let (built, body) = pay(&buyer, &v, &req);
-    use x402_facilitator::cardano::builder;
-    let thief = x402_facilitator::cardano::keys::SigningKey::from_seed([0xee; 32]);
+    use x402_facilitator::buyer::builder;
+    let thief = x402_facilitator::buyer::keys::SigningKey::from_seed([0xee; 32]);
     let witnesses = builder::sign(&built.body_bytes, &[thief]);
     let forged = builder::assemble(
         &built.body_bytes,

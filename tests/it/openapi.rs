@@ -26,10 +26,10 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use x402_facilitator::app::App;
-use x402_facilitator::cardano::{Network, TxId, UtxoRef};
+use x402_facilitator::cardano::{Network, ProtocolParams, TxId, UtxoRef, UtxoState};
 use x402_facilitator::chain::{
     ChainError, ChainHandle, ChainProvider, DependencyHealth, DependencyStatus, Evidence,
-    ProtocolParams, SubmitOutcome, Tip, UtxoState,
+    SubmitOutcome, Tip,
 };
 use x402_facilitator::config::{Secret, Settings};
 use x402_facilitator::protocol::reason::Reason;
@@ -1165,7 +1165,7 @@ async fn payments_status_admin_and_devnet_answer_as_documented() {
     .await;
     let never_used = format!(
         "/devnet/api/v0/addresses/{}/utxos",
-        x402_facilitator::cardano::keys::SigningKey::from_seed([0x7e; 32])
+        x402_facilitator::buyer::keys::SigningKey::from_seed([0x7e; 32])
             .enterprise_address(Network::Devnet)
     );
     check(s, a, "get", t, &never_used, none, 404).await;

@@ -6,9 +6,9 @@ use std::time::Duration;
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::pay::{body_for, funded_buyer, pay, requirements, seller, view};
 use serde_json::{Value, json};
+use x402_facilitator::buyer::builder;
+use x402_facilitator::buyer::keys::SigningKey;
 use x402_facilitator::cardano::TxId;
-use x402_facilitator::cardano::builder;
-use x402_facilitator::cardano::keys::SigningKey;
 
 fn devnet_submissions(app: &TestApp, tx: &str) -> u32 {
     let id: TxId = tx.parse().unwrap();

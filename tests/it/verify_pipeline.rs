@@ -12,12 +12,12 @@ use base64::Engine;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
-use x402_facilitator::cardano::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec, TxBody};
-use x402_facilitator::cardano::keys::{SigningKey, Wallet};
-use x402_facilitator::cardano::{AssetId, Network, TxId, UtxoRef, Value, address};
-use x402_facilitator::chain::{
-    ChainError, ChainProvider, Evidence, ProtocolParams, SubmitOutcome, Tip, UtxoInfo, UtxoState,
+use x402_facilitator::buyer::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec, TxBody};
+use x402_facilitator::buyer::keys::{SigningKey, Wallet};
+use x402_facilitator::cardano::{
+    AssetId, Network, ProtocolParams, RefScript, TxId, UtxoInfo, UtxoRef, UtxoState, Value, address,
 };
+use x402_facilitator::chain::{ChainError, ChainProvider, Evidence, SubmitOutcome, Tip};
 use x402_facilitator::protocol::{Reason, parse_request};
 use x402_facilitator::scheme::exact_cardano::{
     self, VerifyContext, VerifyLimits, VerifyOutcome, verify, verify_offline,
@@ -2019,7 +2019,6 @@ fn stable_fuzz_decode_tx() {
 /// size the backend cannot tell is a retryable `input_value_unavailable`.
 #[tokio::test]
 async fn rule_reference_script_fee() {
-    use x402_facilitator::chain::RefScript;
     let w = world();
     let built = w.lovelace_payment();
     let nonce_with = |r: RefScript| {

@@ -27,9 +27,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::cardano::{AssetId, Network, ParsedTx, TxId, UtxoRef, Value};
+use crate::cardano::{
+    AssetId, Network, ParsedTx, ProtocolParams, RefScript, TxId, UtxoInfo, UtxoRef, UtxoState,
+    Value,
+};
 use crate::chain::devnet::rules::{self, Rejection};
-use crate::chain::{Evidence, ProtocolParams, Tip, UtxoInfo, UtxoState};
+use crate::chain::{Evidence, Tip};
 
 /// Position of an output on chain: (block height, index of its transaction in
 /// the block, output index). Orders address listings oldest first.
@@ -444,7 +447,7 @@ impl Ledger {
             value: outputs.value(i)?,
             reference_script: outputs
                 .script_ref_size(i)
-                .map_or(crate::chain::RefScript::None, crate::chain::RefScript::Size),
+                .map_or(RefScript::None, RefScript::Size),
         })
     }
 

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use pallas_traverse::{ComputeHash, Era, MultiEraOutput};
 
 use crate::cardano::phase1;
-use crate::cardano::{Network, ParsedTx, TxOut, UtxoRef};
+use crate::cardano::{Network, ParsedTx, ProtocolParams, TxOut, UtxoRef, UtxoState};
 use crate::chain::devnet::ledger::{OutputRecord, TxCounts, TxOrigin, TxRecord, TxStatus};
-use crate::chain::{ProtocolParams, UtxoState};
 
 /// A transaction the devnet refused, in the node's words.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

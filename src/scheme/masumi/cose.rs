@@ -3,14 +3,13 @@
 //! [`verify_seller_signature`] applies every check of the Masumi spec's
 //! "Seller-signed terms" section; any failure is one [`CoseError`] that the
 //! caller maps to `invalid_exact_cardano_requirements_masumi_seller_signature`.
-//! [`sign`] produces the same bytes a CIP-30 wallet does (used by the buyer-side
-//! test seller and the demo).
+//! The signing side (what a CIP-30 wallet produces) is
+//! `crate::buyer::quote::sign_data`, outside the service core.
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::cbor::{self, Item, enc};
 use crate::cardano::address::{self, Credential};
-use crate::cardano::keys::SigningKey;
 
 /// Largest accepted `referenceKey` / `referenceSignature`, in bytes (spec limit 16 KiB).
 pub const MAX_COSE_BYTES: usize = 16 * 1024;
@@ -153,7 +152,9 @@ pub fn verify_seller_signature(
     Ok(x)
 }
 
-fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+/// The COSE `Sig_structure` ("Signature1", protected header, empty external
+/// data, payload) that the Ed25519 signature covers.
+pub fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut tbs = Vec::with_capacity(protected.len() + payload.len() + 20);
     tbs.push(0x84);
     enc::text(&mut tbs, "Signature1");
@@ -163,27 +164,6 @@ fn sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
     tbs
 }
 
-/// A CIP-30 `signData` answer: `(COSE_Key bytes, COSE_Sign1 bytes)`.
-pub fn sign(key: &SigningKey, address: &[u8], payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let x = key.public_key();
-    let mut cose_key = vec![0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21];
-    enc::bytes(&mut cose_key, &x);
-
-    let mut protected = vec![0xa2, 0x01, 0x27];
-    enc::text(&mut protected, "address");
-    enc::bytes(&mut protected, address);
-    let sig = key.sign(&sig_structure(&protected, payload));
-
-    let mut s = vec![0x84];
-    enc::bytes(&mut s, &protected);
-    s.push(0xa1);
-    enc::text(&mut s, "hashed");
-    s.push(0xf4);
-    enc::bytes(&mut s, payload);
-    enc::bytes(&mut s, &sig);
-    (cose_key, s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,30 +171,6 @@ mod tests {
 
     fn addr(bech: &str) -> Vec<u8> {
         decode_bech32(bech).map(|(_, b)| b).unwrap_or_default()
-    }
-
-    fn seed(h: &str) -> SigningKey {
-        let mut s = [0u8; 32];
-        s.copy_from_slice(&hex::decode(h).unwrap());
-        SigningKey::from_seed(s)
-    }
-
-    /// `cose_vectors.json` "signed" and `cose_go_vectors.json`: our signer
-    /// reproduces every vector byte for byte, and the 32-byte ones verify.
-    #[test]
-    fn signer_reproduces_the_go_vectors() {
-        let cases: &[(&str, &str, &str, &str, &str)] = &include!("testdata/cose_signed.in");
-        for (seed_hex, address, payload, key, signature) in cases {
-            let k = seed(seed_hex);
-            let a = addr(address);
-            let p = hex::decode(payload).unwrap();
-            let (ck, s1) = sign(&k, &a, &p);
-            assert_eq!(hex::encode(&ck), *key, "{address} {payload}");
-            assert_eq!(hex::encode(&s1), *signature, "{address} {payload}");
-            if let Ok(d) = <[u8; 32]>::try_from(p.as_slice()) {
-                assert!(verify_seller_signature(&ck, &s1, &a, &d).is_ok());
-            }
-        }
     }
 
     /// `cose_vectors.json` "verify": every case, with its expected verdict.

@@ -22,9 +22,9 @@ pub mod datum;
 pub mod escrow;
 pub mod identifier;
 pub mod lock;
-pub mod quote;
 pub mod terms;
-#[cfg(test)]
+// The seller and buyer of the vectors come from `crate::buyer`.
+#[cfg(all(test, feature = "buyer"))]
 mod vectors;
 pub mod verify;
 

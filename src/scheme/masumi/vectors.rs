@@ -15,14 +15,14 @@ use serde_json::{Value as Json, json};
 
 use super::escrow;
 use super::lock;
-use super::quote::{self, IssueOptions, QuoteSpec};
 use super::terms::{self, Deployment};
 use super::verify::{
     LockFacts, MasumiPolicy, RegistryQuery, RegistryValidator, check_lock, check_requirements,
 };
+use crate::buyer::builder::{self, OutputDatums, OutputSpec, TxBody};
+use crate::buyer::keys::SigningKey;
+use crate::buyer::quote::{self, IssueOptions, QuoteSpec};
 use crate::cardano::address;
-use crate::cardano::builder::{self, OutputDatums, OutputSpec, TxBody};
-use crate::cardano::keys::SigningKey;
 use crate::cardano::tx::ParsedTx;
 use crate::cardano::{Asset, Network, TxId, UtxoRef, Value};
 use crate::protocol::Reason;

@@ -514,14 +514,15 @@ pub fn check_lock(t: &MasumiTerms, f: &LockFacts<'_>) -> Result<(), Rejection> {
     Ok(())
 }
 
-#[cfg(test)]
+// The seller's quotes and the buyer's transactions come from `crate::buyer`.
+#[cfg(all(test, feature = "buyer"))]
 mod tests {
     use super::*;
 
     use serde_json::{Value as Json, json};
 
-    use super::super::quote::{self, QuoteSpec};
-    use crate::cardano::keys::SigningKey;
+    use crate::buyer::keys::SigningKey;
+    use crate::buyer::quote::{self, QuoteSpec};
 
     /// The requirements of three `quote_vectors.json` vectors, under the names
     /// of the `lock_verify_vectors.json` cases that verify them as valid.
@@ -997,7 +998,7 @@ mod tests {
 
     mod lock_checks {
         use super::*;
-        use crate::cardano::builder::{self, OutputDatums, OutputSpec, TxBody};
+        use crate::buyer::builder::{self, OutputDatums, OutputSpec, TxBody};
         use crate::cardano::{AssetId, TxId, UtxoRef, Value};
         use crate::scheme::masumi::lock::{self, Lock};
 

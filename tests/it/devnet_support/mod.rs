@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 
-use x402_facilitator::cardano::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec};
-use x402_facilitator::cardano::keys::SigningKey;
-use x402_facilitator::cardano::{Network, UtxoRef, Value};
-use x402_facilitator::chain::ProtocolParams;
+use x402_facilitator::buyer::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec};
+use x402_facilitator::buyer::keys::SigningKey;
+use x402_facilitator::cardano::{Network, ProtocolParams, UtxoRef, Value};
 use x402_facilitator::chain::devnet::{Devnet, api};
 use x402_facilitator::config::{DevnetSettings, GenesisUtxo};
 

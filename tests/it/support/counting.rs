@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use x402_facilitator::cardano::{Network, TxId, UtxoRef};
+use x402_facilitator::cardano::{Network, ProtocolParams, TxId, UtxoRef, UtxoState};
 use x402_facilitator::chain::{
-    ChainError, ChainProvider, DependencyHealth, DynChain, Evidence, ProtocolParams, SubmitOutcome,
-    Tip, UtxoState,
+    ChainError, ChainProvider, DependencyHealth, DynChain, Evidence, SubmitOutcome, Tip,
 };
 use x402_facilitator::store::{
     CasOutcome, ClaimOutcome, DynStore, IdempotencyOutcome, Page, ReserveOutcome, Schedule,

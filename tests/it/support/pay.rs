@@ -5,10 +5,10 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
+use x402_facilitator::buyer::builder::Built;
+use x402_facilitator::buyer::keys::SigningKey;
 use x402_facilitator::buyer::{self, Buyer, ChainView};
 use x402_facilitator::cardano::Network;
-use x402_facilitator::cardano::builder::Built;
-use x402_facilitator::cardano::keys::SigningKey;
 use x402_facilitator::cardano::{TxId, UtxoRef};
 use x402_facilitator::protocol::types::PaymentRequirementsV2;
 

@@ -5,15 +5,31 @@
 //! demo, the load driver and black-box tests, which need a real buyer. It
 //! reads the chain through any Blockfrost-compatible API (the devnet's own,
 //! by default), as a wallet would.
+//!
+//! Everything that holds a key is here, outside the service core, and is
+//! compiled only with the `buyer` cargo feature (on by default):
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`keys`] | CIP-1852 HD keys from a BIP39 mnemonic; Ed25519 signing |
+//! | [`builder`] | building and signing Conway payments (and deliberately broken ones, for tests) |
+//! | [`quote`] | the seller's signed Masumi requirements (CIP-30 `signData`) |
+//! | this module | [`Buyer`]: requirements in, signed x402 payload out |
+//!
+//! A facilitator built with `--no-default-features` has none of it: no
+//! mnemonic handling, no signing, no `demo` subcommand.
+
+pub mod builder;
+pub mod keys;
+pub mod quote;
 
 use base64::Engine;
 use serde_json::{Value as Json, json};
 
-use crate::cardano::builder::{self, Built, InputSpec, OutputSpec, PaymentSpec};
-use crate::cardano::keys::SigningKey;
-use crate::cardano::{Asset, AssetId, Network, UtxoRef, Value, address};
-use crate::chain::ProtocolParams;
+use crate::cardano::{Asset, AssetId, Network, ProtocolParams, UtxoRef, Value, address};
 use crate::protocol::types::{PaymentPayloadV2, PaymentRequirementsV2, RequestV2};
+use builder::{Built, InputSpec, OutputSpec, PaymentSpec};
+use keys::SigningKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuyerError {
@@ -414,7 +430,7 @@ pub fn masumi_requirements(
     now_ms: u128,
     seller_nonce: [u8; 32],
 ) -> Result<PaymentRequirementsV2, BuyerError> {
-    use crate::scheme::masumi::quote::{QuoteSpec, issue};
+    use quote::{QuoteSpec, issue};
     let pay_by = now_ms + 3_600_000;
     let spec = QuoteSpec {
         network,

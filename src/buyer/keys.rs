@@ -1,7 +1,7 @@
 //! Hierarchical deterministic keys from a BIP39 mnemonic, along CIP-1852.
 //!
 //! The facilitator itself holds no buyer keys. These keys exist for the demo
-//! buyer, the devnet faucet and tests: they let us sign real transactions that
+//! buyer, the load driver and tests: they let us sign real transactions that
 //! any Cardano wallet restoring the same phrase would recognise.
 //!
 //! Master key: CIP-3 "Icarus": PBKDF2-HMAC-SHA512(password = passphrase,
@@ -17,9 +17,9 @@ use cryptoxide::pbkdf2::pbkdf2;
 use cryptoxide::sha2::Sha512;
 use ed25519_bip32::{DerivationScheme, XPrv};
 
-use super::address;
-use super::network::Network;
-use super::tx::key_hash;
+use crate::cardano::address;
+use crate::cardano::network::Network;
+use crate::cardano::tx::key_hash;
 
 /// Why a wallet could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

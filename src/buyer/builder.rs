@@ -1,7 +1,7 @@
 //! Building and signing simple payments.
 //!
 //! The facilitator never signs buyer payments. This module exists for the demo
-//! buyer, the devnet (faucet and seeding) and the tests, which need real,
+//! buyer, the load driver and the tests, which need real,
 //! signed Conway transactions — including deliberately broken ones. The
 //! pieces are therefore exposed separately: a [`TxBody`] you can edit, the
 //! body's encoding, witnesses, the witness set and the final assembly.
@@ -15,10 +15,10 @@ use pallas_codec::minicbor::Encoder;
 use pallas_crypto::hash::Hasher;
 
 use super::keys::SigningKey;
-use super::phase1;
-use super::tx::{ParsedTx, TxOut, VkeyWitness};
-use super::types::{AssetId, TxId, UtxoRef, Value};
-use crate::chain::ProtocolParams;
+use crate::cardano::ProtocolParams;
+use crate::cardano::phase1;
+use crate::cardano::tx::{ParsedTx, TxOut, VkeyWitness};
+use crate::cardano::types::{AssetId, TxId, UtxoRef, Value};
 
 /// Why a payment could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
