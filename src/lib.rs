@@ -21,13 +21,6 @@
 //! | [`store`] | [`store::Store`]: reservations and the settlement journal (memory, Redis) |
 //! | [`settle`] | settlement service and reconciler (the journal state machine) |
 
-/// The process allocator: mimalloc instead of glibc malloc. A /verify makes a
-/// few hundred small allocations; glibc spent ~10 % of its instructions in
-/// malloc/free (BENCHMARKS.md, issue 15). Declared here, in the library, so
-/// the binary, the benches and the tests all run on the same allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod app;
 pub mod buyer;
 pub mod cardano;
