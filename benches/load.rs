@@ -742,6 +742,9 @@ fn run(o: &Options) -> Result<bool, String> {
             settings.rate_limit.enabled = false;
             settings.logging.level = "warn".into();
             settings.store.backend = o.store;
+            // `l1Confirmations: -1` (the default here) is refused unless the
+            // operator opts in to the mempool policy.
+            settings.settlement.accept_mempool = o.confirmations < 0;
             settings.server.max_concurrent_requests = settings
                 .server
                 .max_concurrent_requests

@@ -95,7 +95,7 @@ for row in $ROWS; do
     fi
     echo "$row run $run: $(echo "$line" | cut -d' ' -f2-)"
   done
-  col() { field "$1" <"$OUT/$row.summary" | grep -v '^-$' | stats; }
+  col() { field "$1" <"$OUT/$row.summary" | { grep -v '^-$' || true; } | stats; }
   TABLE+=$'\n'"| $row | $ok/$RUNS | $(col rps) | $(col accepted_rps) | $(col p50_ms) | $(col p99_ms) | $(col server_us) | $(col redis_us) |"
 done
 echo
