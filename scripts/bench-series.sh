@@ -24,7 +24,7 @@
 # Every run's full output stays in $OUT (default $TARGET/bench-series).
 #
 # Environment: SECS (10), RUNS (3), ROWS (all), RATE (2000), VERIFY_POOL (4096),
-# SETTLE_POOL (SECS x 9000), BF_POOL (SECS x 4000), BIN (a built load binary;
+# SETTLE_POOL (SECS x 12000), BF_POOL (SECS x 10000), BIN (a built load binary;
 # default: build it with `cargo bench --bench load --no-run`), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +32,8 @@ SECS=${SECS:-10}
 RUNS=${RUNS:-3}
 RATE=${RATE:-2000}
 VERIFY_POOL=${VERIFY_POOL:-4096}
-SETTLE_POOL=${SETTLE_POOL:-$((SECS * 9000))}
-BF_POOL=${BF_POOL:-$((SECS * 4000))}
+SETTLE_POOL=${SETTLE_POOL:-$((SECS * 12000))}
+BF_POOL=${BF_POOL:-$((SECS * 10000))}
 ROWS=${ROWS:-verify-memory verify-redis verify-rate settle-memory settle-redis bf-limiter}
 TARGET=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$TARGET/bench-series}
