@@ -7,6 +7,7 @@
 //!     [--route verify|settle] [--store memory|redis] [--url http://127.0.0.1:PORT]
 //!     [--duration SECS] [--warmup N] [--confirmations K] [--client-threads T]
 //!     [--chain devnet|blockfrost] [--bf-rate R] [--bf-burst B] [--block-time-ms MS]
+//!     [--rate R] [--run-seconds S] [--cycle]
 //! ```
 //!
 //! By default it starts the real facilitator in this process on
@@ -36,6 +37,22 @@
 //! request, by endpoint. Each buyer UTxO is then funded by its own faucet
 //! transaction, as a wallet would be, so that a lookup reads one small
 //! transaction.
+//!
+//! `--rate R` fixes the arrival rate (open loop): request `i` is due at
+//! `i / R` seconds after the start and is sent by the first of the `C`
+//! connections that is free. A request that waited for a free connection is
+//! timed from when it was due (so a slow server cannot hide its stalls by
+//! slowing the client down); one sent on time is timed from when it left.
+//!
+//! `--run-seconds S` makes a timed run: the measured phase lasts `S` seconds
+//! and `--requests` is only the pool of prepared payments. With `--cycle`
+//! (`/verify` only) the pool is reused round robin, as `wrk` does with a
+//! fixed set of bodies: a verify is read-only, so the hundredth verify of a
+//! payment costs what the first did. Without `--cycle` a pool used up before
+//! `S` seconds ends the run early and counts as a failure.
+//!
+//! The last line is a `summary` of `key=value` pairs for scripts
+//! (`scripts/bench-series.sh`).
 //!
 //! Run without `--bench` (`cargo test --bench load`), the defaults shrink to
 //! a smoke run of 40 requests.
@@ -99,12 +116,18 @@ struct Options {
     bf_rate: f64,
     bf_burst: u32,
     block_time_ms: Option<u64>,
+    /// Fixed arrival rate in requests per second (0 = closed loop).
+    rate: f64,
+    /// Timed run of this length (`--requests` is then the payment pool).
+    run_seconds: Option<Duration>,
+    /// Reuse the payment pool round robin (verify only).
+    cycle: bool,
 }
 
 const USAGE: &str = "usage: cargo bench --bench load -- [--requests N] [--concurrency C] \
 [--route verify|settle] [--store memory|redis] [--url http://127.0.0.1:PORT] [--duration SECS] \
 [--warmup N] [--confirmations K] [--client-threads T] [--chain devnet|blockfrost] \
-[--bf-rate R] [--bf-burst B] [--block-time-ms MS]";
+[--bf-rate R] [--bf-burst B] [--block-time-ms MS] [--rate R] [--run-seconds S] [--cycle]";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let bench_mode = args.iter().any(|a| a == "--bench");
@@ -123,6 +146,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         bf_rate: 0.0,
         bf_burst: 500,
         block_time_ms: None,
+        rate: 0.0,
+        run_seconds: None,
+        cycle: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -186,6 +212,22 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "--bf-burst" => o.bf_burst = number(value()?)? as u32,
             "--block-time-ms" => o.block_time_ms = Some(number(value()?)? as u64),
+            "--rate" => {
+                let v = value()?;
+                o.rate = v
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| format!("--rate: {v:?} is not a non-negative number"))?;
+            }
+            "--run-seconds" => {
+                let secs = number(value()?)?;
+                if secs == 0 {
+                    return Err("--run-seconds must be positive".into());
+                }
+                o.run_seconds = Some(Duration::from_secs(secs as u64));
+            }
+            "--cycle" => o.cycle = true,
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -201,6 +243,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     }
     if o.url.is_some() && o.store_given {
         return Err("--store applies to the in-process facilitator only, not to --url".into());
+    }
+    if o.cycle && (o.route != Route::Verify || o.run_seconds.is_none()) {
+        return Err("--cycle applies to timed (--run-seconds) /verify runs only".into());
     }
     if o.url.is_some() && o.blockfrost {
         return Err("--chain blockfrost applies to the in-process facilitator only".into());
@@ -468,26 +513,40 @@ fn judge(route: Route, status: u16, body: &[u8]) -> Result<String, (String, Stri
     }
 }
 
-/// Fire `bodies` at `url` from `concurrency` workers until all are sent or
-/// `deadline` passes; returns the tally, the wall time and how many were sent.
+/// How the measured phase is paced and when it ends.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// Fixed arrival rate in requests per second (0 = closed loop).
+    rate: f64,
+    /// Requests to send at most (may exceed the pool when cycling).
+    count: usize,
+    /// Reuse the pool round robin.
+    cycle: bool,
+    /// The phase ends at this time limit.
+    limit: Duration,
+}
+
+/// Fire `bodies` at `url` from `concurrency` workers until `pace.count` are
+/// sent or the time limit passes; returns the tally, the wall time and how
+/// many were sent.
 async fn fire(
     client: reqwest::Client,
     url: String,
     route: Route,
     bodies: Arc<Vec<Bytes>>,
     concurrency: usize,
-    limit: Duration,
+    pace: Pace,
 ) -> (Tally, Duration, usize) {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let deadline = started + limit;
+    let deadline = started + pace.limit;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (client, url, bodies, next) =
                 (client.clone(), url.clone(), bodies.clone(), next.clone());
             tokio::spawn(async move {
                 let mut t = Tally {
-                    latencies_ns: Vec::with_capacity(bodies.len() / concurrency + 1),
+                    latencies_ns: Vec::with_capacity(pace.count.min(1 << 20) / concurrency + 1),
                     ..Tally::default()
                 };
                 loop {
@@ -495,8 +554,31 @@ async fn fire(
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
-                    let sent = Instant::now();
+                    if i >= pace.count {
+                        break;
+                    }
+                    let body = if pace.cycle && !bodies.is_empty() {
+                        bodies.get(i % bodies.len())
+                    } else {
+                        bodies.get(i)
+                    };
+                    let Some(body) = body else { break };
+                    // With a fixed rate: wait until the request is due; if it
+                    // is already late (every connection was busy), time it
+                    // from when it was due.
+                    let mut timed_from = None;
+                    if pace.rate > 0.0 {
+                        let due = started + Duration::from_secs_f64(i as f64 / pace.rate);
+                        if due >= deadline {
+                            break;
+                        }
+                        if Instant::now() < due {
+                            tokio::time::sleep_until(due.into()).await;
+                        } else {
+                            timed_from = Some(due);
+                        }
+                    }
+                    let sent = timed_from.unwrap_or_else(Instant::now);
                     let answer = client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -546,7 +628,7 @@ async fn fire(
         }
     }
     let wall = started.elapsed();
-    let sent = next.load(Ordering::Relaxed).min(bodies.len());
+    let sent = total.latencies_ns.len();
     (total, wall, sent)
 }
 
@@ -659,6 +741,9 @@ fn run(o: &Options) -> Result<bool, String> {
             settings.rate_limit.enabled = false;
             settings.logging.level = x402_facilitator::config::LogLevel::parse("warn").unwrap();
             settings.store.backend = o.store;
+            // `l1Confirmations: -1` (the default here) is refused unless the
+            // operator opts in to the mempool policy.
+            settings.settlement.accept_mempool = o.confirmations < 0;
             settings.server.max_concurrent_requests = settings
                 .server
                 .max_concurrent_requests
@@ -801,7 +886,12 @@ fn run(o: &Options) -> Result<bool, String> {
             o.route,
             Arc::new(warm.to_vec()),
             o.concurrency,
-            o.duration,
+            Pace {
+                rate: 0.0,
+                count: warm.len(),
+                cycle: false,
+                limit: o.duration,
+            },
         ));
         if !t.errors.is_empty() || t.ok as usize != sent {
             all_ok = false;
@@ -812,13 +902,19 @@ fn run(o: &Options) -> Result<bool, String> {
 
     let calls_before = upstream.as_ref().map(|(_, d)| d.api_calls());
     let before = cpu_snapshot(in_process, redis.as_ref());
+    let pace = Pace {
+        rate: o.rate,
+        count: if o.cycle { usize::MAX } else { measured.len() },
+        cycle: o.cycle,
+        limit: o.run_seconds.unwrap_or(o.duration),
+    };
     let (tally, wall, sent) = client_rt.block_on(fire(
         client.clone(),
         url,
         o.route,
         Arc::new(measured.to_vec()),
         o.concurrency,
-        o.duration,
+        pace,
     ));
     let after = cpu_snapshot(in_process, redis.as_ref());
     let calls_after = upstream.as_ref().map(|(_, d)| d.api_calls());
@@ -829,12 +925,40 @@ fn run(o: &Options) -> Result<bool, String> {
     let errors: u64 = tally.errors.values().map(|(n, _)| n).sum();
     let secs = wall.as_secs_f64();
     println!("-- result");
-    println!(
-        "requests    {sent} sent, {answered} answered, {} accepted, {errors} errors, {} not sent (time limit)",
-        tally.ok,
-        o.requests - sent
-    );
+    // A timed run without --cycle fails when it used up its pool early.
+    let pool_used_up = o.run_seconds.is_some() && !o.cycle && sent >= measured.len();
+    match o.run_seconds {
+        Some(s) if o.cycle => println!(
+            "requests    {sent} sent in a timed run of {} s (pool of {} payments cycled), {} accepted, {errors} errors",
+            s.as_secs(),
+            measured.len(),
+            tally.ok
+        ),
+        Some(s) => println!(
+            "requests    {sent} sent in a timed run of {} s (pool of {} payments{}), {} accepted, {errors} errors",
+            s.as_secs(),
+            measured.len(),
+            if pool_used_up {
+                ": USED UP before the end, raise --requests"
+            } else {
+                ""
+            },
+            tally.ok
+        ),
+        None => println!(
+            "requests    {sent} sent, {answered} answered, {} accepted, {errors} errors, {} not sent (time limit)",
+            tally.ok,
+            o.requests - sent
+        ),
+    }
     println!("wall time   {secs:.3} s");
+    if o.rate > 0.0 {
+        println!(
+            "rate        {:.1} req/s offered, {:.1} req/s achieved (open loop, latency from when each request was due if it waited for a connection)",
+            o.rate,
+            answered as f64 / secs
+        );
+    }
     println!(
         "throughput  {:.1} req/s (accepted: {:.1}/s)",
         answered as f64 / secs,
@@ -851,6 +975,12 @@ fn run(o: &Options) -> Result<bool, String> {
             ms(mean)
         );
     }
+    let per_us = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if answered > 0 => {
+            format!("{:.1}", b.saturating_sub(a) as f64 / 1e3 / answered as f64)
+        }
+        _ => "-".into(),
+    };
     let per = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) if answered > 0 => {
             let d = b.saturating_sub(a);
@@ -934,9 +1064,33 @@ fn run(o: &Options) -> Result<bool, String> {
         all_ok = false;
         print_errors(&tally);
     }
-    if sent < o.requests {
+    if pool_used_up || (o.run_seconds.is_none() && sent < o.requests) {
         all_ok = false;
     }
+    // One line for scripts.
+    println!(
+        "summary route={} store={} chain={} concurrency={} rate={} answered={answered} accepted={} errors={errors} wall_s={secs:.3} rps={:.1} accepted_rps={:.1} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} server_us={} client_us={} redis_us={} ok={}",
+        o.route.path().trim_start_matches('/'),
+        match (&o.url, o.store) {
+            (Some(_), _) => "external",
+            (None, StoreBackend::Memory) => "memory",
+            (None, StoreBackend::Redis) => "redis",
+        },
+        if o.blockfrost { "blockfrost" } else { "devnet" },
+        o.concurrency,
+        o.rate,
+        tally.ok,
+        answered as f64 / secs,
+        tally.ok as f64 / secs,
+        percentile(&lat, 50.0) as f64 / 1e6,
+        percentile(&lat, 90.0) as f64 / 1e6,
+        percentile(&lat, 99.0) as f64 / 1e6,
+        lat.last().copied().unwrap_or(0) as f64 / 1e6,
+        per_us(before.server, after.server),
+        per_us(before.client, after.client),
+        per_us(before.redis, after.redis),
+        all_ok
+    );
 
     if let (Some(rt), Some(tx), Some(task)) = (&server_rt, shutdown, server_task) {
         let _ = tx.send(());

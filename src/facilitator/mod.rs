@@ -270,9 +270,39 @@ impl Facilitator {
                 JournalVerdict::Fresh => {}
             }
         }
-        let outcome =
-            exact_cardano::verify_checked(&self.verify_ctx, env.clone(), tx.clone(), signers).await;
-        let outcome = self.ledger_probe(outcome, env, tx).await;
+        let outcome = exact_cardano::verify_checked(&self.verify_ctx, env, tx, signers).await;
+        // Only a payment found spent needs the envelope and the transaction
+        // again (`ledger_probe` asks the chain about the transaction itself):
+        // rebuild them from the request on that path instead of copying both
+        // for every verify. Their signatures were checked on these very bytes
+        // above, so they are decoded, not checked again.
+        let spent = matches!(
+            outcome.reason(),
+            Some(Reason::NonceNotOnChain | Reason::InputNotAvailable)
+        );
+        let outcome = if spent {
+            let rebuilt = exact_cardano::check_envelope_with(
+                self.verify_ctx.network,
+                &self.verify_ctx.limits,
+                &self.verify_ctx.masumi,
+                req,
+            )
+            .and_then(|mut env| {
+                exact_cardano::apply_confirmation_policy(&mut env, &self.rules)?;
+                Ok(env)
+            })
+            .and_then(|env| match ParsedTx::decode(&env.tx_bytes) {
+                Ok(tx) => Ok((env, tx)),
+                Err(e) => Err((Reason::TransactionDecodeFailed, e.to_string())),
+            });
+            match rebuilt {
+                Ok((env, tx)) => self.ledger_probe(outcome, env, tx).await,
+                // It was built from the same request a moment ago: unreachable.
+                Err(_) => outcome,
+            }
+        } else {
+            outcome
+        };
         self.answer_verified(outcome, self.settings.chain.reservation.hold_on_verify)
             .await
     }

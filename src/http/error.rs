@@ -186,7 +186,7 @@ pub async fn shape_errors(
     req: Request,
     next: Next,
 ) -> Response {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let request_id = req.extensions().get::<RequestId>().cloned();
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -208,7 +208,12 @@ pub async fn shape_errors(
         } else {
             shaped.message.as_str()
         };
-        let body = error_body(status, shaped.code, message, request_id.as_deref());
+        let body = error_body(
+            status,
+            shaped.code,
+            message,
+            request_id.as_ref().map(RequestId::as_str),
+        );
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::from(body.to_string()));
     }
@@ -226,7 +231,12 @@ pub async fn shape_errors(
     }
     let (mut parts, _) = resp.into_parts();
     let (code, message) = default_code(status);
-    let body = error_body(status, code, message, request_id.as_deref());
+    let body = error_body(
+        status,
+        code,
+        message,
+        request_id.as_ref().map(RequestId::as_str),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,7 @@
 //! is learnt after the fact: [`remember_route`] runs inside the router and
 //! copies axum's `MatchedPath` into the response extensions.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -14,9 +15,17 @@ use axum::response::Response;
 use tracing::Instrument;
 
 /// The id of the request being served: the caller's `X-Request-Id` when it is
-/// sane, else a fresh UUID. Echoed back in the `X-Request-Id` header.
+/// sane, else a fresh UUID. Echoed back in the `X-Request-Id` header. Kept as
+/// the header value itself, so copies of it are reference counts.
 #[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// The id as text (always visible ASCII: see [`sane_request_id`]).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
 
 /// Set on a 500 produced by a caught panic: the panic's message, for the Sentry event.
 #[derive(Clone, Debug)]
@@ -26,19 +35,37 @@ pub struct PanicMessage(pub String);
 /// A shared slot rather than a response extension, so the route is known even
 /// when the handler panics and the response is made outside the router.
 #[derive(Clone, Debug, Default)]
-pub struct RouteSlot(pub std::sync::Arc<parking_lot::Mutex<Option<String>>>);
+pub struct RouteSlot(pub std::sync::Arc<parking_lot::Mutex<Option<Cow<'static, str>>>>);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A caller-supplied id is kept only if it is short and made of safe characters,
 /// so it can't inject anything into logs or headers.
-fn sane_request_id(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-    ok.then(|| s.to_owned())
+fn sane_request_id(v: &HeaderValue) -> Option<HeaderValue> {
+    let b = v.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
+    ok.then(|| v.clone())
+}
+
+/// A fresh random (version 4) UUID as a header value, formatted on the stack.
+fn fresh_request_id() -> HeaderValue {
+    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid.hyphenated().encode_lower(&mut text);
+    // Hex digits and hyphens: always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// The template as a static string when it is one of this service's routes
+/// (no copy per request), else a copy (the devnet API's templates).
+fn route_label(template: &str) -> Cow<'static, str> {
+    match super::ROUTES.iter().find(|(_, path)| *path == template) {
+        Some((_, path)) => Cow::Borrowed(path),
+        None => Cow::Owned(template.to_owned()),
+    }
 }
 
 /// Inside the router: record which route template matched.
@@ -47,7 +74,7 @@ pub async fn remember_route(req: Request, next: Next) -> Response {
         req.extensions().get::<RouteSlot>(),
         req.extensions().get::<MatchedPath>(),
     ) {
-        *slot.0.lock() = Some(m.as_str().to_owned());
+        *slot.0.lock() = Some(route_label(m.as_str()));
     }
     next.run(req).await
 }
@@ -55,12 +82,13 @@ pub async fn remember_route(req: Request, next: Next) -> Response {
 /// Outside everything: id, span, access line, metrics, Sentry.
 pub async fn observe(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let id = RequestId(
+        req.headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(sane_request_id)
+            .unwrap_or_else(fresh_request_id),
+    );
+    req.extensions_mut().insert(id.clone());
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
@@ -80,40 +108,36 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         _ => String::new(),
     };
 
-    let span = tracing::info_span!("request", reqId = %id);
+    let span = tracing::info_span!("request", reqId = id.as_str());
     let mut resp =
         crate::telemetry::RequestScope::new(next.run(req).instrument(span.clone())).await;
 
     let status = resp.status();
     let elapsed = start.elapsed();
-    let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-    let route = slot
-        .0
-        .lock()
-        .clone()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
+    let route = slot.0.lock().take().unwrap_or(Cow::Borrowed("unmatched"));
+    resp.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
 
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            url = %url,
-            route = %route,
-            statusCode = status.as_u16(),
-            responseTime = response_time,
-            remoteAddress = %remote,
-            "request completed"
-        );
-    });
+    if access_line {
+        let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+        span.in_scope(|| {
+            tracing::info!(
+                method = %method,
+                url = %url,
+                route = %route,
+                statusCode = status.as_u16(),
+                responseTime = response_time,
+                remoteAddress = %remote,
+                "request completed"
+            );
+        });
+    }
 
     if status.is_server_error() {
         let panic = resp
             .extensions()
             .get::<PanicMessage>()
             .map(|p| p.0.as_str());
-        report_server_error(&id, method.as_str(), &route, status, panic);
+        report_server_error(id.as_str(), method.as_str(), &route, status, panic);
     }
 
     metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status_label(status))
