@@ -168,7 +168,12 @@ fn release_startup_heap() {
 
 async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings);
-    tracing::info!(step = "config", network = settings.chain.network.caip2(), env = ?settings.env, "startup: configuration loaded");
+    let networks: Vec<&str> = settings
+        .served_networks()
+        .iter()
+        .map(|n| n.caip2())
+        .collect();
+    tracing::info!(step = "config", networks = ?networks, env = ?settings.env, "startup: configuration loaded");
     let app = match App::build(settings).await {
         Ok(app) => app,
         Err(e) => {
