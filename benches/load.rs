@@ -379,13 +379,20 @@ async fn build_payments(
             (utxos, (*devnet.params()).clone(), devnet.current_slot())
         }
         Some(devnet) => {
-            let outputs = (0..count)
-                .map(|i| (buyers[i % buyers.len()].address_bytes(), value.clone()))
-                .collect();
-            let id = devnet
-                .fund_many(outputs)
-                .map_err(|e| format!("Devnet::fund_many: {e}"))?;
-            let utxos = (0..count).map(|i| UtxoRef::new(id, i as u32)).collect();
+            // An input index is 16 bits on the wire: one faucet transaction
+            // per 65,536 outputs.
+            const PER_TX: usize = 1 << 16;
+            let mut utxos = Vec::with_capacity(count);
+            for start in (0..count).step_by(PER_TX) {
+                let end = (start + PER_TX).min(count);
+                let outputs = (start..end)
+                    .map(|i| (buyers[i % buyers.len()].address_bytes(), value.clone()))
+                    .collect();
+                let id = devnet
+                    .fund_many(outputs)
+                    .map_err(|e| format!("Devnet::fund_many: {e}"))?;
+                utxos.extend((0..end - start).map(|i| UtxoRef::new(id, i as u32)));
+            }
             (utxos, (*devnet.params()).clone(), devnet.current_slot())
         }
         None => {

@@ -295,6 +295,12 @@ impl Devnet {
         if outputs.is_empty() {
             return Err(DevnetError::Value("nothing to fund".into()));
         }
+        if outputs.len() > 1 << 16 {
+            // An output index is 16 bits when it is spent.
+            return Err(DevnetError::Value(
+                "at most 65,536 outputs per faucet transaction".into(),
+            ));
+        }
         let mut records = Vec::with_capacity(outputs.len());
         for (address, value) in outputs {
             match crate::cardano::address::parse_shelley_bytes(&address) {
