@@ -229,6 +229,25 @@ async fn each_settles_on_its_own_chain(app: &TestApp, other: &TestApp) {
     let (status, v) = app.post_json("/settle", &body_with_policy(&body, -1)).await;
     assert_eq!(status, 200, "{v}");
 
+    // The operator's pause switch stops settlement on every network at once.
+    router.set_paused(true).await.unwrap();
+    assert!(router.lanes().iter().all(|l| l.facilitator.is_paused()));
+    let paused_req = requirements(Network::Preprod, 0x79, 2 * ADA, -1);
+    let (paused_body, paused_tx) = payment(&there, Network::Preprod, 0x7a, &paused_req);
+    let (status, v) = app.post_json("/settle", &paused_body).await;
+    assert_eq!(
+        (status, &v["errorReason"]),
+        (503, &json!("settlement_paused")),
+        "{v}"
+    );
+    let (status, v) = app.post_json("/settle", &devnet_body).await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(there.submissions(&paused_tx), 0);
+    router.set_paused(false).await.unwrap();
+    let (status, v) = app.post_json("/settle", &paused_body).await;
+    assert_eq!((status, &v["success"]), (200, &json!(true)), "{v}");
+    assert_eq!(there.submissions(&paused_tx), 1);
+
     // /health shows every network; /metrics labels by network.
     let (status, h) = app.get_json("/health").await;
     assert_eq!((status, &h["status"]), (200, &json!("healthy")), "{h}");
