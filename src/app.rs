@@ -98,8 +98,9 @@ impl App {
         if let Some(warning) = settings.production_warning() {
             tracing::warn!(step = "store", "WARNING: {warning}");
         }
+        let settings = Arc::new(settings);
         let mut lanes = Vec::new();
-        for lane in settings.lanes() {
+        for lane in settings.shared_lanes() {
             // Each network its own store namespace (`{keyPrefix}{caip2}:`).
             let store = build_store(&lane).await?;
             tracing::info!(
@@ -128,15 +129,15 @@ impl App {
         chain: ChainHandle,
         sentry: SentryGuard,
     ) -> Result<App, StartupError> {
-        let lane = settings.clone();
-        Self::build_lanes(settings, vec![(lane, store, chain)], sentry).await
+        let settings = Arc::new(settings);
+        Self::build_lanes(settings.clone(), vec![(settings, store, chain)], sentry).await
     }
 
     /// Build around one (settings, store, chain) per served network; the
     /// first is the primary network.
     pub async fn build_lanes(
-        settings: Settings,
-        lanes: Vec<(Settings, DynStore, ChainHandle)>,
+        settings: Arc<Settings>,
+        lanes: Vec<(Arc<Settings>, DynStore, ChainHandle)>,
         sentry: SentryGuard,
     ) -> Result<App, StartupError> {
         let lanes: Vec<crate::facilitator::Lane> = lanes
@@ -155,7 +156,7 @@ impl App {
                 } else {
                     (chain, store)
                 };
-                crate::facilitator::Lane::new(Arc::new(lane), chain, store, devnet)
+                crate::facilitator::Lane::new(lane, chain, store, devnet)
             })
             .collect();
         let router = crate::facilitator::Router::new(lanes)
@@ -188,7 +189,7 @@ impl App {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let guard = crate::http::guard::Guard::new(&settings);
         let state = AppState::new(AppInner::new(
-            Arc::new(settings),
+            settings,
             Arc::new(router),
             guard,
             shutdown_rx,

@@ -160,17 +160,7 @@ impl Buyer {
             ttl: Some(view.tip_slot + window),
             network_id: None,
         };
-        let mut datums = builder::OutputDatums::new();
-        if let Some(d) = inline_datum {
-            datums.insert(0, d.to_vec());
-        }
-        let built = builder::build_payment_with_datums(
-            &spec,
-            &datums,
-            &view.params,
-            std::slice::from_ref(&self.key),
-        )
-        .map_err(|e| BuyerError::Build(e.to_string()))?;
+        let built = self.sign_with_datum(&spec, inline_datum.map(<[u8]>::to_vec), view)?;
         Ok((built, nonce))
     }
 
@@ -211,16 +201,28 @@ impl Buyer {
             ttl: Some((view.tip_slot + window).min(pay_by_slot)),
             network_id: None,
         };
+        let built = self.sign_with_datum(&spec, Some(lock.datum_cbor), view)?;
+        Ok((built, nonce))
+    }
+
+    /// Build and sign `spec`, its first output carrying `datum` inline.
+    fn sign_with_datum(
+        &self,
+        spec: &PaymentSpec,
+        datum: Option<Vec<u8>>,
+        view: &ChainView,
+    ) -> Result<Built, BuyerError> {
         let mut datums = builder::OutputDatums::new();
-        datums.insert(0, lock.datum_cbor);
-        let built = builder::build_payment_with_datums(
-            &spec,
+        if let Some(d) = datum {
+            datums.insert(0, d);
+        }
+        builder::build_payment_with_datums(
+            spec,
             &datums,
             &view.params,
             std::slice::from_ref(&self.key),
         )
-        .map_err(|e| BuyerError::Build(e.to_string()))?;
-        Ok((built, nonce))
+        .map_err(|e| BuyerError::Build(e.to_string()))
     }
 
     /// The v2 payment payload for a built transaction.

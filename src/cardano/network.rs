@@ -73,6 +73,11 @@ impl Network {
         }
     }
 
+    /// The network of an exact CAIP-2 id (no aliases).
+    pub fn from_caip2(s: &str) -> Option<Network> {
+        Network::ALL.into_iter().find(|n| n.caip2() == s)
+    }
+
     /// Parse any accepted spelling: CAIP-2, CIP-34, v1 name or bare config name.
     pub fn parse_any(s: &str) -> Option<Network> {
         let n = match s {

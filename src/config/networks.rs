@@ -16,6 +16,7 @@
 //! reconciler lease of one network never meet another's.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -70,11 +71,17 @@ impl Settings {
         }
         self.networks
             .iter()
-            .filter_map(|(key, entry)| {
-                let network = Network::ALL.into_iter().find(|n| n.caip2() == key)?;
-                Some(self.lane(network, entry))
-            })
+            .filter_map(|(key, entry)| Some(self.lane(Network::from_caip2(key)?, entry)))
             .collect()
+    }
+
+    /// [`Settings::lanes`], shared: the single-network form is these very
+    /// settings (no second copy of a large devnet genesis is kept).
+    pub fn shared_lanes(self: &Arc<Settings>) -> Vec<Arc<Settings>> {
+        if self.networks.is_empty() {
+            return vec![self.clone()];
+        }
+        self.lanes().into_iter().map(Arc::new).collect()
     }
 
     fn lane(&self, network: Network, entry: &NetworkSettings) -> Settings {
@@ -105,7 +112,13 @@ impl Settings {
 
     /// Every network this instance serves.
     pub fn served_networks(&self) -> Vec<Network> {
-        self.lanes().iter().map(|l| l.chain.network).collect()
+        if self.networks.is_empty() {
+            return vec![self.chain.network];
+        }
+        self.networks
+            .keys()
+            .filter_map(|k| Network::from_caip2(k))
+            .collect()
     }
 
     /// A problem found in a network's effective settings, moved to where the

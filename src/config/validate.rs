@@ -379,7 +379,7 @@ impl Settings {
     fn validate_networks(&self) -> Vec<String> {
         let mut p = Vec::new();
         for key in self.networks.keys() {
-            if !Network::ALL.iter().any(|n| n.caip2() == key) {
+            if Network::from_caip2(key).is_none() {
                 let known: Vec<&str> = Network::ALL.iter().map(|n| n.caip2()).collect();
                 p.push(format!(
                     "networks.{key}: not a Cardano network (one of {})",

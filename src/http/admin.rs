@@ -194,17 +194,12 @@ async fn list(
     }
     let network = match q.network.as_deref().filter(|n| !n.is_empty()) {
         None => None,
-        Some(n) => Some(
-            crate::cardano::Network::ALL
-                .into_iter()
-                .find(|x| x.caip2() == n)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_network",
-                        format!("unknown network {n:?}; a CAIP-2 id such as cardano:preprod"),
-                    )
-                })?,
-        ),
+        Some(n) => Some(crate::cardano::Network::from_caip2(n).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_network",
+                format!("unknown network {n:?}; a CAIP-2 id such as cardano:preprod"),
+            )
+        })?),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let page = app

@@ -42,28 +42,13 @@ async fn facilitator(network: Network, url: &str, tweak: impl FnOnce(&mut Settin
 }
 
 fn requirements(network: Network, confirmations: i64) -> PaymentRequirementsV2 {
-    let mut r = pay::requirements(
-        &x402_facilitator::buyer::keys::SigningKey::from_seed([0x5e; 32])
-            .enterprise_address(network),
-        2 * ADA,
-        confirmations,
-    );
-    r.network = network.caip2().into();
-    r
+    pay::requirements_on(network, 0x5e, 2 * ADA, confirmations)
 }
 
 /// A funded buyer on `d` and a signed payment body for `req`.
 fn payment(d: &Devnet, network: Network, seed: u8, req: &PaymentRequirementsV2) -> (Json, UtxoRef) {
-    let b = Buyer::from_seed([seed; 32], network);
-    let value = Value::lovelace(10 * ADA);
-    let utxo = d.fund_bytes(b.address_bytes(), value.clone()).unwrap();
-    let view = ChainView {
-        utxos: vec![(utxo, value)],
-        params: ProtocolParams::mainnet_like(),
-        tip_slot: d.current_slot(),
-    };
-    let (_, body) = pay::pay(&b, &view, req);
-    (body, utxo)
+    let (body, _, nonce) = pay::funded_payment(d, network, seed, req);
+    (body, nonce)
 }
 
 #[tokio::test]

@@ -6,9 +6,8 @@
 
 use serde_json::{Value as Json, json};
 use x402_facilitator::app::App;
-use x402_facilitator::buyer::keys::SigningKey;
-use x402_facilitator::buyer::{Buyer, ChainView};
-use x402_facilitator::cardano::{Network, ProtocolParams, TxId, Value};
+use x402_facilitator::cardano::{Network, TxId};
+use x402_facilitator::chain::devnet::Devnet;
 use x402_facilitator::config::{
     BlockfrostSettings, DevnetSettings, NetworkSettings, Settings, StoreBackend,
 };
@@ -61,32 +60,18 @@ fn requirements(
     amount: u64,
     confirmations: i64,
 ) -> PaymentRequirementsV2 {
-    let mut r = pay::requirements(
-        &SigningKey::from_seed([seller_seed; 32]).enterprise_address(network),
-        amount,
-        confirmations,
-    );
-    r.network = network.caip2().into();
-    r
+    pay::requirements_on(network, seller_seed, amount, confirmations)
 }
 
 /// A buyer funded directly on `devnet`'s ledger, and a signed payment for `req`.
 fn payment(
-    devnet: &x402_facilitator::chain::devnet::Devnet,
+    devnet: &Devnet,
     network: Network,
     seed: u8,
     req: &PaymentRequirementsV2,
 ) -> (Json, TxId) {
-    let b = Buyer::from_seed([seed; 32], network);
-    let value = Value::lovelace(10 * ADA);
-    let utxo = devnet.fund_bytes(b.address_bytes(), value.clone()).unwrap();
-    let view = ChainView {
-        utxos: vec![(utxo, value)],
-        params: ProtocolParams::mainnet_like(),
-        tip_slot: devnet.current_slot(),
-    };
-    let (built, body) = pay::pay(&b, &view, req);
-    (body, built.tx_id)
+    let (body, tx_id, _) = pay::funded_payment(devnet, network, seed, req);
+    (body, tx_id)
 }
 
 /// The same payment, its requirements (and the accepted copy) naming `network`.
@@ -117,24 +102,17 @@ async fn each_settles_on_its_own_chain(app: &TestApp, other: &TestApp) {
         networks.contains(&"cardano:devnet") && networks.contains(&"cardano:preprod"),
         "{sup}"
     );
-    let preprod_kind = kinds
-        .iter()
-        .find(|k| k["network"] == "cardano:preprod" && k["x402Version"] == 2)
-        .expect("a v2 preprod kind");
-    assert_eq!(
-        preprod_kind["extra"]["l1Confirmations"],
-        json!({"minimum": -1, "maximum": 1}),
-        "{sup}"
-    );
-    let devnet_kind = kinds
-        .iter()
-        .find(|k| k["network"] == "cardano:devnet" && k["x402Version"] == 2)
-        .expect("a v2 devnet kind");
-    assert_eq!(
-        devnet_kind["extra"]["l1Confirmations"],
-        json!({"minimum": -1, "maximum": 20}),
-        "{sup}"
-    );
+    for (network, maximum) in [("cardano:preprod", 1), ("cardano:devnet", 20)] {
+        let kind = kinds
+            .iter()
+            .find(|k| k["network"] == network && k["x402Version"] == 2)
+            .expect("a v2 kind of each network");
+        assert_eq!(
+            kind["extra"]["l1Confirmations"],
+            json!({"minimum": -1, "maximum": maximum}),
+            "{sup}"
+        );
+    }
 
     // A devnet payment settles on the embedded ledger.
     let devnet_req = requirements(Network::Devnet, 0x71, 2 * ADA, -1);

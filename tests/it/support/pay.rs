@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use x402_facilitator::buyer::builder::Built;
 use x402_facilitator::buyer::keys::SigningKey;
 use x402_facilitator::buyer::{self, Buyer, ChainView};
-use x402_facilitator::cardano::Network;
-use x402_facilitator::cardano::{TxId, UtxoRef};
+use x402_facilitator::cardano::{Network, ProtocolParams, TxId, UtxoRef, Value as CardanoValue};
+use x402_facilitator::chain::devnet::Devnet;
 use x402_facilitator::protocol::types::PaymentRequirementsV2;
 
 /// A seller address on the devnet.
@@ -75,6 +75,42 @@ pub fn body_for(req: &PaymentRequirementsV2, tx: &[u8], nonce: &UtxoRef) -> Valu
         },
         "paymentRequirements": req,
     })
+}
+
+/// Requirements on `network` paying `amount` lovelace to the enterprise
+/// address of the key seeded with `seller_seed`.
+pub fn requirements_on(
+    network: Network,
+    seller_seed: u8,
+    amount: u64,
+    confirmations: i64,
+) -> PaymentRequirementsV2 {
+    let pay_to = SigningKey::from_seed([seller_seed; 32]).enterprise_address(network);
+    let mut r = requirements(&pay_to, amount, confirmations);
+    r.network = network.caip2().into();
+    r
+}
+
+/// A buyer funded with 10 ada directly on `devnet`'s ledger (no faucet
+/// call), and a signed payment body for `req`: (body, tx id, nonce).
+pub fn funded_payment(
+    devnet: &Devnet,
+    network: Network,
+    seed: u8,
+    req: &PaymentRequirementsV2,
+) -> (Value, TxId, UtxoRef) {
+    let b = Buyer::from_seed([seed; 32], network);
+    let coin = CardanoValue::lovelace(10_000_000);
+    let utxo = devnet
+        .fund_bytes(b.address_bytes(), coin.clone())
+        .expect("devnet funds the buyer");
+    let view = ChainView {
+        utxos: vec![(utxo, coin)],
+        params: ProtocolParams::mainnet_like(),
+        tip_slot: devnet.current_slot(),
+    };
+    let (built, body) = pay(&b, &view, req);
+    (body, built.tx_id, utxo)
 }
 
 pub fn tx_id_hex(id: &TxId) -> String {
