@@ -320,6 +320,52 @@ async fn two_networks_on_redis_keep_their_keys_apart() {
     other.stop().await;
 }
 
+/// Two replicas serving both networks on one Redis: the same preprod payment
+/// sent to both at once, ten times, is paid once and submitted once.
+#[tokio::test]
+async fn two_replicas_of_a_two_network_instance_settle_a_payment_once() {
+    let Some(redis) = RedisServer::start("networks-replicas") else {
+        return;
+    };
+    let other = preprod_stand_in().await;
+    let api = other.url("/devnet/api/v0");
+    let replica = || {
+        two_networks(&api, |s| {
+            s.store.backend = StoreBackend::Redis;
+            s.store.redis = redis.settings();
+        })
+    };
+    let a = start(App::build(replica()).await.expect("replica a builds"));
+    let b = start(App::build(replica()).await.expect("replica b builds"));
+    let there = other.state.devnet.clone().expect("the stand-in's devnet");
+    let req = requirements(Network::Preprod, 0x7b, 2 * ADA, -1);
+    let (body, tx) = payment(&there, Network::Preprod, 0x7c, &req);
+
+    let answers = futures::future::join_all((0..10).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.post_json("/settle", &body)
+    }))
+    .await;
+    let mut outcomes: Vec<String> = answers
+        .iter()
+        .map(|(status, v)| match (status, &v["success"]) {
+            (200, Json::Bool(true)) => "success".to_owned(),
+            _ => format!("{status} {}", v["errorReason"].as_str().unwrap_or("?")),
+        })
+        .collect();
+    outcomes.sort();
+    let successes = outcomes.iter().filter(|o| *o == "success").count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| *o == "200 duplicate_settlement")
+        .count();
+    assert_eq!((successes, duplicates), (1, 9), "{outcomes:?}");
+    assert_eq!(there.submissions(&tx), 1);
+    a.stop().await;
+    b.stop().await;
+    other.stop().await;
+}
+
 #[tokio::test]
 async fn the_mainnet_guard_applies_when_any_network_is_mainnet() {
     use std::io::Write;
