@@ -29,6 +29,7 @@
 //! feature (default), and `cargo build --no-default-features` builds the
 //! facilitator without them.
 
+pub mod alloc;
 pub mod app;
 #[cfg(feature = "buyer")]
 pub mod buyer;

@@ -150,22 +150,6 @@ async fn async_main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Give the heap that start-up used and freed back to the system. Loading a
-/// large configuration (a devnet genesis of 100,000 outputs is a 10 MB JSON
-/// file, parsed into three generic trees before the typed settings) leaves
-/// ~165 MiB of freed glibc heap interleaved with the long-lived settings and
-/// ledger, which glibc only returns on `malloc_trim` (measured: 208 MiB
-/// resident before, 47 MiB after; BENCHMARKS.md, issue 15). A no-op
-/// elsewhere than glibc.
-fn release_startup_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers and only releases free pages of
-    // the allocator's own heaps; it is safe to call at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings);
     let networks: Vec<&str> = settings
@@ -192,7 +176,7 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    release_startup_heap();
+    x402_facilitator::alloc::release_startup_heap();
     tracing::info!(step = "signals", "startup complete; serving");
     match app.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

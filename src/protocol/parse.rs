@@ -10,7 +10,12 @@
 //!   rejection, answered HTTP 200 with `isValid:false` / `success:false` and
 //!   a reason code ([`EnvelopeError::Rejected`]).
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::reason::Reason;
 use super::types::{PaymentRequirementsV2, RequestV1, RequestV2};
@@ -182,7 +187,145 @@ fn typed_payload<T: serde::de::DeserializeOwned>(
 }
 
 /// Parse a verify/settle body. See the module docs for the error split.
+///
+/// A well-formed request is read straight into its typed form ([`fast_path`]);
+/// anything else takes the general path, which builds a JSON tree first and
+/// so can say precisely what is wrong. Both give the same answer for every
+/// body: the fast path only ever returns a request the general path would
+/// have returned too, and defers to it otherwise.
 pub fn parse_request(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
+    if let Some(parsed) = fast_path(body) {
+        return Ok(parsed);
+    }
+    general_path(body)
+}
+
+/// The envelope's three members, as raw JSON text borrowed from the body.
+#[derive(Default)]
+struct RawEnvelope<'a> {
+    version: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+    requirements: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for RawEnvelope<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawEnvelope<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut env = RawEnvelope::default();
+                // A repeated member: the last one counts, as in a JSON tree.
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "x402Version" => &mut env.version,
+                        "paymentPayload" => &mut env.payload,
+                        "paymentRequirements" => &mut env.requirements,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<&'de RawValue>()?);
+                }
+                Ok(env)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// The typed request read directly from the body, without a JSON tree, when
+/// it is a well-formed v2 or v1 request whose envelope and payload both state
+/// the same version; `None` for anything else (the general path decides).
+fn fast_path(body: &[u8]) -> Option<ParsedRequest> {
+    // serde_json limits nesting per parse; parsing the members one by one
+    // would let a body one level deeper than the general path allows through.
+    if nesting_exceeds(body, FAST_PATH_MAX_DEPTH) {
+        return None;
+    }
+    let env: RawEnvelope<'_> = serde_json::from_slice(body).ok()?;
+    let (version, payload, requirements) = (env.version?, env.payload?, env.requirements?);
+    if !payload.get().starts_with('{') || !requirements.get().starts_with('{') {
+        return None;
+    }
+    match version.get() {
+        "2" => {
+            let mut payment_requirements: PaymentRequirementsV2 =
+                serde_json::from_str(requirements.get()).ok()?;
+            let payment_payload: super::types::PaymentPayloadV2 =
+                serde_json::from_str(payload.get()).ok()?;
+            if payment_payload.x402_version != 2 {
+                return None;
+            }
+            payment_requirements.parameter_order =
+                super::key_order::parameter_order(&payment_requirements.extra, body);
+            Some(ParsedRequest::V2(RequestV2 {
+                x402_version: 2,
+                payment_payload,
+                payment_requirements,
+            }))
+        }
+        "1" => {
+            let mut payment_requirements: super::types::PaymentRequirementsV1 =
+                serde_json::from_str(requirements.get()).ok()?;
+            let payment_payload: super::types::PaymentPayloadV1 =
+                serde_json::from_str(payload.get()).ok()?;
+            if payment_payload.x402_version != 1 {
+                return None;
+            }
+            payment_requirements.parameter_order =
+                super::key_order::parameter_order(&payment_requirements.extra, body);
+            Some(ParsedRequest::V1(RequestV1 {
+                x402_version: 1,
+                payment_payload,
+                payment_requirements,
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// Deeper bodies go the general path (well under serde_json's limit of 128).
+const FAST_PATH_MAX_DEPTH: usize = 64;
+
+/// Does `body` nest arrays and objects more than `limit` deep? Brackets
+/// inside strings do not count; the body need not be valid JSON.
+fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                // Skip the string: to its closing quote, past escaped characters.
+                i += 1;
+                while i < body.len() {
+                    match body[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The general path: the body as a JSON tree, then each part typed from it.
+fn general_path(body: &[u8]) -> Result<ParsedRequest, EnvelopeError> {
     let json: Json = serde_json::from_slice(body)
         .map_err(|e| EnvelopeError::Malformed(format!("body is not JSON: {}", first_line(&e))))?;
     let obj = json
@@ -379,6 +522,111 @@ mod tests {
         let mut j = req_v2();
         j["paymentRequirements"]["maxTimeoutSeconds"] = json!(-5);
         assert_eq!(parse(&j).unwrap_err().reason(), Reason::InvalidRequirements);
+    }
+
+    /// Bodies around the fast path's edges: each must get the general path's
+    /// answer, and the ordinary ones must take the fast path.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path() {
+        const V2: &str = r#"{"x402Version":2,"paymentPayload":{"x402Version":2,"accepted":{"scheme":"exact","network":"cardano:preprod","amount":"1000000","asset":"lovelace","payTo":"addr_test1x","maxTimeoutSeconds":600,"extra":{}},"payload":{"transaction":"AA==","nonce":"x#0"}},"paymentRequirements":{"scheme":"exact","network":"cardano:preprod","amount":"1000000","asset":"lovelace","payTo":"addr_test1x","maxTimeoutSeconds":600,"extra":{}}}"#;
+        const V1: &str = r#"{"x402Version":1,"paymentPayload":{"x402Version":1,"scheme":"exact","network":"cardano-preprod","payload":{"transaction":"AA==","nonce":"x#0"}},"paymentRequirements":{"scheme":"exact","network":"cardano-preprod","maxAmountRequired":"5","resource":"https://x/y","description":"","mimeType":"application/json","payTo":"addr_test1x","maxTimeoutSeconds":60,"asset":"lovelace","extra":null}}"#;
+        let edit = |from: &str, to: &str| {
+            assert!(V2.contains(from), "{from}");
+            V2.replacen(from, to, 1)
+        };
+        let last_extra = r#""extra":{}}}"#;
+        let with_params = edit(last_extra, r#""extra":{"parameters":{"b":1,"a":2}}}}"#);
+        let deep = |n: usize| {
+            edit(
+                last_extra,
+                &format!(r#""extra":{{"d":{}1{}}}}}}}"#, "[".repeat(n), "]".repeat(n)),
+            )
+        };
+        let fast: Vec<String> = vec![
+            V2.into(),
+            V1.into(),
+            with_params.clone(),
+            format!(" \n{V2}\t "),
+            edit("{", r#"{"other":[1,{"x":null},"\"}"],"#),
+            // A repeated envelope member: the last one counts, in both paths.
+            edit("{", r#"{"paymentPayload":{"x402Version":1},"#),
+            edit(r#""paymentPayload""#, r#""payment\u0050ayload""#),
+            edit(
+                r#""payload":{"#,
+                r#""extensions":{"payment-identifier":{"info":{"id":"abcdefghijklmnop"}}},"payload":{"#,
+            ),
+            deep(60),
+            deep(FAST_PATH_MAX_DEPTH - 3),
+        ];
+        let general_only: Vec<String> = vec![
+            // A repeated member inside the requirements (a tree keeps the last one).
+            edit(
+                r#""paymentRequirements":{"scheme""#,
+                r#""paymentRequirements":{"amount":"1","scheme""#,
+            ),
+            edit(
+                r#""paymentPayload":{"x402Version":2,"#,
+                r#""paymentPayload":{"#,
+            ),
+            edit(
+                r#"{"x402Version":2,"paymentPayload""#,
+                r#"{"paymentPayload""#,
+            ),
+            edit(r#"{"x402Version":2,"#, r#"{"x402Version":2.0,"#),
+            edit(r#"{"x402Version":2,"#, r#"{"x402Version":"2","#),
+            edit(r#"{"x402Version":2,"#, r#"{"x402Version":3,"#),
+            edit(
+                r#""paymentPayload":{"x402Version":2,"#,
+                r#""paymentPayload":{"x402Version":1,"#,
+            ),
+            edit(
+                r#""payTo":"addr_test1x","maxTimeoutSeconds":600,"extra":{}}}"#,
+                r#""maxTimeoutSeconds":600,"extra":{}}}"#,
+            ),
+            r#"{"x402Version":2,"paymentPayload":{},"paymentRequirements":[]}"#.into(),
+            V2[..V2.len() - 1].into(),
+            deep(FAST_PATH_MAX_DEPTH - 2),
+            deep(200),
+            edit(
+                "{",
+                r#"{"other":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"#,
+            ),
+            "[]".into(),
+            "null".into(),
+            String::new(),
+        ];
+        for body in fast.iter().chain(&general_only) {
+            let general = general_path(body.as_bytes());
+            let quick = fast_path(body.as_bytes());
+            assert_eq!(
+                quick.is_some(),
+                fast.contains(body),
+                "fast path taken? {body}"
+            );
+            if let Some(q) = quick {
+                assert_eq!(Ok(q), general, "{body}");
+            }
+            assert_eq!(parse_request(body.as_bytes()), general, "{body}");
+        }
+        // Near serde_json's nesting limit the two paths must still agree.
+        let mut depth_ok = Vec::new();
+        for n in 100..=140 {
+            let body = deep(n);
+            let general = general_path(body.as_bytes());
+            if let Some(q) = fast_path(body.as_bytes()) {
+                assert_eq!(Ok(q), general, "depth {n}");
+            }
+            depth_ok.push(general.is_ok());
+        }
+        assert!(depth_ok[0] && !depth_ok[40], "{depth_ok:?}");
+        assert!(!nesting_exceeds(br#"{"a":"[[[[\"{{"}"#, 1));
+        assert!(nesting_exceeds(br#"{"a":"\\",[]}"#, 1));
+        assert!(nesting_exceeds(b"[[[", 2) && !nesting_exceeds(b"[[]]", 2));
+        let parsed = parse_request(with_params.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.requirements().parameter_order,
+            Some(&["b".to_owned(), "a".to_owned()][..])
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::cardano::address::{self, AnyAddress, Credential, ShelleyAddress};
@@ -47,8 +48,7 @@ use crate::cardano::{
 };
 use crate::chain::DynChain;
 use crate::protocol::{
-    CardanoExactPayload, ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse,
-    VerifyResponse,
+    ParsedRequest, Reason, RequirementsView, SupportedKind, SupportedResponse, VerifyResponse,
 };
 use crate::scheme::masumi::MasumiPolicy;
 use crate::scheme::method::{PaymentCheck, SlotClock, TransferMethod};
@@ -457,6 +457,16 @@ pub fn check_envelope_with(
     stage_a(network, limits, masumi, req).map_err(|r| (r.reason, r.message))
 }
 
+/// The Cardano `exact` payload's two fields, borrowed from the request's JSON
+/// (the wire type is [`crate::protocol::CardanoExactPayload`]; this reads the same shape).
+#[derive(serde::Deserialize)]
+struct PayloadText<'a> {
+    #[serde(borrow)]
+    transaction: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    nonce: std::borrow::Cow<'a, str>,
+}
+
 fn stage_a(
     network: Network,
     limits: &VerifyLimits,
@@ -547,15 +557,15 @@ fn stage_a(
     .map_err(|(reason, message)| reject(reason, message))?;
 
     // Payload shape, and the size cap on the base64 text before decoding it.
-    let payload: CardanoExactPayload =
-        serde_json::from_value(req.payload().clone()).map_err(|e| {
-            let mut m = e.to_string();
-            crate::cardano::types::truncate_chars(&mut m, 200);
-            reject(
-                Reason::InvalidPayloadShape,
-                format!("payload must be {{transaction, nonce}}: {m}"),
-            )
-        })?;
+    // Read in place: the strings are borrowed from the request, not copied.
+    let payload = PayloadText::deserialize(req.payload()).map_err(|e| {
+        let mut m = e.to_string();
+        crate::cardano::types::truncate_chars(&mut m, 200);
+        reject(
+            Reason::InvalidPayloadShape,
+            format!("payload must be {{transaction, nonce}}: {m}"),
+        )
+    })?;
     let max_b64 = limits.max_tx_bytes.div_ceil(3) * 4;
     if payload.transaction.len() > max_b64 {
         return Err(reject(
