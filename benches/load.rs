@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench load -- [--requests N] [--concurrency C]
 //!     [--route verify|settle] [--store memory|redis] [--url http://127.0.0.1:PORT]
-//!     [--duration SECS] [--warmup N] [--confirmations K] [--client-threads T]
+//!     [--duration SECS] [--warmup N] [--confirmations K] [--client-threads T] [--server-threads T]
 //!     [--chain devnet|blockfrost] [--bf-rate R] [--bf-burst B] [--block-time-ms MS]
 //!     [--rate R] [--run-seconds S] [--cycle]
 //! ```
@@ -111,6 +111,8 @@ struct Options {
     warmup: Option<usize>,
     confirmations: i64,
     client_threads: usize,
+    /// Worker threads of the in-process facilitator's runtime.
+    server_threads: usize,
     blockfrost: bool,
     /// Limiter rate for the Blockfrost client (0 = off).
     bf_rate: f64,
@@ -142,6 +144,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         warmup: None,
         confirmations: -1,
         client_threads: 1,
+        server_threads: 2,
         blockfrost: false,
         bf_rate: 0.0,
         bf_burst: 500,
@@ -195,6 +198,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                     .map_err(|_| format!("--confirmations: {v:?} is not an integer"))?;
             }
             "--client-threads" => o.client_threads = number(value()?)?,
+            "--server-threads" => o.server_threads = number(value()?)?,
             "--chain" => {
                 o.blockfrost = match value()?.as_str() {
                     "devnet" => false,
@@ -232,7 +236,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if o.requests == 0 || o.concurrency == 0 || o.client_threads == 0 {
+    if o.requests == 0 || o.concurrency == 0 || o.client_threads == 0 || o.server_threads == 0 {
         return Err("--requests, --concurrency and --client-threads must be positive".into());
     }
     if o.duration.is_zero() {
@@ -683,11 +687,11 @@ fn run(o: &Options) -> Result<bool, String> {
         None
     };
 
-    // The facilitator, on its own runtime (two workers: the machine's cores).
+    // The facilitator, on its own runtime (by default two workers: the machine's cores).
     let server_rt = if in_process {
         Some(
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(o.server_threads)
                 .thread_name(SERVER_THREAD)
                 .enable_all()
                 .build()

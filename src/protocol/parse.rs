@@ -302,12 +302,16 @@ fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
             b'"' => {
                 // Skip the string: to its closing quote, past escaped characters.
                 i += 1;
-                while i < body.len() {
-                    match body[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
+                while let Some(at) = memchr::memchr2(b'"', b'\\', body.get(i..).unwrap_or_default())
+                {
+                    i += at;
+                    if body[i] == b'"' {
+                        break;
                     }
+                    i += 2;
+                }
+                if i >= body.len() {
+                    return false;
                 }
             }
             b'[' | b'{' => {
