@@ -68,7 +68,7 @@ enum Kind<'a> {
         key_base: usize,
         key_start: usize,
         /// Every key so far, once the map has more than [`LINEAR_KEYS`].
-        hashed: Option<Box<HashSet<KeyId<'a>>>>,
+        hashed: Option<HashSet<KeyId<'a>>>,
     },
     Tag,
     /// Indefinite-length byte (2) or text (3) string: only definite chunks of the same major type.
@@ -362,7 +362,7 @@ fn complete<'a>(
                     let mut set: HashSet<KeyId<'a>> = mine.iter().copied().collect();
                     set.insert(id);
                     keys.truncate(*key_base);
-                    *hashed = Some(Box::new(set));
+                    *hashed = Some(set);
                 }
             }
         }
