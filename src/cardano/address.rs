@@ -56,7 +56,7 @@ impl Credential {
 }
 
 /// The delegation part of a Shelley address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StakePart {
     /// Enterprise address: no delegation.
     None,
@@ -105,6 +105,22 @@ pub enum AnyAddress {
     },
 }
 
+/// What [`classify`] finds in address bytes: [`AnyAddress`] without a copy
+/// of the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    Shelley {
+        network_id: u8,
+        payment: Credential,
+        stake: StakePart,
+    },
+    Byron,
+    Reward {
+        network_id: u8,
+        credential: Credential,
+    },
+}
+
 fn hash28(b: &[u8]) -> [u8; 28] {
     let mut h = [0u8; 28];
     h.copy_from_slice(&b[..28]);
@@ -129,6 +145,30 @@ fn read_varuint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 
 /// Classify and strictly parse raw address bytes.
 pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
+    Ok(match classify(bytes)? {
+        AddressKind::Shelley {
+            network_id,
+            payment,
+            stake,
+        } => AnyAddress::Shelley(ShelleyAddress {
+            bytes: bytes.to_vec(),
+            network_id,
+            payment,
+            stake,
+        }),
+        AddressKind::Byron => AnyAddress::Byron,
+        AddressKind::Reward {
+            network_id,
+            credential,
+        } => AnyAddress::Reward {
+            network_id,
+            credential,
+        },
+    })
+}
+
+/// [`parse_any`] without copying the bytes: same checks, same errors.
+pub fn classify(bytes: &[u8]) -> Result<AddressKind, AddressError> {
     let header = *bytes.first().ok_or(AddressError::Empty)?;
     let typ = header >> 4;
     let network_id = header & 0x0f;
@@ -140,13 +180,10 @@ pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
             Err(AddressError::BadLength { kind, len })
         }
     };
-    let shelley = |payment: Credential, stake: StakePart| {
-        AnyAddress::Shelley(ShelleyAddress {
-            bytes: bytes.to_vec(),
-            network_id,
-            payment,
-            stake,
-        })
+    let shelley = |payment: Credential, stake: StakePart| AddressKind::Shelley {
+        network_id,
+        payment,
+        stake,
     };
     match typ {
         0..=3 => {
@@ -199,7 +236,7 @@ pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
         }
         8 => {
             parse_byron(bytes)?;
-            Ok(AnyAddress::Byron)
+            Ok(AddressKind::Byron)
         }
         14 | 15 => {
             exact("reward", 29)?;
@@ -209,7 +246,7 @@ pub fn parse_any(bytes: &[u8]) -> Result<AnyAddress, AddressError> {
             } else {
                 Credential::ScriptHash(h)
             };
-            Ok(AnyAddress::Reward {
+            Ok(AddressKind::Reward {
                 network_id,
                 credential,
             })
@@ -370,9 +407,54 @@ pub fn decode_bech32(s: &str) -> Result<(String, Vec<u8>), AddressError> {
     Ok((hrp, checked.byte_iter().collect()))
 }
 
+/// Longest data part [`parse_shelley_bech32`] decodes on the stack: more than
+/// any Shelley address (57 bytes, or a pointer address of at most 59).
+const SHELLEY_BECH32_MAX: usize = 64;
+
 /// Parse a bech32 Shelley payment address (`addr1...` / `addr_test1...`), checking
 /// that the prefix agrees with the header's network id.
 pub fn parse_shelley_bech32(s: &str) -> Result<ShelleyAddress, AddressError> {
+    let checked =
+        CheckedHrpstring::new::<Bech32>(s).map_err(|e| AddressError::Bech32(e.to_string()))?;
+    // The data part goes to a stack buffer; one too long for it cannot be a
+    // Shelley address and takes the general path for the same error.
+    let mut buf = [0u8; SHELLEY_BECH32_MAX];
+    let mut len = 0usize;
+    for b in checked.byte_iter() {
+        let Some(slot) = buf.get_mut(len) else {
+            return parse_shelley_bech32_slow(s);
+        };
+        *slot = b;
+        len += 1;
+    }
+    let bytes = buf.get(..len).unwrap_or_default();
+    let kind = classify(bytes)?;
+    let AddressKind::Shelley {
+        network_id,
+        payment,
+        stake,
+    } = kind
+    else {
+        return Err(not_shelley(kind));
+    };
+    let want = if network_id == 1 { "addr" } else { "addr_test" };
+    if !checked.hrp().lowercase_byte_iter().eq(want.bytes()) {
+        return Err(AddressError::PrefixMismatch {
+            hrp: checked.hrp().to_lowercase(),
+            network_id,
+        });
+    }
+    Ok(ShelleyAddress {
+        bytes: bytes.to_vec(),
+        network_id,
+        payment,
+        stake,
+    })
+}
+
+/// [`parse_shelley_bech32`] through [`decode_bech32`] (for data parts too
+/// long for its buffer).
+fn parse_shelley_bech32_slow(s: &str) -> Result<ShelleyAddress, AddressError> {
     let (hrp, bytes) = decode_bech32(s)?;
     let addr = parse_shelley_bytes(&bytes)?;
     let want = if addr.network_id == 1 {
@@ -389,14 +471,22 @@ pub fn parse_shelley_bech32(s: &str) -> Result<ShelleyAddress, AddressError> {
     Ok(addr)
 }
 
+/// The error [`parse_shelley_bytes`] gives for an address that is not Shelley.
+fn not_shelley(kind: AddressKind) -> AddressError {
+    match kind {
+        AddressKind::Reward { .. } => AddressError::NotShelley("reward"),
+        _ => AddressError::NotShelley("Byron"),
+    }
+}
+
 /// Bech32 text of raw Shelley payment or reward address bytes.
 pub fn to_bech32(bytes: &[u8]) -> Result<String, AddressError> {
-    let hrp = match parse_any(bytes)? {
-        AnyAddress::Shelley(a) if a.network_id == 1 => "addr",
-        AnyAddress::Shelley(_) => "addr_test",
-        AnyAddress::Reward { network_id: 1, .. } => "stake",
-        AnyAddress::Reward { .. } => "stake_test",
-        AnyAddress::Byron => return Err(AddressError::NotShelley("Byron")),
+    let hrp = match classify(bytes)? {
+        AddressKind::Shelley { network_id: 1, .. } => "addr",
+        AddressKind::Shelley { .. } => "addr_test",
+        AddressKind::Reward { network_id: 1, .. } => "stake",
+        AddressKind::Reward { .. } => "stake_test",
+        AddressKind::Byron => return Err(AddressError::NotShelley("Byron")),
     };
     Ok(bech32_text(hrp, bytes))
 }
@@ -465,8 +555,8 @@ fn bech32_text(hrp: &str, data: &[u8]) -> String {
 /// The payment key hash of an address's owner, if it is a key-hash Shelley address.
 /// `None` for script, Byron, reward and malformed addresses.
 pub fn payment_key_hash(bytes: &[u8]) -> Option<[u8; 28]> {
-    match parse_any(bytes).ok()? {
-        AnyAddress::Shelley(a) => a.payment.key_hash(),
+    match classify(bytes).ok()? {
+        AddressKind::Shelley { payment, .. } => payment.key_hash(),
         _ => None,
     }
 }
@@ -584,6 +674,82 @@ mod tests {
             Err(AddressError::NotShelley("Byron"))
         ));
         assert!(parse_shelley_bech32("not an address").is_err());
+    }
+
+    /// `classify` agrees with `parse_any`, and `parse_shelley_bech32` (stack
+    /// buffer) with the path through `decode_bech32` it replaces, on good and
+    /// bad addresses alike.
+    #[test]
+    fn borrowed_paths_agree_with_the_copying_ones() {
+        let mut samples: Vec<Vec<u8>> = Vec::new();
+        for s in [
+            BASE_MAINNET,
+            ENTERPRISE_MAINNET,
+            ENTERPRISE_TESTNET,
+            SCRIPT_ENTERPRISE,
+            POINTER,
+            STAKE,
+        ] {
+            let (_, b) = decode_bech32(s).unwrap();
+            let mut longer = b.clone();
+            longer.push(0);
+            samples.extend([b.clone(), longer, b[..b.len() - 1].to_vec()]);
+        }
+        samples.extend([
+            bs58_decode_byron(),
+            vec![],
+            vec![0x90; 29],
+            vec![0x41; 70],
+            vec![0x01; 80],
+        ]);
+        for b in &samples {
+            let kind = classify(b);
+            let any = parse_any(b);
+            match (&kind, &any) {
+                (Ok(AddressKind::Byron), Ok(AnyAddress::Byron)) => {}
+                (
+                    Ok(AddressKind::Reward {
+                        network_id,
+                        credential,
+                    }),
+                    Ok(AnyAddress::Reward {
+                        network_id: n,
+                        credential: c,
+                    }),
+                ) => assert_eq!((network_id, credential), (n, c)),
+                (
+                    Ok(AddressKind::Shelley {
+                        network_id,
+                        payment,
+                        stake,
+                    }),
+                    Ok(AnyAddress::Shelley(a)),
+                ) => {
+                    assert_eq!(
+                        (*network_id, *payment, *stake),
+                        (a.network_id, a.payment, a.stake)
+                    );
+                    assert_eq!(&a.bytes, b);
+                }
+                (Err(e), Err(f)) => assert_eq!(e, f),
+                other => panic!("{other:?}"),
+            }
+            for hrp in ["addr", "addr_test", "stake", "ADDR", "foo"] {
+                let Ok(text) = bech32::encode::<Bech32>(bech32::Hrp::parse(hrp).unwrap(), b) else {
+                    continue;
+                };
+                for t in [text.clone(), text.to_uppercase()] {
+                    assert_eq!(
+                        parse_shelley_bech32(&t),
+                        parse_shelley_bech32_slow(&t),
+                        "{t}"
+                    );
+                }
+            }
+        }
+        for bad in ["", "addr1", "not an address", "addr1qqqqqq"] {
+            assert_eq!(parse_shelley_bech32(bad), parse_shelley_bech32_slow(bad));
+        }
     }
 
     #[test]

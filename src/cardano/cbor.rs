@@ -6,10 +6,14 @@
 //! stack, allocate without bound, or make our view of a transaction differ
 //! from the node's. Every byte of a request therefore passes through
 //! [`scan_single_item`] before pallas sees it. The scanner never recurses,
-//! never allocates more than a small amount per map key, and proves that the
-//! input is exactly one well-formed data item.
+//! proves that the input is exactly one well-formed data item, and works on
+//! the stack for ordinary transactions: it touches the heap only past 16
+//! nested containers, 32 pending map keys or a map of more than 16 keys
+//! (then a little per key, never more than the input's size allows).
 
 use std::collections::HashSet;
+
+use smallvec::SmallVec;
 
 /// Why a byte string is not exactly one acceptable CBOR data item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,12 +37,38 @@ pub enum CborError {
 /// Plutus data may go deeper, but this facilitator rejects scripts anyway.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
+/// Keys a map compares one by one before it switches to a hash set. Real
+/// transaction maps (body, output, witness set, a policy's assets) stay well
+/// under this, so the scanner does not allocate for them.
+const LINEAR_KEYS: usize = 16;
+
+/// Frames and key slots kept on the stack before spilling to the heap.
+const INLINE_FRAMES: usize = 16;
+const INLINE_KEYS: usize = 32;
+
+/// A map key's identity for duplicate detection: integers and definite
+/// strings by value (so `0x01` and `0x18 0x01` collide), anything else by its
+/// raw bytes. Two keys are duplicates exactly when their identities are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum KeyId<'a> {
+    /// Major type 0 or 1 and its argument.
+    Int(u8, u64),
+    /// Major type 2 or 3 (definite length) and its content.
+    Str(u8, &'a [u8]),
+    /// Any other key, by its encoding.
+    Raw(&'a [u8]),
+}
+
 #[derive(Debug)]
-enum Kind {
+enum Kind<'a> {
     Array,
     Map {
-        keys: HashSet<Vec<u8>>,
+        /// Where this map's keys begin in the shared key list (while the map
+        /// compares linearly; a hashed map keeps none there).
+        key_base: usize,
         key_start: usize,
+        /// Every key so far, once the map has more than [`LINEAR_KEYS`].
+        hashed: Option<HashSet<KeyId<'a>>>,
     },
     Tag,
     /// Indefinite-length byte (2) or text (3) string: only definite chunks of the same major type.
@@ -46,13 +76,16 @@ enum Kind {
 }
 
 #[derive(Debug)]
-struct Frame {
-    kind: Kind,
+struct Frame<'a> {
+    kind: Kind<'a>,
     /// Items still expected; `None` for indefinite length (ends with a break).
     remaining: Option<u64>,
     seen: u64,
     start: usize,
 }
+
+type Frames<'a> = SmallVec<[Frame<'a>; INLINE_FRAMES]>;
+type Keys<'a> = SmallVec<[KeyId<'a>; INLINE_KEYS]>;
 
 struct Head {
     major: u8,
@@ -97,28 +130,19 @@ fn read_head(bytes: &[u8], pos: &mut usize) -> Result<Head, CborError> {
     Ok(Head { major, info, arg })
 }
 
-/// A key's identity for duplicate detection: integers and definite strings by
-/// value (so `0x01` and `0x18 0x01` collide), anything else by its raw bytes.
-fn normalized_key(bytes: &[u8], start: usize, end: usize) -> Vec<u8> {
+/// The identity of the map key spanning `start..end`.
+fn key_id(bytes: &[u8], start: usize, end: usize) -> KeyId<'_> {
     let mut pos = start;
     if let Ok(h) = read_head(bytes, &mut pos) {
         match h.major {
-            0 | 1 if pos == end => {
-                let mut k = vec![h.major];
-                k.extend_from_slice(&h.arg.to_be_bytes());
-                return k;
-            }
+            0 | 1 if pos == end => return KeyId::Int(h.major, h.arg),
             2 | 3 if h.info != 31 => {
-                let mut k = vec![h.major];
-                k.extend_from_slice(bytes.get(pos..end).unwrap_or_default());
-                return k;
+                return KeyId::Str(h.major, bytes.get(pos..end).unwrap_or_default());
             }
             _ => {}
         }
     }
-    let mut k = vec![0xff];
-    k.extend_from_slice(bytes.get(start..end).unwrap_or_default());
-    k
+    KeyId::Raw(bytes.get(start..end).unwrap_or_default())
 }
 
 /// Check that `bytes` is exactly one well-formed CBOR data item, nested at most
@@ -139,8 +163,9 @@ pub fn scan_single_item(bytes: &[u8], max_depth: usize) -> Result<usize, CborErr
 }
 
 /// Scan the first data item of `bytes` and return where it ends.
-pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
-    let mut stack: Vec<Frame> = Vec::new();
+pub fn scan_prefix<'a>(bytes: &'a [u8], max_depth: usize) -> Result<usize, CborError> {
+    let mut stack: Frames<'a> = SmallVec::new();
+    let mut keys: Keys<'a> = SmallVec::new();
     let mut pos = 0usize;
     loop {
         let item_start = pos;
@@ -177,13 +202,16 @@ pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
                     what: "break inside a definite-length item",
                 });
             }
-            if matches!(frame.kind, Kind::Map { .. }) && frame.seen % 2 != 0 {
-                return Err(CborError::Malformed {
-                    offset: item_start,
-                    what: "map ends after a key without a value",
-                });
+            if let Kind::Map { key_base, .. } = frame.kind {
+                if frame.seen % 2 != 0 {
+                    return Err(CborError::Malformed {
+                        offset: item_start,
+                        what: "map ends after a key without a value",
+                    });
+                }
+                keys.truncate(key_base);
             }
-            if let Some(done) = complete(&mut stack, bytes, frame.start, pos)? {
+            if let Some(done) = complete(&mut stack, &mut keys, bytes, frame.start, pos)? {
                 return Ok(done);
             }
             continue;
@@ -196,7 +224,7 @@ pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
                 what: "bad chunk in an indefinite-length string",
             });
         }
-        let mut push = |kind: Kind, remaining: Option<u64>| -> Result<(), CborError> {
+        let mut push = |kind: Kind<'a>, remaining: Option<u64>| -> Result<(), CborError> {
             if stack.len() >= max_depth {
                 return Err(CborError::TooDeep(max_depth));
             }
@@ -253,8 +281,9 @@ pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
             }
             5 => {
                 let map = Kind::Map {
-                    keys: HashSet::new(),
+                    key_base: keys.len(),
                     key_start: 0,
+                    hashed: None,
                 };
                 if head.info == 31 {
                     push(map, None)?;
@@ -288,7 +317,7 @@ pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
                 }
             }
         }
-        if let Some(done) = complete(&mut stack, bytes, item_start, pos)? {
+        if let Some(done) = complete(&mut stack, &mut keys, bytes, item_start, pos)? {
             return Ok(done);
         }
     }
@@ -297,9 +326,10 @@ pub fn scan_prefix(bytes: &[u8], max_depth: usize) -> Result<usize, CborError> {
 /// An item spanning `start..end` is complete: account for it in the enclosing
 /// frames, closing any definite containers it finishes. `Some(end)` when the
 /// root item is complete.
-fn complete(
-    stack: &mut Vec<Frame>,
-    bytes: &[u8],
+fn complete<'a>(
+    stack: &mut Frames<'a>,
+    keys: &mut Keys<'a>,
+    bytes: &'a [u8],
     mut start: usize,
     end: usize,
 ) -> Result<Option<usize>, CborError> {
@@ -307,12 +337,33 @@ fn complete(
         let Some(frame) = stack.last_mut() else {
             return Ok(Some(end));
         };
-        if let Kind::Map { keys, key_start } = &mut frame.kind
+        if let Kind::Map {
+            key_base,
+            key_start,
+            hashed,
+        } = &mut frame.kind
             && frame.seen % 2 == 0
         {
             debug_assert_eq!(*key_start, start);
-            if !keys.insert(normalized_key(bytes, start, end)) {
-                return Err(CborError::DuplicateKey(start));
+            let id = key_id(bytes, start, end);
+            if let Some(set) = hashed {
+                if !set.insert(id) {
+                    return Err(CborError::DuplicateKey(start));
+                }
+            } else {
+                let mine = keys.get(*key_base..).unwrap_or_default();
+                if mine.contains(&id) {
+                    return Err(CborError::DuplicateKey(start));
+                }
+                if mine.len() < LINEAR_KEYS {
+                    keys.push(id);
+                } else {
+                    // A big map: move its (distinct) keys into a set.
+                    let mut set: HashSet<KeyId<'a>> = mine.iter().copied().collect();
+                    set.insert(id);
+                    keys.truncate(*key_base);
+                    *hashed = Some(set);
+                }
             }
         }
         frame.seen += 1;
@@ -321,6 +372,9 @@ fn complete(
                 *r -= 1;
                 if *r == 0 {
                     start = frame.start;
+                    if let Kind::Map { key_base, .. } = frame.kind {
+                        keys.truncate(key_base);
+                    }
                     stack.pop();
                     continue;
                 }
@@ -375,7 +429,7 @@ pub fn definite_lengths(bytes: &[u8]) -> Result<Option<Vec<u8>>, CborError> {
     }
     let mut lengths: std::collections::HashMap<usize, (u8, u64)> = Default::default();
     let mut breaks: HashSet<usize> = HashSet::new();
-    let mut stack: Vec<F> = Vec::new();
+    let mut stack: SmallVec<[F; INLINE_FRAMES]> = SmallVec::new();
     let mut pos = 0usize;
     'items: loop {
         let at = pos;
@@ -643,6 +697,182 @@ mod tests {
             Err(CborError::DuplicateKey(_))
         ));
         assert!(ok("a2410102410203").is_ok());
+    }
+
+    /// A map header for `n` pairs (definite).
+    fn map_head(n: usize) -> String {
+        match n {
+            0..=23 => format!("{:02x}", 0xa0 + n),
+            _ => format!("b8{n:02x}"),
+        }
+    }
+
+    /// Integer keys 0..n, each with value 0, canonical encoding (n < 256).
+    fn int_pairs(n: usize) -> String {
+        (0..n)
+            .map(|k| match k {
+                0..=23 => format!("{k:02x}00"),
+                _ => format!("18{k:02x}00"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn duplicate_keys_in_big_maps_are_caught() {
+        for n in [LINEAR_KEYS - 1, LINEAR_KEYS, LINEAR_KEYS + 1, 40, 200] {
+            // Distinct keys: accepted, definite and indefinite.
+            assert!(
+                ok(&format!("{}{}", map_head(n), int_pairs(n))).is_ok(),
+                "{n}"
+            );
+            assert!(ok(&format!("bf{}ff", int_pairs(n))).is_ok(), "{n}");
+            // One more pair repeating key 0, canonically or not, first or last.
+            for dup in ["0000", "180000", "19000000"] {
+                let last = format!("{}{}{dup}", map_head(n + 1), int_pairs(n));
+                let at = hex::decode(map_head(n + 1)).unwrap().len()
+                    + hex::decode(int_pairs(n)).unwrap().len();
+                assert_eq!(ok(&last), Err(CborError::DuplicateKey(at)), "{n} {dup}");
+                let first = format!("bf{dup}{}ff", int_pairs(n));
+                assert_eq!(ok(&first), Err(CborError::DuplicateKey(1 + dup.len() / 2)));
+            }
+            // Repeating the last key, after the map has switched to a set.
+            let k = n - 1;
+            let again = if k < 24 {
+                format!("{k:02x}00")
+            } else {
+                format!("19{k:04x}00")
+            };
+            assert!(matches!(
+                ok(&format!("bf{}{again}ff", int_pairs(n))),
+                Err(CborError::DuplicateKey(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn key_identity_by_value_for_integers_and_strings_by_bytes_otherwise() {
+        // -1 canonical, then with a one-byte argument.
+        assert_eq!(ok("a22000380000"), Err(CborError::DuplicateKey(3)));
+        // 0 and -1 are different keys.
+        assert!(ok("a220000000").is_ok());
+        // A byte string and a text string with the same content differ.
+        assert!(ok("a2416100616100").is_ok());
+        // The same string with a longer length head is a duplicate.
+        assert_eq!(ok("a241aa005801aa00"), Err(CborError::DuplicateKey(4)));
+        assert_eq!(ok("a261610078016100"), Err(CborError::DuplicateKey(4)));
+        // Indefinite strings, maps and tags compare by their encoding.
+        assert!(ok("a26161007f6161ff00").is_ok());
+        assert_eq!(
+            ok("a27f6161ff007f6161ff00"),
+            Err(CborError::DuplicateKey(6))
+        );
+        assert_eq!(ok("a2a1010200a1010200"), Err(CborError::DuplicateKey(5)));
+        assert!(ok("a2a1010200a118010200").is_ok());
+        assert_eq!(ok("a2c10100c10100"), Err(CborError::DuplicateKey(4)));
+    }
+
+    #[test]
+    fn nested_maps_keep_their_own_keys() {
+        // The inner map may reuse the outer map's keys, and vice versa.
+        assert!(ok("a201a1010002a10200").is_ok());
+        // The outer map still sees its own keys once an inner one closes.
+        assert_eq!(ok("a301a1020002000100"), Err(CborError::DuplicateKey(7)));
+        assert_eq!(
+            ok("bf01bf0200ff02000100ff"),
+            Err(CborError::DuplicateKey(8))
+        );
+        // A map used as a key.
+        assert!(ok("a20100a1010000").is_ok());
+        // Big inner maps (hashed) inside small and big outer maps.
+        let big = format!("{}{}", map_head(30), int_pairs(30));
+        assert!(ok(&format!("a201{big}02{big}")).is_ok());
+        assert!(matches!(
+            ok(&format!("a301{big}02{big}0100")),
+            Err(CborError::DuplicateKey(_))
+        ));
+        let outer: String = (0..30).map(|k| format!("18{:02x}{big}", k + 40)).collect();
+        assert!(ok(&format!("b81e{outer}")).is_ok());
+        assert!(matches!(
+            ok(&format!("b81f{outer}1828{big}")),
+            Err(CborError::DuplicateKey(_))
+        ));
+        // Sibling maps with the same keys do not see each other's.
+        let sibs = "a201000200".repeat(50);
+        assert!(ok(&format!("9832{sibs}")).is_ok());
+    }
+
+    /// Random maps over a pool of key encodings whose identities are known:
+    /// refused for a duplicate exactly when two keys share an identity, at
+    /// every size (linear and hashed) and when nested.
+    #[test]
+    fn random_maps_are_refused_exactly_for_repeated_identities() {
+        const POOL: &[(&str, u8)] = &[
+            ("01", 0),
+            ("1801", 0),
+            ("190001", 0),
+            ("1b0000000000000001", 0),
+            ("05", 1),
+            ("1805", 1),
+            ("20", 2),
+            ("3800", 2),
+            ("181e", 3),
+            ("19001e", 3),
+            ("41aa", 4),
+            ("5801aa", 4),
+            ("590001aa", 4),
+            ("6161", 5),
+            ("780161", 5),
+            ("4161", 6),
+            ("7f6161ff", 7),
+            ("7f616160ff", 8),
+            ("a10102", 9),
+            ("a1180102", 10),
+            ("c101", 11),
+            ("820102", 12),
+            ("9f0102ff", 13),
+            ("f93c00", 14),
+            ("f4", 15),
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as usize
+        };
+        for round in 0..3000 {
+            // Distinct integer keys 100.. pad the map so it may pass LINEAR_KEYS.
+            let pad = next(3) * 12;
+            let picks = 1 + next(5);
+            let mut ids = Vec::new();
+            let mut pairs = Vec::new();
+            for i in 0..pad {
+                pairs.push(format!("18{:02x}00", 100 + i));
+            }
+            for _ in 0..picks {
+                let (enc, id) = POOL[next(POOL.len())];
+                ids.push(id);
+                pairs.insert(next(pairs.len() + 1), format!("{enc}00"));
+            }
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let dup = sorted.len() != ids.len();
+            let inner = format!("{}{}", map_head(pairs.len()), pairs.concat());
+            let indef = format!("bf{}ff", pairs.concat());
+            for item in [
+                inner.clone(),
+                indef.clone(),
+                format!("a200{inner}01{indef}"),
+                format!("82{indef}{inner}"),
+            ] {
+                match ok(&item) {
+                    Ok(_) => assert!(!dup, "{round}: {item}"),
+                    Err(CborError::DuplicateKey(_)) => assert!(dup, "{round}: {item}"),
+                    Err(e) => panic!("{round}: {item}: {e}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use pallas_crypto::hash::Hasher;
 
-use super::address::{self, AnyAddress, Credential};
+use super::address::{self, AddressKind, Credential};
 use super::ledger::{ProtocolParams, RefScript, UtxoInfo, UtxoState};
 use super::network::Network;
 use super::tx::{ParsedTx, TxOut, WitnessError};
@@ -227,9 +227,9 @@ pub fn check_network(tx: &ParsedTx, network: Network) -> Result<(), Phase1Error>
         .outputs()
         .iter()
         .enumerate()
-        .filter(|(_, o)| match address::parse_any(&o.address) {
-            Ok(AnyAddress::Shelley(a)) => a.network_id != expected,
-            Ok(AnyAddress::Byron) => {
+        .filter(|(_, o)| match address::classify(&o.address) {
+            Ok(AddressKind::Shelley { network_id, .. }) => network_id != expected,
+            Ok(AddressKind::Byron) => {
                 address::parse_byron(&o.address).map_or(true, |b| b.network_id() != expected)
             }
             _ => false,
@@ -293,7 +293,7 @@ pub fn check_outputs(tx: &ParsedTx, params: &ProtocolParams) -> Result<(), Phase
                 max: params.max_val_size,
             });
         }
-        if let Ok(AnyAddress::Byron) = address::parse_any(&o.address)
+        if let Ok(AddressKind::Byron) = address::classify(&o.address)
             && let Ok(b) = address::parse_byron(&o.address)
             && b.attrs_size > 64
         {
@@ -456,8 +456,8 @@ pub fn required_key_hashes(
 ) -> Result<BTreeSet<[u8; 28]>, Phase1Error> {
     let mut need = BTreeSet::new();
     for (input, u) in tx.inputs().iter().zip(resolved) {
-        match address::parse_any(&u.address) {
-            Ok(AnyAddress::Shelley(a)) => match a.payment {
+        match address::classify(&u.address) {
+            Ok(AddressKind::Shelley { payment, .. }) => match payment {
                 Credential::KeyHash(h) => {
                     need.insert(h);
                 }

@@ -39,6 +39,7 @@
 use std::collections::BTreeSet;
 
 use pallas_codec::minicbor::{self, data::Type};
+use smallvec::SmallVec;
 
 use super::tx::TxDecodeError;
 
@@ -184,6 +185,9 @@ fn map<'b>(
     }
 }
 
+/// Set members [`set`] compares linearly before it builds a tree.
+const SET_LINEAR: usize = 16;
+
 /// A Conway set: an optional tag 258 over an array. Returns whether a member repeats.
 fn set<'b, K: Ord>(
     d: &mut D<'b>,
@@ -200,11 +204,23 @@ fn set<'b, K: Ord>(
             )));
         }
     }
-    let mut seen = BTreeSet::new();
+    // Members compared one by one while few (no allocation for an ordinary
+    // transaction's sets), in a tree once there are more.
+    let mut few: SmallVec<[K; SET_LINEAR]> = SmallVec::new();
+    let mut many: Option<BTreeSet<K>> = None;
     let mut duplicate = false;
     let n = list(d, what, |d| {
-        if !seen.insert(elem(d)?) {
+        let member = elem(d)?;
+        if let Some(tree) = many.as_mut() {
+            duplicate |= !tree.insert(member);
+        } else if few.contains(&member) {
             duplicate = true;
+        } else if few.len() < SET_LINEAR {
+            few.push(member);
+        } else {
+            let mut tree: BTreeSet<K> = few.drain(..).collect();
+            tree.insert(member);
+            many = Some(tree);
         }
         Ok(())
     })?;
@@ -363,11 +379,14 @@ fn output(d: &mut D<'_>) -> Result<Option<u64>, TxDecodeError> {
             Ok(None)
         }
         Type::Map | Type::MapIndef => {
-            let mut keys = BTreeSet::new();
+            // Keys seen, one bit each (only 0 to 3 get past the match).
+            let mut keys = 0u8;
             let mut script = None;
             map(d, "output", |d| {
                 let k = uint(d, "output key")?;
-                keys.insert(k);
+                if k < 4 {
+                    keys |= 1 << k;
+                }
                 match k {
                     0 => bytes(d, "output address").map(|_| ()),
                     1 => value(d),
@@ -380,7 +399,7 @@ fn output(d: &mut D<'_>) -> Result<Option<u64>, TxDecodeError> {
                     other => Err(err(format!("output has an unknown key {other}"))),
                 }
             })?;
-            if !keys.contains(&0) || !keys.contains(&1) {
+            if keys & 0b11 != 0b11 {
                 return Err(err("output lacks its address (0) or value (1)"));
             }
             Ok(script)
@@ -390,7 +409,8 @@ fn output(d: &mut D<'_>) -> Result<Option<u64>, TxDecodeError> {
 }
 
 fn body(d: &mut D<'_>, facts: &mut ShapeFacts) -> Result<(), TxDecodeError> {
-    let mut keys = BTreeSet::new();
+    // Keys seen, one bit each (every key in BODY_KEYS is below 64).
+    let mut keys = 0u64;
     map(d, "transaction body", |d| {
         let k = d
             .u64()
@@ -398,7 +418,7 @@ fn body(d: &mut D<'_>, facts: &mut ShapeFacts) -> Result<(), TxDecodeError> {
         if !BODY_KEYS.contains(&k) {
             return Err(TxDecodeError::UnknownBodyField(k));
         }
-        keys.insert(k);
+        keys |= 1 << k;
         let dup = |facts: &mut ShapeFacts, yes: bool, name| {
             if yes {
                 facts.duplicate_sets.push(name);
@@ -421,7 +441,7 @@ fn body(d: &mut D<'_>, facts: &mut ShapeFacts) -> Result<(), TxDecodeError> {
             }
             14 => {
                 let r = set(d, "required signers", true, |d| {
-                    hash(d, "required signer", 28).map(<[u8]>::to_vec)
+                    hash(d, "required signer", 28)
                 })?;
                 dup(facts, r, "required_signers");
             }
@@ -458,7 +478,7 @@ fn body(d: &mut D<'_>, facts: &mut ShapeFacts) -> Result<(), TxDecodeError> {
         Ok(())
     })?;
     for (k, name) in [(0, "inputs"), (1, "outputs"), (2, "fee")] {
-        if !keys.contains(&k) {
+        if keys & (1 << k) == 0 {
             return Err(err(format!("transaction body lacks field {k} ({name})")));
         }
     }
@@ -475,13 +495,14 @@ fn witnesses(d: &mut D<'_>) -> Result<(), TxDecodeError> {
         }
         match k {
             0 => {
+                // Whether a witness repeats does not matter here: members
+                // are compared by their encoding, without copying them.
                 set(d, "vkey witnesses", true, |d| {
-                    let mut w = Vec::new();
+                    let start = d.position();
                     record(d, "vkey witness", &[2], |d, _| {
-                        w.extend_from_slice(bytes(d, "vkey witness field")?);
-                        Ok(())
+                        bytes(d, "vkey witness field").map(|_| ())
                     })?;
-                    Ok(w)
+                    Ok(d.input().get(start..d.position()))
                 })?;
             }
             2 => {
@@ -490,7 +511,7 @@ fn witnesses(d: &mut D<'_>) -> Result<(), TxDecodeError> {
                     record(d, "bootstrap witness", &[4], |d, _| {
                         bytes(d, "bootstrap witness field").map(|_| ())
                     })?;
-                    Ok(d.input().get(start..d.position()).map(<[u8]>::to_vec))
+                    Ok(d.input().get(start..d.position()))
                 })?;
             }
             // Scripts, datums, redeemers: refused as unsupported features.

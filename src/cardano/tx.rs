@@ -29,7 +29,7 @@ use pallas_codec::minicbor;
 use pallas_crypto::hash::Hasher;
 use pallas_primitives::conway;
 
-use super::address::{self, AnyAddress};
+use super::address::{self, AddressKind};
 use super::cbor::{self, CborError};
 use super::shape::{self, ShapeFacts};
 use super::types::{AssetId, TxId, UtxoRef, Value};
@@ -103,8 +103,9 @@ pub enum WitnessError {
 #[derive(Debug, Clone)]
 pub struct ParsedTx {
     raw: Vec<u8>,
-    body_raw: Vec<u8>,
-    witness_raw: Vec<u8>,
+    /// Where the body, the witness set and the auxiliary data lie in `raw`.
+    body_span: (usize, usize),
+    witness_span: (usize, usize),
     id: TxId,
     inputs: Vec<UtxoRef>,
     reference_inputs: Vec<UtxoRef>,
@@ -121,7 +122,7 @@ pub struct ParsedTx {
     malformed_witness: Option<usize>,
     required_signers: Vec<[u8; 28]>,
     aux_data_hash: Option<[u8; 32]>,
-    aux_data_raw: Option<Vec<u8>>,
+    aux_span: Option<(usize, usize)>,
     features: Vec<&'static str>,
     /// Body sets listing a member twice (see [`ParsedTx::duplicate_set_members`]).
     duplicate_sets: Vec<&'static str>,
@@ -200,26 +201,31 @@ fn legacy_value(v: &pallas_primitives::alonzo::Value) -> Result<Value, TxDecodeE
     }
 }
 
-fn output(ix: usize, o: &conway::TransactionOutput<'_>) -> Result<TxOut, TxDecodeError> {
-    let (addr, value, raw, has_datum, has_script_ref) = match o {
+/// Output `ix`; `raw` is its bytes as received and `script_ref_size` what the
+/// shape walk measured for it.
+fn output(
+    ix: usize,
+    o: &conway::TransactionOutput<'_>,
+    raw: &[u8],
+    script_ref_size: Option<u64>,
+) -> Result<TxOut, TxDecodeError> {
+    let (addr, value, has_datum, has_script_ref) = match o {
         conway::TransactionOutput::Legacy(l) => (
-            l.address.to_vec(),
+            &l.address[..],
             legacy_value(&l.amount)?,
-            l.raw_cbor().to_vec(),
             l.datum_hash.is_some(),
             false,
         ),
         conway::TransactionOutput::PostAlonzo(p) => (
-            p.address.to_vec(),
+            &p.address[..],
             conway_value(&p.value)?,
-            p.raw_cbor().to_vec(),
             p.datum_option.is_some(),
             p.script_ref.is_some(),
         ),
     };
-    match address::parse_any(&addr) {
-        Ok(AnyAddress::Shelley(_) | AnyAddress::Byron) => {}
-        Ok(AnyAddress::Reward { .. }) => {
+    match address::classify(addr) {
+        Ok(AddressKind::Shelley { .. } | AddressKind::Byron) => {}
+        Ok(AddressKind::Reward { .. }) => {
             return Err(TxDecodeError::InvalidField(format!(
                 "output {ix} pays a reward address"
             )));
@@ -231,12 +237,12 @@ fn output(ix: usize, o: &conway::TransactionOutput<'_>) -> Result<TxOut, TxDecod
         }
     }
     Ok(TxOut {
-        address: addr,
+        address: addr.to_vec(),
         value,
-        raw_cbor: raw,
+        raw_cbor: raw.to_vec(),
         has_datum,
         has_script_ref,
-        script_ref_size: None,
+        script_ref_size,
     })
 }
 
@@ -290,22 +296,16 @@ impl ParsedTx {
             Some(r) => refs(r.iter())?,
             None => Vec::new(),
         };
-        let mut outputs = body
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| output(i, o))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Each output's bytes come from the shape walk's spans (the
+        // original encoding); a count mismatch is refused just below.
+        let mut outputs = Vec::with_capacity(body.outputs.len());
+        for (i, o) in body.outputs.iter().enumerate() {
+            let raw = facts.output_spans.get(i).map_or(&[][..], |at| span(*at));
+            let size = facts.script_ref_sizes.get(i).copied().flatten();
+            outputs.push(output(i, o, raw, size)?);
+        }
         if outputs.len() != facts.output_spans.len() {
             return Err(TxDecodeError::Decode("output count disagrees".into()));
-        }
-        for ((o, size), at) in outputs
-            .iter_mut()
-            .zip(&facts.script_ref_sizes)
-            .zip(&facts.output_spans)
-        {
-            o.script_ref_size = *size;
-            o.raw_cbor = span(*at).to_vec();
         }
         let mut total_output = Value::default();
         for o in &outputs {
@@ -388,12 +388,13 @@ impl ParsedTx {
             Some(s) => s.iter().map(|h| **h).collect(),
             None => Vec::new(),
         };
-        let aux_data_raw = facts.aux_span.map(|at| span(at).to_vec());
+        // The body, witness set and auxiliary data are kept as spans, not
+        // copies: `raw` below holds the same bytes at the same offsets.
 
         Ok(ParsedTx {
             raw: bytes.to_vec(),
-            body_raw: body_raw.to_vec(),
-            witness_raw: span(facts.witness_span).to_vec(),
+            body_span: facts.body_span,
+            witness_span: facts.witness_span,
             id,
             inputs,
             reference_inputs,
@@ -409,7 +410,7 @@ impl ParsedTx {
             malformed_witness,
             required_signers,
             aux_data_hash: body.auxiliary_data_hash.map(|h| *h),
-            aux_data_raw,
+            aux_span: facts.aux_span,
             features,
             duplicate_sets: facts.duplicate_sets,
         })
@@ -429,11 +430,11 @@ impl ParsedTx {
     }
     /// The body bytes exactly as received (the id hashes these).
     pub fn body_raw(&self) -> &[u8] {
-        &self.body_raw
+        self.slice(self.body_span)
     }
     /// The witness-set bytes exactly as received.
     pub fn witness_set_raw(&self) -> &[u8] {
-        &self.witness_raw
+        self.slice(self.witness_span)
     }
     /// Spent inputs, in the order the body lists them.
     pub fn inputs(&self) -> &[UtxoRef] {
@@ -484,7 +485,11 @@ impl ParsedTx {
     }
     /// The auxiliary data bytes exactly as received.
     pub fn auxiliary_data_raw(&self) -> Option<&[u8]> {
-        self.aux_data_raw.as_deref()
+        self.aux_span.map(|at| self.slice(at))
+    }
+    /// The bytes of `raw` in `a..b` (empty if out of range, as the copies were).
+    fn slice(&self, (a, b): (usize, usize)) -> &[u8] {
+        self.raw.get(a..b).unwrap_or_default()
     }
 
     /// Body sets that list a member twice: any of `inputs`,
