@@ -40,7 +40,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::cardano::address::{self, AnyAddress, Credential, ShelleyAddress};
+use crate::cardano::address::{self, Credential, ShelleyAddress};
 use crate::cardano::phase1::{self, Phase1Error};
 use crate::cardano::tx::{ParsedTx, TxDecodeError, WitnessError};
 use crate::cardano::{
@@ -828,8 +828,8 @@ fn stage_e(
         .get(nonce_ix)
         .map(|u| u.address.as_slice())
         .unwrap_or_default();
-    match address::parse_any(payer_owner) {
-        Ok(AnyAddress::Shelley(a)) => match a.payment {
+    match address::classify(payer_owner) {
+        Ok(address::AddressKind::Shelley { payment, .. }) => match payment {
             Credential::KeyHash(h) if signers.contains(&h) => {}
             Credential::KeyHash(_) => {
                 return Err(reject(
