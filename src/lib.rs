@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`config`] | configuration layering, validation, the mainnet guard |
 //! | [`telemetry`] | JSON (pino/bunyan) or pretty logs, Sentry |
+//! | [`alloc`] | the process allocator (mimalloc, feature `mimalloc`) and the heap release after start-up |
 //! | [`redact`] | URLs shown as scheme, host and port only (logs, health, check-config, Sentry) |
 //! | [`otel`] | OpenTelemetry traces over OTLP/HTTP (off unless an endpoint is set) |
 //! | [`app`] | wiring [`config::Settings`] into a running service; graceful shutdown |
