@@ -254,15 +254,14 @@ fn fast_path(body: &[u8]) -> Option<ParsedRequest> {
     }
     match version.get() {
         "2" => {
-            let mut payment_requirements: PaymentRequirementsV2 =
-                serde_json::from_str(requirements.get()).ok()?;
-            let payment_payload: super::types::PaymentPayloadV2 =
-                serde_json::from_str(payload.get()).ok()?;
-            if payment_payload.x402_version != 2 {
-                return None;
-            }
-            payment_requirements.parameter_order =
-                super::key_order::parameter_order(&payment_requirements.extra, body);
+            let (payment_payload, payment_requirements) =
+                typed_pair::<super::types::PaymentPayloadV2, PaymentRequirementsV2>(
+                    payload,
+                    requirements,
+                    body,
+                    |p| p.x402_version == 2,
+                    |q| (&q.extra, &mut q.parameter_order),
+                )?;
             Some(ParsedRequest::V2(RequestV2 {
                 x402_version: 2,
                 payment_payload,
@@ -270,15 +269,14 @@ fn fast_path(body: &[u8]) -> Option<ParsedRequest> {
             }))
         }
         "1" => {
-            let mut payment_requirements: super::types::PaymentRequirementsV1 =
-                serde_json::from_str(requirements.get()).ok()?;
-            let payment_payload: super::types::PaymentPayloadV1 =
-                serde_json::from_str(payload.get()).ok()?;
-            if payment_payload.x402_version != 1 {
-                return None;
-            }
-            payment_requirements.parameter_order =
-                super::key_order::parameter_order(&payment_requirements.extra, body);
+            let (payment_payload, payment_requirements) =
+                typed_pair::<super::types::PaymentPayloadV1, super::types::PaymentRequirementsV1>(
+                    payload,
+                    requirements,
+                    body,
+                    |p| p.x402_version == 1,
+                    |q| (&q.extra, &mut q.parameter_order),
+                )?;
             Some(ParsedRequest::V1(RequestV1 {
                 x402_version: 1,
                 payment_payload,
@@ -287,6 +285,29 @@ fn fast_path(body: &[u8]) -> Option<ParsedRequest> {
         }
         _ => None,
     }
+}
+
+/// One version's payload and requirements from their raw text, the payload's
+/// own version checked by `same_version`, and the parameter key order set.
+fn typed_pair<P, Q>(
+    payload: &RawValue,
+    requirements: &RawValue,
+    body: &[u8],
+    same_version: impl Fn(&P) -> bool,
+    order_slot: impl Fn(&mut Q) -> (&Json, &mut Option<Vec<String>>),
+) -> Option<(P, Q)>
+where
+    P: serde::de::DeserializeOwned,
+    Q: serde::de::DeserializeOwned,
+{
+    let mut q: Q = serde_json::from_str(requirements.get()).ok()?;
+    let p: P = serde_json::from_str(payload.get()).ok()?;
+    if !same_version(&p) {
+        return None;
+    }
+    let (extra, order) = order_slot(&mut q);
+    *order = super::key_order::parameter_order(extra, body);
+    Some((p, q))
 }
 
 /// Deeper bodies go the general path (well under serde_json's limit of 128).
