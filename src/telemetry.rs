@@ -287,7 +287,7 @@ thread_local! {
 /// can tell a panic inside a request (caught, answered 500 and reported once
 /// by the HTTP layer with the request's context) from any other panic
 /// (reported by the hook itself).
-pub struct RequestScope<F> {
+pub struct RequestScope<F: ?Sized> {
     inner: std::pin::Pin<Box<F>>,
 }
 
@@ -299,7 +299,14 @@ impl<F> RequestScope<F> {
     }
 }
 
-impl<F: std::future::Future> std::future::Future for RequestScope<F> {
+impl<F: ?Sized> RequestScope<F> {
+    /// Around a future that is already boxed (a `dyn Future`): no second box.
+    pub fn from_box(inner: std::pin::Pin<Box<F>>) -> Self {
+        RequestScope { inner }
+    }
+}
+
+impl<F: std::future::Future + ?Sized> std::future::Future for RequestScope<F> {
     type Output = F::Output;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,

@@ -3,13 +3,11 @@
 //!
 //! Handlers return [`ApiError`]. Responses produced by tower layers (413 from
 //! the body limit, 503 from load shedding, 408 from timeouts, 404/405 from the
-//! router) are rewritten into the same shape by [`shape_errors`], so a caller
+//! router) are rewritten into the same shape by [`shape`], so a caller
 //! never has to parse plain text.
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -52,7 +50,7 @@ impl ApiError {
     }
 }
 
-/// The JSON body for an error; the request id is filled in by [`shape_errors`].
+/// The JSON body for an error; the request id is filled in by [`shape`].
 pub fn error_body(
     status: StatusCode,
     code: &str,
@@ -72,7 +70,7 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Marker so [`shape_errors`] leaves already-shaped bodies alone and can fill in the request id.
+/// Marker so [`shape`] leaves already-shaped bodies alone and can fill in the request id.
 #[derive(Clone)]
 struct Shaped {
     code: &'static str,
@@ -181,13 +179,12 @@ async fn withhold_json_messages(resp: Response) -> Response {
 /// Rewrite every error response (4xx/5xx) into the JSON error shape, unless a
 /// handler already produced a protocol or JSON answer of its own. Under
 /// [`ErrorPolicy::hide_internal`], no 5xx answer carries an internal message.
-pub async fn shape_errors(
-    axum::extract::State(policy): axum::extract::State<ErrorPolicy>,
-    req: Request,
-    next: Next,
+/// Called by the outermost layer ([`super::observe::Observe`]) on every answer.
+pub async fn shape(
+    policy: ErrorPolicy,
+    request_id: Option<&RequestId>,
+    resp: Response,
 ) -> Response {
-    let request_id = req.extensions().get::<RequestId>().cloned();
-    let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -212,7 +209,7 @@ pub async fn shape_errors(
             status,
             shaped.code,
             message,
-            request_id.as_ref().map(RequestId::as_str),
+            request_id.map(RequestId::as_str),
         );
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::from(body.to_string()));
@@ -231,12 +228,7 @@ pub async fn shape_errors(
     }
     let (mut parts, _) = resp.into_parts();
     let (code, message) = default_code(status);
-    let body = error_body(
-        status,
-        code,
-        message,
-        request_id.as_ref().map(RequestId::as_str),
-    );
+    let body = error_body(status, code, message, request_id.map(RequestId::as_str));
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

@@ -15,22 +15,43 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use crate::config::Settings;
 
-type Limiter =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Limiter = RateLimiter<
+    ClientKey,
+    DefaultKeyedStateStore<ClientKey>,
+    DefaultClock,
+    StateInformationMiddleware,
+>;
+
+/// Whose bucket a request draws from: small and `Copy`, so a rate-limit
+/// check allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ClientKey {
+    /// The index of a configured API key.
+    Key(usize),
+    Ip(IpAddr),
+    /// A peer whose address is not known.
+    UnknownIp,
+    /// Addresses not yet seen while `rateLimit.maxTrackedClients` are tracked.
+    Overflow,
+}
 
 /// One quota: `limit` requests per `window`, refilled smoothly.
 struct Bucket {
@@ -65,7 +86,8 @@ struct Verdict {
 pub enum Caller {
     /// Index of the matching configured key.
     ApiKey(usize),
-    Ip(String),
+    /// The client address (see [`client_ip`]), when known.
+    Ip(Option<IpAddr>),
 }
 
 pub struct Guard {
@@ -79,8 +101,6 @@ pub struct Guard {
     key_sensitive: Option<Bucket>,
     clock: DefaultClock,
 }
-
-const OVERFLOW_KEY: &str = "overflow";
 
 /// The caller's address: the peer, or with `trust_proxy` the right-most
 /// `X-Forwarded-For` entry (the one our own proxy appended).
@@ -195,15 +215,9 @@ impl Guard {
         found
     }
 
-    fn client_ip(&self, req: &Request) -> String {
-        client_ip(req, self.trust_proxy)
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| "unknown".into())
-    }
-
-    fn check(&self, bucket: &Bucket, key: &str) -> Verdict {
+    fn check(&self, bucket: &Bucket, key: ClientKey) -> Verdict {
         let per_request = bucket.window.as_secs_f64() / f64::from(bucket.limit);
-        match bucket.limiter.check_key(&key.to_owned()) {
+        match bucket.limiter.check_key(&key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 let used = bucket.limit.saturating_sub(remaining);
@@ -241,95 +255,165 @@ fn set_headers(resp: &mut Response, v: &Verdict) {
     }
 }
 
-/// The middleware: identify, limit, authorize.
-pub async fn guard(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    // The embedded devnet's API is a development tool with its own callers
-    // (wallet libraries polling it); it is not subject to payment-route limits.
-    if path.starts_with("/devnet/") {
-        return next.run(req).await;
-    }
-    let sensitive = is_sensitive(&path);
-    let presented = Guard::presented_key(req.headers()).map(str::to_owned);
-    let matched = presented.as_deref().and_then(|k| guard.match_key(k));
-    let caller = match matched {
-        Some(i) => Caller::ApiKey(i),
-        None => Caller::Ip(guard.client_ip(&req)),
-    };
-    req.extensions_mut().insert(caller.clone());
+impl Guard {
+    /// Identify, limit, authorize: the request may go on (with the verdict
+    /// whose `RateLimit-*` headers its answer carries), or this is the answer.
+    fn admit(&self, req: &mut Request) -> Admission {
+        let path = req.uri().path();
+        // The embedded devnet's API is a development tool with its own callers
+        // (wallet libraries polling it); it is not subject to payment-route limits.
+        if path.starts_with("/devnet/") {
+            return Admission::Pass(None);
+        }
+        let sensitive = is_sensitive(path);
+        let key_required = needs_key(path);
+        let presented = Guard::presented_key(req.headers());
+        let key_presented = presented.is_some();
+        let matched = presented.and_then(|k| self.match_key(k));
+        let caller = match matched {
+            Some(i) => Caller::ApiKey(i),
+            None => Caller::Ip(client_ip(req, self.trust_proxy)),
+        };
 
-    let mut verdict: Option<Verdict> = None;
-    if guard.enabled {
-        let (global, sens, key) = match &caller {
-            Caller::ApiKey(i) if guard.key_global.is_some() || guard.key_sensitive.is_some() => (
-                guard.key_global.as_ref().or(guard.ip_global.as_ref()),
-                guard.key_sensitive.as_ref().or(guard.ip_sensitive.as_ref()),
-                format!("key:{i}"),
-            ),
-            Caller::ApiKey(i) => (
-                guard.ip_global.as_ref(),
-                guard.ip_sensitive.as_ref(),
-                format!("key:{i}"),
-            ),
-            Caller::Ip(ip) => {
-                let key = if guard.tracked() >= guard.max_tracked {
-                    guard.prune();
-                    if guard.tracked() >= guard.max_tracked {
-                        OVERFLOW_KEY.to_owned()
+        let mut verdict: Option<Verdict> = None;
+        if self.enabled {
+            let (global, sens, key) = match caller {
+                Caller::ApiKey(i) if self.key_global.is_some() || self.key_sensitive.is_some() => (
+                    self.key_global.as_ref().or(self.ip_global.as_ref()),
+                    self.key_sensitive.as_ref().or(self.ip_sensitive.as_ref()),
+                    ClientKey::Key(i),
+                ),
+                Caller::ApiKey(i) => (
+                    self.ip_global.as_ref(),
+                    self.ip_sensitive.as_ref(),
+                    ClientKey::Key(i),
+                ),
+                Caller::Ip(ip) => {
+                    let own = ip.map_or(ClientKey::UnknownIp, ClientKey::Ip);
+                    let key = if self.tracked() >= self.max_tracked {
+                        self.prune();
+                        if self.tracked() >= self.max_tracked {
+                            ClientKey::Overflow
+                        } else {
+                            own
+                        }
                     } else {
-                        format!("ip:{ip}")
-                    }
-                } else {
-                    format!("ip:{ip}")
-                };
-                (guard.ip_global.as_ref(), guard.ip_sensitive.as_ref(), key)
+                        own
+                    };
+                    (self.ip_global.as_ref(), self.ip_sensitive.as_ref(), key)
+                }
+            };
+            let global = global.map(|b| self.check(b, key));
+            let sens = sens.filter(|_| sensitive).map(|b| self.check(b, key));
+            // Reject if any quota is exhausted (the first one that is);
+            // otherwise report the tightest.
+            let denied = [&global, &sens]
+                .into_iter()
+                .flatten()
+                .find(|v| v.retry_after.is_some());
+            if let Some(v) = denied {
+                let secs = v.retry_after.unwrap_or(1);
+                tracing::warn!(caller = ?caller, path = %req.uri().path(), retry_after = secs, "rate limited");
+                metrics::counter!("http_rate_limited_total", "route_class" => if sensitive { "sensitive" } else { "global" }).increment(1);
+                let mut resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("Rate limit exceeded; retry in {secs} s"),
+                )
+                .with_retry_after(secs)
+                .into_response();
+                set_headers(&mut resp, v);
+                return Admission::Refuse(resp);
             }
-        };
-        let mut checks = Vec::new();
-        if let Some(b) = global {
-            checks.push(guard.check(b, &key));
+            verdict = [global, sens]
+                .into_iter()
+                .flatten()
+                .min_by_key(|v| v.remaining);
         }
-        if sensitive && let Some(b) = sens {
-            checks.push(guard.check(b, &key));
+
+        if key_required && !self.key_digests.is_empty() && matched.is_none() {
+            let msg = if key_presented {
+                "Invalid API key"
+            } else {
+                "An API key is required (Authorization: Bearer <key> or X-API-Key)"
+            };
+            let mut resp =
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg).into_response();
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return Admission::Refuse(resp);
         }
-        // Report the tightest limit; reject if any is exhausted.
-        if let Some(denied) = checks.iter().position(|v| v.retry_after.is_some()) {
-            let v = checks.swap_remove(denied);
-            let secs = v.retry_after.unwrap_or(1);
-            tracing::warn!(caller = ?caller, path = %path, retry_after = secs, "rate limited");
-            metrics::counter!("http_rate_limited_total", "route_class" => if sensitive { "sensitive" } else { "global" }).increment(1);
-            let mut resp = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("Rate limit exceeded; retry in {secs} s"),
-            )
-            .with_retry_after(secs)
-            .into_response();
-            set_headers(&mut resp, &v);
-            return resp;
+        req.extensions_mut().insert(caller);
+        Admission::Pass(verdict)
+    }
+}
+
+/// What [`Guard::admit`] decided.
+enum Admission {
+    /// The request goes on; its answer carries this verdict's headers.
+    Pass(Option<Verdict>),
+    /// This is the answer (429 or 401).
+    Refuse(Response),
+}
+
+/// Around every route: [`Guard::admit`], then the route, then the
+/// `RateLimit-*` headers on its answer.
+#[derive(Clone)]
+pub struct GuardLayer {
+    guard: Arc<Guard>,
+}
+
+impl GuardLayer {
+    pub fn new(guard: Arc<Guard>) -> GuardLayer {
+        GuardLayer { guard }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guarded<S>;
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            guard: self.guard.clone(),
         }
-        verdict = checks.into_iter().min_by_key(|v| v.remaining);
+    }
+}
+
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+impl<S> Service<Request> for Guarded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
-    if needs_key(&path) && !guard.key_digests.is_empty() && matched.is_none() {
-        let msg = if presented.is_some() {
-            "Invalid API key"
-        } else {
-            "An API key is required (Authorization: Bearer <key> or X-API-Key)"
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let verdict = match self.guard.admit(&mut req) {
+            Admission::Pass(verdict) => verdict,
+            Admission::Refuse(answer) => return Box::pin(std::future::ready(Ok(answer))),
         };
-        let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg).into_response();
-        resp.headers_mut().insert(
-            axum::http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
-        return resp;
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if let Some(v) = verdict {
+                set_headers(&mut resp, &v);
+            }
+            Ok(resp)
+        })
     }
-
-    let mut resp = next.run(req).await;
-    if let Some(v) = verdict {
-        set_headers(&mut resp, &v);
-    }
-    resp
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! JSON. Handlers only translate between HTTP and the domain modules.
 //!
 //! Stack, outermost first (every request passes all of them):
-//! `observe` (request id, span, access line, metrics, Sentry) → `shape_errors`
-//! (every error as JSON; in production no internal detail in a 5xx) → catch
-//! panic (500, the process lives on) → `read_body` (the whole body within
+//! `Observe` (request id, span, access line, metrics, Sentry; inside its span
+//! `error::shape`: every error as JSON, in production no internal detail in a
+//! 5xx) → catch panic (500, the process lives on) → `ReadBody` (the whole body within
 //! `server.bodyReadTimeoutMs`, else 408; at most `server.bodyLimitBytes`,
 //! else 413) → timeout → load shedding (503 beyond
 //! `server.maxConcurrentRequests`, no unbounded queue) → body limit (413) →
@@ -79,7 +79,7 @@ pub fn routes(state: AppState) -> Router {
         )
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn(observe::remember_route))
+        .route_layer(observe::RememberRouteLayer)
         .with_state(state)
 }
 
@@ -155,24 +155,86 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
     Some(base.allow_origin(AllowOrigin::list(list)))
 }
 
-/// Limits of [`read_body`].
-#[derive(Clone, Copy, Debug)]
-struct BodyLimits {
-    max_bytes: usize,
-    deadline: Duration,
+/// The service `poll_ready` made ready, leaving a clone in its place: the
+/// tower idiom for a service whose future outlives `&mut self`.
+fn take_ready<S: Clone>(slot: &mut S) -> S {
+    let fresh = slot.clone();
+    std::mem::replace(slot, fresh)
 }
 
 /// Read the whole request body before the request may take a concurrency
 /// slot: within `deadline` (else 408 and the connection is closed) and at
 /// most `max_bytes` (else 413, without reading it when Content-Length says so).
+#[derive(Clone, Copy, Debug)]
+struct ReadBodyLayer {
+    max_bytes: usize,
+    deadline: Duration,
+}
+
+impl<S> tower::Layer<S> for ReadBodyLayer {
+    type Service = ReadBody<S>;
+    fn layer(&self, inner: S) -> ReadBody<S> {
+        ReadBody {
+            inner,
+            limits: *self,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ReadBody<S> {
+    inner: S,
+    limits: ReadBodyLayer,
+}
+
+impl<S, B> tower::Service<axum::extract::Request> for ReadBody<S>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::http::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let mut inner = take_ready(&mut self.inner);
+        let limits = self.limits;
+        Box::pin(async move {
+            let req = match read_body(limits, req).await {
+                Ok(req) => req,
+                Err(refusal) => return Ok(refusal),
+            };
+            match inner.call(req).await {
+                Ok(resp) => Ok(resp.map(axum::body::Body::new)),
+                Err(never) => match never {},
+            }
+        })
+    }
+}
+
+/// The request with its body read whole, or the refusal to answer instead.
 async fn read_body(
-    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    limits: ReadBodyLayer,
     req: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
+) -> Result<axum::extract::Request, Response> {
     use hyper::body::Body as _;
     if req.body().is_end_stream() {
-        return next.run(req).await;
+        return Ok(req);
     }
     let too_large = || {
         ApiError::new(
@@ -188,21 +250,21 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_bytes as u64) {
-        return too_large();
+        return Err(too_large());
     }
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, limits.max_bytes);
     match tokio::time::timeout(limits.deadline, http_body_util::BodyExt::collect(limited)).await {
-        Ok(Ok(collected)) => {
-            let req = axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(collected.to_bytes()),
-            );
-            next.run(req).await
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_large(),
-        Ok(Err(_)) => ApiError::bad_request("bad_request", "The request body could not be read")
-            .into_response(),
+        Ok(Ok(collected)) => Ok(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(collected.to_bytes()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "bad_request",
+            "The request body could not be read",
+        )
+        .into_response()),
         Err(_) => {
             ::metrics::counter!("http_body_read_timeouts_total").increment(1);
             let mut resp = ApiError::new(
@@ -215,7 +277,7 @@ async fn read_body(
                 axum::http::header::CONNECTION,
                 HeaderValue::from_static("close"),
             );
-            resp
+            Err(resp)
         }
     }
 }
@@ -224,7 +286,7 @@ async fn read_body(
 pub fn service(state: AppState) -> Router {
     let settings = state.settings.clone();
     let guard = state.guard.clone();
-    let routes = routes(state).layer(middleware::from_fn_with_state(guard, guard::guard));
+    let routes = routes(state).layer(guard::GuardLayer::new(guard));
     stack(routes, &settings)
 }
 
@@ -236,7 +298,7 @@ pub fn stack(routes: Router, settings: &Settings) -> Router {
     let inner = routes
         .layer(tower::util::option_layer(cors(settings)))
         .layer(RequestBodyLimitLayer::new(settings.server.body_limit_bytes));
-    let limits = BodyLimits {
+    let limits = ReadBodyLayer {
         max_bytes: settings.server.body_limit_bytes,
         deadline: settings.server.body_read_timeout,
     };
@@ -244,10 +306,9 @@ pub fn stack(routes: Router, settings: &Settings) -> Router {
         hide_internal: settings.env == crate::config::Environment::Production,
     };
     let stacked = ServiceBuilder::new()
-        .layer(middleware::from_fn(observe::observe))
-        .layer(middleware::from_fn_with_state(policy, error::shape_errors))
+        .layer(observe::ObserveLayer { policy })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(limits, read_body))
+        .layer(limits)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             timeout,
@@ -301,7 +362,7 @@ mod tests {
                 }),
             )
             .route("/fast", get(|| async { "ok" }))
-            .route_layer(middleware::from_fn(observe::remember_route))
+            .route_layer(observe::RememberRouteLayer)
     }
 
     fn settings(max: usize, timeout_ms: u64) -> Settings {

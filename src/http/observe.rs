@@ -2,17 +2,26 @@
 //! HTTP metrics and the Sentry event for every 5xx.
 //!
 //! It runs before routing (it wraps the whole router), so the route template
-//! is learnt after the fact: [`remember_route`] runs inside the router and
-//! copies axum's `MatchedPath` into the response extensions.
+//! is learnt after the fact: [`RememberRoute`] runs inside the router and
+//! writes axum's `MatchedPath` into the request's [`RouteSlot`].
+//!
+//! Both are hand-written tower services rather than `from_fn` middleware:
+//! the whole answer to a request is one boxed future, and the route layer
+//! adds none.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
+use tower::{Layer, Service};
 use tracing::Instrument;
+
+use super::error::ErrorPolicy;
 
 /// The id of the request being served: the caller's `X-Request-Id` when it is
 /// sane, else a fresh UUID. Echoed back in the `X-Request-Id` header. Kept as
@@ -68,83 +77,165 @@ fn route_label(template: &str) -> Cow<'static, str> {
     }
 }
 
-/// Inside the router: record which route template matched.
-pub async fn remember_route(req: Request, next: Next) -> Response {
-    if let (Some(slot), Some(m)) = (
-        req.extensions().get::<RouteSlot>(),
-        req.extensions().get::<MatchedPath>(),
-    ) {
-        *slot.0.lock() = Some(route_label(m.as_str()));
+/// Inside the router, around each route: record which route template
+/// matched. Synchronous, so it adds no future of its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RememberRouteLayer;
+
+impl<S> Layer<S> for RememberRouteLayer {
+    type Service = RememberRoute<S>;
+    fn layer(&self, inner: S) -> RememberRoute<S> {
+        RememberRoute { inner }
     }
-    next.run(req).await
 }
 
-/// Outside everything: id, span, access line, metrics, Sentry.
-pub async fn observe(mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = RequestId(
-        req.headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(sane_request_id)
-            .unwrap_or_else(fresh_request_id),
-    );
-    req.extensions_mut().insert(id.clone());
-    let slot = RouteSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let method = req.method().clone();
-    // The URL and the peer are only for the access line: skip formatting
-    // them when that line is filtered out.
-    let access_line = tracing::enabled!(tracing::Level::INFO);
-    let url = if access_line {
-        req.uri().to_string()
-    } else {
-        String::new()
-    };
-    let remote = match req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        Some(c) if access_line => c.0.ip().to_string(),
-        _ => String::new(),
-    };
+#[derive(Clone, Debug)]
+pub struct RememberRoute<S> {
+    inner: S,
+}
 
-    let span = tracing::info_span!("request", reqId = id.as_str());
-    let mut resp =
-        crate::telemetry::RequestScope::new(next.run(req).instrument(span.clone())).await;
+impl<S: Service<Request>> Service<Request> for RememberRoute<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
 
-    let status = resp.status();
-    let elapsed = start.elapsed();
-    let route = slot.0.lock().take().unwrap_or(Cow::Borrowed("unmatched"));
-    resp.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
-
-    if access_line {
-        let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-        span.in_scope(|| {
-            tracing::info!(
-                method = %method,
-                url = %url,
-                route = %route,
-                statusCode = status.as_u16(),
-                responseTime = response_time,
-                remoteAddress = %remote,
-                "request completed"
-            );
-        });
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
 
-    if status.is_server_error() {
-        let panic = resp
+    fn call(&mut self, req: Request) -> S::Future {
+        if let (Some(slot), Some(m)) = (
+            req.extensions().get::<RouteSlot>(),
+            req.extensions().get::<MatchedPath>(),
+        ) {
+            *slot.0.lock() = Some(route_label(m.as_str()));
+        }
+        self.inner.call(req)
+    }
+}
+
+/// The outermost layer: id, span, access line, metrics and Sentry, with the
+/// error shaping of [`super::error::shape`] inside the span.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObserveLayer {
+    pub policy: ErrorPolicy,
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            policy: self.policy,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Observe<S> {
+    inner: S,
+    policy: ErrorPolicy,
+}
+
+/// The whole answer to one request, boxed once.
+type Answer = dyn Future<Output = Result<Response, Infallible>> + Send;
+
+impl<S, B> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = crate::telemetry::RequestScope<Answer>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = Instant::now();
+        let mut inner = super::take_ready(&mut self.inner);
+        let policy = self.policy;
+        let id = RequestId(
+            req.headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(sane_request_id)
+                .unwrap_or_else(fresh_request_id),
+        );
+        req.extensions_mut().insert(id.clone());
+        let slot = RouteSlot::default();
+        req.extensions_mut().insert(slot.clone());
+        let method = req.method().clone();
+        // The URL and the peer are only for the access line: skip formatting
+        // them when that line is filtered out.
+        let access_line = tracing::enabled!(tracing::Level::INFO);
+        let url = if access_line {
+            req.uri().to_string()
+        } else {
+            String::new()
+        };
+        let remote = match req
             .extensions()
-            .get::<PanicMessage>()
-            .map(|p| p.0.as_str());
-        report_server_error(id.as_str(), method.as_str(), &route, status, panic);
-    }
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            Some(c) if access_line => c.0.ip().to_string(),
+            _ => String::new(),
+        };
+        let span = tracing::info_span!("request", reqId = id.as_str());
 
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    resp
+        crate::telemetry::RequestScope::from_box(Box::pin(async move {
+            let shaped_id = id.clone();
+            let mut resp = async move {
+                let resp = match inner.call(req).await {
+                    Ok(resp) => resp.map(axum::body::Body::new),
+                    Err(never) => match never {},
+                };
+                super::error::shape(policy, Some(&shaped_id), resp).await
+            }
+            .instrument(span.clone())
+            .await;
+
+            let status = resp.status();
+            let elapsed = start.elapsed();
+            let route = slot.0.lock().take().unwrap_or(Cow::Borrowed("unmatched"));
+            resp.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
+
+            if access_line {
+                let response_time = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+                span.in_scope(|| {
+                    tracing::info!(
+                        method = %method,
+                        url = %url,
+                        route = %route,
+                        statusCode = status.as_u16(),
+                        responseTime = response_time,
+                        remoteAddress = %remote,
+                        "request completed"
+                    );
+                });
+            }
+
+            if status.is_server_error() {
+                let panic = resp
+                    .extensions()
+                    .get::<PanicMessage>()
+                    .map(|p| p.0.as_str());
+                report_server_error(id.as_str(), method.as_str(), &route, status, panic);
+            }
+
+            metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status_label(status))
+                .increment(1);
+            metrics::histogram!("http_request_duration_seconds", "route" => route)
+                .record(elapsed.as_secs_f64());
+            Ok(resp)
+        }))
+    }
 }
 
 /// The method as a metric label; the common ones without an allocation.
