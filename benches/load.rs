@@ -341,6 +341,36 @@ struct CpuSnapshot {
     client: Option<u64>,
     redis: Option<u64>,
     redis_calls: Option<BTreeMap<String, u64>>,
+    /// The machine's (steal, all) clock ticks from /proc/stat.
+    machine: Option<(u64, u64)>,
+}
+
+/// (steal, total) ticks of the whole machine since boot, from the `cpu`
+/// line of /proc/stat. On a virtual machine, steal is the time the host ran
+/// something else while this guest wanted its CPU: the share of the run it
+/// takes says how far the wall-clock figures of that run can be trusted.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]:
+    // guest time is already counted in user and nice.
+    let total = fields.iter().take(8).sum();
+    Some((*fields.get(7)?, total))
+}
+
+/// Steal as a percentage of all the machine's ticks between two snapshots.
+fn steal_pct(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> String {
+    match (a, b) {
+        (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
+            format!("{:.1}", 100.0 * s1.saturating_sub(s0) as f64 / (t1 - t0) as f64)
+        }
+        _ => "-".into(),
+    }
 }
 
 fn cpu_snapshot(in_process: bool, redis: Option<&RedisServer>) -> CpuSnapshot {
@@ -349,6 +379,7 @@ fn cpu_snapshot(in_process: bool, redis: Option<&RedisServer>) -> CpuSnapshot {
         client: thread_cpu_ns(CLIENT_THREAD),
         redis: redis.and_then(redis_cpu_ns),
         redis_calls: redis.and_then(redis_calls),
+        machine: machine_ticks(),
     }
 }
 
@@ -1004,10 +1035,11 @@ fn run(o: &Options) -> Result<bool, String> {
         _ => "-".into(),
     };
     println!(
-        "cpu         server {}; client {}; redis-server {}",
+        "cpu         server {}; client {}; redis-server {}; host steal {} %",
         per(before.server, after.server),
         per(before.client, after.client),
-        per(before.redis, after.redis)
+        per(before.redis, after.redis),
+        steal_pct(before.machine, after.machine)
     );
     if let (Some(a), Some(b)) = (&before.redis_calls, &after.redis_calls)
         && answered > 0
@@ -1080,7 +1112,7 @@ fn run(o: &Options) -> Result<bool, String> {
     }
     // One line for scripts.
     println!(
-        "summary route={} store={} chain={} concurrency={} rate={} answered={answered} accepted={} errors={errors} wall_s={secs:.3} rps={:.1} accepted_rps={:.1} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} server_us={} client_us={} redis_us={} ok={}",
+        "summary route={} store={} chain={} concurrency={} rate={} answered={answered} accepted={} errors={errors} wall_s={secs:.3} rps={:.1} accepted_rps={:.1} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} server_us={} client_us={} redis_us={} steal_pct={} ok={}",
         o.route.path().trim_start_matches('/'),
         match (&o.url, o.store) {
             (Some(_), _) => "external",
@@ -1100,6 +1132,7 @@ fn run(o: &Options) -> Result<bool, String> {
         per_us(before.server, after.server),
         per_us(before.client, after.client),
         per_us(before.redis, after.redis),
+        steal_pct(before.machine, after.machine),
         all_ok
     );
 

@@ -25,7 +25,11 @@
 #
 # Environment: SECS (10), RUNS (3), ROWS (all), RATE (2000), VERIFY_POOL (4096),
 # SETTLE_POOL (SECS x 12000), BF_POOL (SECS x 10000), BIN (a built load binary;
-# default: build it with `cargo bench --bench load --no-run`), OUT.
+# default: build it with `cargo bench --bench load --no-run`), OUT, ED25519
+# (1: after the rows, when verify-memory ran, time one Ed25519 check with
+# criterion and print the CPU ratio of point 1; VERIFY_BIN skips its build).
+# Every row also reports the host's steal time (a virtual machine's CPU
+# taken by other guests): figures from runs with high steal are not comparable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-10}
@@ -69,8 +73,8 @@ stats() { # "median (min-max)" of the numbers on stdin
 
 echo "bench-series: SECS=$SECS RUNS=$RUNS binary $BIN; logs in $OUT"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-TABLE="| row | runs ok | req/s | accepted/s | p50 ms | p99 ms | server CPU us/req | redis CPU us/req |"
-TABLE+=$'\n'"|---|---|---|---|---|---|---|---|"
+TABLE="| row | runs ok | req/s | accepted/s | p50 ms | p99 ms | server CPU us/req | redis CPU us/req | host steal % |"
+TABLE+=$'\n'"|---|---|---|---|---|---|---|---|---|"
 for row in $ROWS; do
   args=$(args_of "$row")
   : >"$OUT/$row.summary"
@@ -96,8 +100,22 @@ for row in $ROWS; do
     echo "$row run $run: $(echo "$line" | cut -d' ' -f2-)"
   done
   col() { field "$1" <"$OUT/$row.summary" | { grep -v '^-$' || true; } | stats; }
-  TABLE+=$'\n'"| $row | $ok/$RUNS | $(col rps) | $(col accepted_rps) | $(col p50_ms) | $(col p99_ms) | $(col server_us) | $(col redis_us) |"
+  TABLE+=$'\n'"| $row | $ok/$RUNS | $(col rps) | $(col accepted_rps) | $(col p50_ms) | $(col p99_ms) | $(col server_us) | $(col redis_us) | $(col steal_pct) |"
 done
 echo
 echo "median (min-max) of $RUNS runs of $SECS s each; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$TABLE"
+
+# Point 1 of issue 15 compares the server CPU per /verify with one Ed25519
+# check measured in the same session (criterion, benches/verify.rs).
+if [ "${ED25519:-1}" = 1 ] && [ -s "$OUT/verify-memory.summary" ]; then
+  if [ -z "${VERIFY_BIN:-}" ]; then
+    cargo bench --bench verify --no-run 2>&1 | tail -1
+    VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
+  fi
+  ed=$("$VERIFY_BIN" --bench '1 Ed25519' 2>&1 | awk '/time:/ {v = $4; if ($5 == "ns") v /= 1000; if ($5 == "ms") v *= 1000; print v; exit}')
+  cpu=$(field server_us <"$OUT/verify-memory.summary" | stats | cut -d' ' -f1)
+  echo
+  echo "one Ed25519 check (criterion, median estimate): $ed us; server CPU per /verify (memory, median): $cpu us;" \
+    "ratio $(awk -v c="$cpu" -v e="$ed" 'BEGIN {printf "%.2f", c / e}')"
+fi
