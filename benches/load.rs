@@ -367,7 +367,10 @@ fn machine_ticks() -> Option<(u64, u64)> {
 fn steal_pct(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> String {
     match (a, b) {
         (Some((s0, t0)), Some((s1, t1))) if t1 > t0 => {
-            format!("{:.1}", 100.0 * s1.saturating_sub(s0) as f64 / (t1 - t0) as f64)
+            format!(
+                "{:.1}",
+                100.0 * s1.saturating_sub(s0) as f64 / (t1 - t0) as f64
+            )
         }
         _ => "-".into(),
     }
@@ -843,6 +846,11 @@ fn run(o: &Options) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(o.concurrency)
+        // Below the server's default keep-alive (`server.keepAliveTimeoutMs`,
+        // 5 s): a connection the pool keeps longer may be closed by the
+        // server just as a request is put on it, which an open-loop run at a
+        // low rate (idle connections) hits about once in 60,000 requests.
+        .pool_idle_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(90))
         .build()

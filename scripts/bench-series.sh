@@ -113,7 +113,8 @@ if [ "${ED25519:-1}" = 1 ] && [ -s "$OUT/verify-memory.summary" ]; then
     cargo bench --bench verify --no-run 2>&1 | tail -1
     VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
   fi
-  ed=$("$VERIFY_BIN" --bench '1 Ed25519' 2>&1 | awk '/time:/ {v = $4; if ($5 == "ns") v /= 1000; if ($5 == "ms") v *= 1000; print v; exit}')
+  "$VERIFY_BIN" --bench '1 Ed25519' >"$OUT/ed25519.log" 2>&1
+  ed=$(awk '/time:/ {v = $4; if ($5 == "ns") v /= 1000; if ($5 == "ms") v *= 1000; print v; exit}' "$OUT/ed25519.log")
   cpu=$(field server_us <"$OUT/verify-memory.summary" | stats | cut -d' ' -f1)
   echo
   echo "one Ed25519 check (criterion, median estimate): $ed us; server CPU per /verify (memory, median): $cpu us;" \

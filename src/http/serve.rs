@@ -7,7 +7,7 @@
 //! | open connections | `server.maxConnections` | a semaphore: at the cap, accepting waits (new clients queue in the kernel's backlog) |
 //! | a request head | `server.headerReadTimeoutMs` from accept or the previous response | hyper's HTTP/1 header timer (which needs the `TokioTimer` that `axum::serve` never set) and, for the protocol-detection phase and HTTP/2, the watchdog below |
 //! | an idle kept-alive connection | `server.keepAliveTimeoutMs` with no byte of a new request | the watchdog |
-//! | a request body | `server.bodyReadTimeoutMs` from its head | the `read_body` layer of the tower stack (408, then the connection closes) |
+//! | a request body | `server.bodyReadTimeoutMs` from its head | the `ReadBody` layer of the tower stack (408, then the connection closes) |
 //! | processing | `server.requestTimeoutMs` | the tower stack's timeout |
 //!
 //! The watchdog is one `select!` per connection: while no request on the
