@@ -291,16 +291,8 @@ pub struct RequestScope<F: ?Sized> {
     inner: std::pin::Pin<Box<F>>,
 }
 
-impl<F> RequestScope<F> {
-    pub fn new(inner: F) -> Self {
-        RequestScope {
-            inner: Box::pin(inner),
-        }
-    }
-}
-
 impl<F: ?Sized> RequestScope<F> {
-    /// Around a future that is already boxed (a `dyn Future`): no second box.
+    /// Around a boxed future (a `dyn Future` too, so it is boxed only once).
     pub fn from_box(inner: std::pin::Pin<Box<F>>) -> Self {
         RequestScope { inner }
     }

@@ -162,6 +162,24 @@ fn take_ready<S: Clone>(slot: &mut S) -> S {
     std::mem::replace(slot, fresh)
 }
 
+/// Call a layer of the stack that cannot fail, giving its answer axum's body
+/// type (a body that already is one is not boxed again).
+async fn answer_of<S, B>(mut inner: S, req: axum::extract::Request) -> Response
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::http::Response<B>,
+            Error = std::convert::Infallible,
+        >,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match inner.call(req).await {
+        Ok(resp) => resp.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
+}
+
 /// Read the whole request body before the request may take a concurrency
 /// slot: within `deadline` (else 408 and the connection is closed) and at
 /// most `max_bytes` (else 413, without reading it when Content-Length says so).
@@ -212,17 +230,13 @@ where
     }
 
     fn call(&mut self, req: axum::extract::Request) -> Self::Future {
-        let mut inner = take_ready(&mut self.inner);
+        let inner = take_ready(&mut self.inner);
         let limits = self.limits;
         Box::pin(async move {
-            let req = match read_body(limits, req).await {
-                Ok(req) => req,
-                Err(refusal) => return Ok(refusal),
-            };
-            match inner.call(req).await {
-                Ok(resp) => Ok(resp.map(axum::body::Body::new)),
-                Err(never) => match never {},
-            }
+            Ok(match read_body(limits, req).await {
+                Ok(req) => answer_of(inner, req).await,
+                Err(refusal) => refusal,
+            })
         })
     }
 }

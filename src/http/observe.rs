@@ -160,7 +160,7 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let start = Instant::now();
-        let mut inner = super::take_ready(&mut self.inner);
+        let inner = super::take_ready(&mut self.inner);
         let policy = self.policy;
         let id = RequestId(
             req.headers()
@@ -190,13 +190,9 @@ where
         let span = tracing::info_span!("request", reqId = id.as_str());
 
         crate::telemetry::RequestScope::from_box(Box::pin(async move {
-            let shaped_id = id.clone();
-            let mut resp = async move {
-                let resp = match inner.call(req).await {
-                    Ok(resp) => resp.map(axum::body::Body::new),
-                    Err(never) => match never {},
-                };
-                super::error::shape(policy, Some(&shaped_id), resp).await
+            let mut resp = async {
+                let resp = super::answer_of(inner, req).await;
+                super::error::shape(policy, Some(&id), resp).await
             }
             .instrument(span.clone())
             .await;
