@@ -222,19 +222,24 @@ where
     type Error = std::convert::Infallible;
     type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
 
+    /// Always ready: the layers below (load shedding, the concurrency limit)
+    /// are asked only once the body is in, since asking takes a slot.
     fn poll_ready(
         &mut self,
-        cx: &mut std::task::Context<'_>,
+        _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: axum::extract::Request) -> Self::Future {
-        let inner = take_ready(&mut self.inner);
+        let mut inner = self.inner.clone();
         let limits = self.limits;
         Box::pin(async move {
             Ok(match read_body(limits, req).await {
-                Ok(req) => answer_of(inner, req).await,
+                Ok(req) => match tower::ServiceExt::ready(&mut inner).await {
+                    Ok(ready) => answer_of(ready, req).await,
+                    Err(never) => match never {},
+                },
                 Err(refusal) => refusal,
             })
         })
@@ -476,6 +481,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(after.status(), StatusCode::OK);
+    }
+
+    /// A request still sending its body holds no concurrency slot: with one
+    /// slot, another request is served while the first body trickles, and the
+    /// first is served once its body is in.
+    #[tokio::test]
+    async fn a_body_still_arriving_holds_no_concurrency_slot() {
+        let svc = stack(test_router(), &settings(1, 10_000));
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<axum::body::Bytes, BoxError>>();
+        tx.unbounded_send(Ok(axum::body::Bytes::from_static(b"{")))
+            .unwrap();
+        let trickling = tokio::spawn(
+            svc.clone()
+                .oneshot(Request::get("/fast").body(Body::from_stream(rx)).unwrap()),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!trickling.is_finished());
+        for _ in 0..3 {
+            let other = svc
+                .clone()
+                .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(other.status(), StatusCode::OK);
+        }
+        tx.unbounded_send(Ok(axum::body::Bytes::from_static(b"}")))
+            .unwrap();
+        drop(tx);
+        let first = trickling.await.unwrap().unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
     }
 
     #[tokio::test]
