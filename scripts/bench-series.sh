@@ -113,7 +113,7 @@ if [ "${ED25519:-1}" = 1 ] && [ -s "$OUT/verify-memory.summary" ]; then
     cargo bench --bench verify --no-run 2>&1 | tail -1
     VERIFY_BIN=$(ls -t "$TARGET"/release/deps/verify-* | grep -v '\.d$' | head -1)
   fi
-  "$VERIFY_BIN" --bench '1 Ed25519' >"$OUT/ed25519.log" 2>&1
+  "$VERIFY_BIN" --bench 'key from bytes' >"$OUT/ed25519.log" 2>&1
   ed=$(awk '/time:/ {v = $4; if ($5 == "ns") v /= 1000; if ($5 == "ms") v *= 1000; print v; exit}' "$OUT/ed25519.log")
   cpu=$(field server_us <"$OUT/verify-memory.summary" | stats | cut -d' ' -f1)
   echo

@@ -9,6 +9,7 @@
 //! | [`ledger`] | [`UtxoState`] (tri-state lookup answer), [`UtxoInfo`], [`ProtocolParams`] |
 //! | [`cbor`] | iterative CBOR well-formedness scanner guarding every decoder |
 //! | [`tx`] | [`ParsedTx`], the owned view of one signed transaction |
+//! | [`ed25519`] | strict witness signature checks, remembering recently decoded keys |
 //! | [`address`] | strict Shelley address parsing and bech32 |
 //! | [`shape`] | the node's strict record shapes (exact element counts, set rules) |
 //! | [`phase1`] | the ledger's phase-1 rules, shared by verify and the devnet |
@@ -20,6 +21,7 @@
 
 pub mod address;
 pub mod cbor;
+pub mod ed25519;
 pub mod ledger;
 pub mod network;
 pub mod phase1;

@@ -85,10 +85,7 @@ impl VkeyWitness {
     }
 }
 
-/// Blake2b-224 of a 32-byte Ed25519 verification key.
-pub fn key_hash(vkey: &[u8; 32]) -> [u8; 28] {
-    *Hasher::<224>::hash(vkey)
-}
+pub use super::ed25519::key_hash;
 
 /// Why the witnesses do not authorise the transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -525,22 +522,20 @@ impl ParsedTx {
         }
         let mut signers = BTreeSet::new();
         for (index, w) in self.vkey_witnesses.iter().enumerate() {
-            if !verify_ed25519(&w.vkey, self.id.as_bytes(), &w.signature) {
+            let Some(signer) = super::ed25519::verify(&w.vkey, self.id.as_bytes(), &w.signature)
+            else {
                 return Err(WitnessError::Invalid { index });
-            }
-            signers.insert(w.key_hash());
+            };
+            signers.insert(signer);
         }
         Ok(signers)
     }
 }
 
-/// Strict Ed25519 verification (see [`ParsedTx::verify_witnesses`]).
+/// Strict Ed25519 verification (see [`ParsedTx::verify_witnesses`] and
+/// [`super::ed25519`]).
 pub fn verify_ed25519(vkey: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool {
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(vkey) else {
-        return false;
-    };
-    let sig = ed25519_dalek::Signature::from_bytes(signature);
-    key.verify_strict(msg, &sig).is_ok()
+    super::ed25519::verify(vkey, msg, signature).is_some()
 }
 
 // The fixtures are built and signed by the buyer's builder.
