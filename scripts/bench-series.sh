@@ -107,7 +107,9 @@ echo "median (min-max) of $RUNS runs of $SECS s each; load average now $(cut -d'
 echo "$TABLE"
 
 # Point 1 of issue 15 compares the server CPU per /verify with one Ed25519
-# check measured in the same session (criterion, benches/verify.rs).
+# check measured in the same session (criterion, benches/verify.rs): one strict
+# verification from the key's bytes, as any verifier pays it (the service
+# itself skips the key's decoding for a key it met recently: cardano::ed25519).
 if [ "${ED25519:-1}" = 1 ] && [ -s "$OUT/verify-memory.summary" ]; then
   if [ -z "${VERIFY_BIN:-}" ]; then
     cargo bench --bench verify --no-run 2>&1 | tail -1
