@@ -138,7 +138,6 @@ mod tests {
     #[test]
     fn a_remembered_key_never_stands_in_for_a_signature() {
         let memo = KeyMemo::new();
-        let verify = |k: &[u8; 32], m: &[u8], s: &[u8; 64]| memo.verify(k, m, s);
         let k = signer(11);
         let vkey = k.verifying_key().to_bytes();
         let msg = [3u8; 32];
@@ -147,18 +146,18 @@ mod tests {
         // A refused signature does not get its key remembered.
         let mut bad = good;
         bad[5] ^= 1;
-        assert_eq!(verify(&vkey, &msg, &bad), None);
+        assert_eq!(memo.verify(&vkey, &msg, &bad), None);
         assert!(!memo.holds(&vkey));
         // The first good check decodes the key and remembers it; the second finds it.
-        assert_eq!(verify(&vkey, &msg, &good), Some(hash));
+        assert_eq!(memo.verify(&vkey, &msg, &good), Some(hash));
         assert!(memo.holds(&vkey));
-        assert_eq!(verify(&vkey, &msg, &good), Some(hash));
+        assert_eq!(memo.verify(&vkey, &msg, &good), Some(hash));
         // With the key remembered: a flipped signature bit, another message,
         // another key's signature are all still refused.
-        assert_eq!(verify(&vkey, &msg, &bad), None);
-        assert_eq!(verify(&vkey, &[4u8; 32], &good), None);
+        assert_eq!(memo.verify(&vkey, &msg, &bad), None);
+        assert_eq!(memo.verify(&vkey, &[4u8; 32], &good), None);
         let other = signer(12).sign(&msg).to_bytes();
-        assert_eq!(verify(&vkey, &msg, &other), None);
+        assert_eq!(memo.verify(&vkey, &msg, &other), None);
         // A non-canonical S (S + l) is refused by the strict check, remembered key or not.
         let mut high_s = good;
         let l: [u8; 32] = [
@@ -171,45 +170,43 @@ mod tests {
             high_s[32 + i] = s as u8;
             carry = s >> 8;
         }
-        assert_eq!(verify(&vkey, &msg, &high_s), None);
+        assert_eq!(memo.verify(&vkey, &msg, &high_s), None);
         assert!(!verify_uncached(&vkey, &msg, &high_s));
         // The remembered key still verifies its genuine signature.
         assert!(memo.holds(&vkey));
-        assert_eq!(verify(&vkey, &msg, &good), Some(hash));
+        assert_eq!(memo.verify(&vkey, &msg, &good), Some(hash));
     }
 
     #[test]
     fn keys_sharing_a_slot_are_told_apart_by_their_bytes() {
         let memo = KeyMemo::new();
-        let verify = |k: &[u8; 32], m: &[u8], s: &[u8; 64]| memo.verify(k, m, s);
         let a = signer(21);
         let a_bytes = a.verifying_key().to_bytes();
         let b = slot_mate(&a_bytes);
         let b_bytes = b.verifying_key().to_bytes();
         let msg = [9u8; 32];
         let (sa, sb) = (a.sign(&msg).to_bytes(), b.sign(&msg).to_bytes());
-        assert_eq!(verify(&a_bytes, &msg, &sa), Some(key_hash(&a_bytes)));
+        assert_eq!(memo.verify(&a_bytes, &msg, &sa), Some(key_hash(&a_bytes)));
         assert!(memo.holds(&a_bytes));
         // With A in the slot, B's bytes do not find it: A's signature under
         // B's key fails, and B's own check decodes B and takes the slot.
-        assert_eq!(verify(&b_bytes, &msg, &sa), None);
+        assert_eq!(memo.verify(&b_bytes, &msg, &sa), None);
         assert!(memo.holds(&a_bytes));
-        assert_eq!(verify(&b_bytes, &msg, &sb), Some(key_hash(&b_bytes)));
+        assert_eq!(memo.verify(&b_bytes, &msg, &sb), Some(key_hash(&b_bytes)));
         assert!(memo.holds(&b_bytes) && !memo.holds(&a_bytes));
-        assert_eq!(verify(&a_bytes, &msg, &sb), None);
-        assert_eq!(verify(&a_bytes, &msg, &sa), Some(key_hash(&a_bytes)));
+        assert_eq!(memo.verify(&a_bytes, &msg, &sb), None);
+        assert_eq!(memo.verify(&a_bytes, &msg, &sa), Some(key_hash(&a_bytes)));
         assert!(memo.holds(&a_bytes));
     }
 
     #[test]
     fn invalid_keys_and_small_order_keys_are_refused_and_not_remembered() {
         let memo = KeyMemo::new();
-        let verify = |k: &[u8; 32], m: &[u8], s: &[u8; 64]| memo.verify(k, m, s);
         let msg = [1u8; 32];
         // y = 2 is not on the curve (no square root): not a key.
         let mut not_a_point = [0u8; 32];
         not_a_point[0] = 2;
-        assert_eq!(verify(&not_a_point, &msg, &[0u8; 64]), None);
+        assert_eq!(memo.verify(&not_a_point, &msg, &[0u8; 64]), None);
         // The identity (y = 1) is of small order; with R = identity and S = 0
         // the plain equation holds for any message, and the strict check refuses it.
         let mut identity = [0u8; 32];
@@ -217,7 +214,7 @@ mod tests {
         let mut sig = [0u8; 64];
         sig[0] = 1;
         assert!(!verify_uncached(&identity, &msg, &sig));
-        assert_eq!(verify(&identity, &msg, &sig), None);
+        assert_eq!(memo.verify(&identity, &msg, &sig), None);
         assert!(!memo.holds(&identity) && !memo.holds(&not_a_point));
     }
 

@@ -363,6 +363,14 @@ mod tests {
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
     }
 
+    /// `GET path` through `svc`, with an empty body.
+    async fn fetch(svc: &Router, path: &str) -> Response {
+        svc.clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
     fn test_router() -> Router {
         Router::new()
             .route(
@@ -411,10 +419,7 @@ mod tests {
         assert_eq!(body["error"]["statusCode"], 500);
         assert_eq!(body["requestId"], "panic-1");
         assert!(body["timestamp"].is_string());
-        let again = svc
-            .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let again = fetch(&svc, "/fast").await;
         assert_eq!(again.status(), StatusCode::OK);
     }
 
@@ -465,21 +470,14 @@ mod tests {
                 .oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let shed = svc
-            .clone()
-            .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let shed = fetch(&svc, "/fast").await;
         assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(shed.headers()["retry-after"], "1");
         let body = json_of(shed).await;
         assert_eq!(body["error"]["code"], "overloaded");
         let first = slow.await.unwrap().unwrap();
         assert_eq!(first.status(), StatusCode::OK);
-        let after = svc
-            .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let after = fetch(&svc, "/fast").await;
         assert_eq!(after.status(), StatusCode::OK);
     }
 
@@ -499,11 +497,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!trickling.is_finished());
         for _ in 0..3 {
-            let other = svc
-                .clone()
-                .oneshot(Request::get("/fast").body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+            let other = fetch(&svc, "/fast").await;
             assert_eq!(other.status(), StatusCode::OK);
         }
         tx.unbounded_send(Ok(axum::body::Bytes::from_static(b"}")))
@@ -516,10 +510,7 @@ mod tests {
     #[tokio::test]
     async fn a_handler_slower_than_the_timeout_answers_504_json() {
         let svc = stack(test_router(), &settings(16, 300));
-        let resp = svc
-            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = fetch(&svc, "/slow").await;
         assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
         let body = json_of(resp).await;
         assert_eq!(body["error"]["code"], "timeout");
